@@ -44,6 +44,9 @@ OBJS_OF = $(patsubst %.c,$(BUILD)/%.o,$(call SRCS_OF,$(1)))
 
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+# Helper programs the tests and scripts call (tests/tool_<module>_*.c), linked the same way.
+TOOL_SRCS := $(wildcard tests/tool_*.c)
+TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 
 .PHONY: all deps data test test-build run-tests test-san demo bench check-reference clean
@@ -90,12 +93,17 @@ $(BUILD)/%.o: %.c | .deps-ok
 $(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
 
 ALL_LIBS := $(foreach m,tui senses train model text common,$(call lib,$(m)))
-$(BUILD)/backpack: $(BUILD)/cli/main.o $(ALL_LIBS)
+# cli/ holds main.c and the commands that need every module (eval and generate with
+# --edits use the sense store); it links everything.
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+$(BUILD)/backpack: $(CLI_OBJS) $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 .SECONDEXPANSION:
 $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(foreach m,$$(DEPS_$$(call test_module,$$@)),$$(call lib,$$(m)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+$(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $$(foreach m,$$(DEPS_$$(call test_module,$$@)),$$(call lib,$$(m)))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -108,10 +116,10 @@ test: data
 	@if $(PYTHON) -c 'import torch, numpy' 2>/dev/null; then $(MAKE) check-reference; \
 	 else echo "check-reference: skipped (no python3-torch; 'make check-reference' installs it)"; fi
 
-test-build: $(BUILD)/backpack $(TEST_BINS)
+test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 run-tests: test-build
-	@BACKPACK=$(BUILD)/backpack tests/run.sh $(TEST_BINS)
+	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS)
 
 check-reference: data $(BUILD)/backpack
 	@$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { \

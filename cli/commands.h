@@ -8,7 +8,7 @@
 int cmd_tokenizer(int argc, char **argv);     /* tokenizer train --vocab-size N --out DIR FILES... */
 int cmd_tokenize(int argc, char **argv);      /* tokenize --tokenizer DIR --out PREFIX FILES... */
 int cmd_corpus_brown(int argc, char **argv);  /* corpus-brown --out FILE DIR: tagged Brown -> text */
-/* train/ */
+/* train/ (init, train); cli/ (eval, generate: they may load edits from senses/) */
 int cmd_init(int argc, char **argv);          /* init --out DIR: a randomly initialized model */
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
