@@ -74,6 +74,17 @@ typedef struct {
     float *sense_qkb;                     /* (2d) b_c */
 } ParameterTensors;
 
+/* The fields of ParameterTensors in order: the layout of the one allocation. */
+#define BP_NUM_PARAM_TENSORS 32
+
+/* Element count of each ParameterTensors field, in field order (0 for the sense
+ * tensors of ARCH_TRANSFORMER); returns the total. The config must be valid. */
+size_t backpack_param_sizes(const BackpackConfig *c, size_t sizes[BP_NUM_PARAM_TENSORS]);
+
+/* Points every field of t into memory (which holds backpack_param_sizes() floats);
+ * fields of size 0 become NULL. */
+void backpack_point_tensors(const BackpackConfig *c, float *memory, ParameterTensors *t);
+
 /* One checkpoint tensor: its Hugging Face name, stored shape and view. Per-layer
  * tensors appear once per layer ("backpack.gpt2_model.h.3.ln_1.weight"). For
  * ARCH_TRANSFORMER the names are GPT-2's ("transformer.h.3.ln_1.weight"). */
@@ -86,9 +97,16 @@ typedef struct {
     int is_matrix;            /* 1: AdamW weight decay applies (not biases, LNs, embeddings) */
 } ParamEntry;
 
-/* Dropout and other training-time switches. */
+/* Dropout and other training-time switches.
+ * Dropout sites are those of the Hugging Face code: the transformer's embeddings,
+ * attention probabilities, attention and MLP outputs; in the sense network its input
+ * embedding, the LN_s branch, the block MLP (mlp and residual dropout) and the final
+ * MLP. The sense network runs once per distinct word of the batch, so a word's
+ * sense-network masks are shared by its occurrences in one batch. A forward draws one
+ * 64-bit seed from rng; every mask element is a hash of (seed, site, index), so the
+ * masks do not depend on the thread count and backward regenerates them. */
 typedef struct {
-    float dropout;            /* 0 disables; applied to embeddings, attention, residuals */
+    float dropout;            /* 0 disables; in [0, 1) */
     Rng *rng;                 /* dropout masks; required when dropout > 0 */
 } TrainOptions;
 
@@ -139,7 +157,9 @@ void backpack_param_entries(const Backpack *m, const ParameterTensors *tensors, 
 int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, int T,
                      const TrainOptions *opts, BpError *err);
 
-/* Logits (B, T, V) of the last forward. */
+/* Logits (B, T, V) of the last forward. backpack_backward reuses this buffer for the
+ * logits' gradient (it would otherwise double the largest activation), so read the
+ * logits before calling backward. */
 const float *backpack_logits(const Backpack *m);
 
 void backpack_zero_grad(Backpack *m);

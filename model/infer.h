@@ -33,15 +33,27 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err);
 void infer_free(InferState *s);
 void infer_reset(InferState *s);
 /* Edits stay in force until changed; changing them requires infer_reset (cached sense
- * vectors depend on them). */
+ * vectors depend on them). infer_build starts with the model's m->edits. The edits
+ * (and the vectors they point to) must outlive their use; edits naming a token or
+ * sense out of range are ignored. Several edits of one (word, sense): weights
+ * multiply, the last vector wins. */
 void infer_set_edits(InferState *s, const SenseEdits *edits);
 
 /* Feeds one token and returns the logits (V) for the next one. Fails when the context
  * is full (s->len == s->max_len) or the token is out of range. */
 const float *infer_step(InferState *s, int token, BpError *err);
 
+/* infer_step without the logits (the V x d product): for a prompt's tokens whose
+ * predictions are not needed. The caches, alpha and sense vectors are updated alike. */
+int infer_feed(InferState *s, int token, BpError *err);
+
 /* After infer_step: alpha_l[last, j] for l < k, j < len, laid out (k, max_len), and
- * the context's sense vectors (len, k, d). For ARCH_TRANSFORMER both are NULL. */
+ * the context's sense vectors (len, k, d). For ARCH_TRANSFORMER both are NULL.
+ * Word x_j's sense l added alpha[l * max_len + j] * (E C(x_j)_l)[t] to logit t: the
+ * logits are exactly the sum of these contributions over (j, l). Without edits every
+ * row of alpha sums to 1 over j < len; an edit weight w scales the entries of its
+ * (word, sense) and nothing is renormalized. Vector edits are already substituted in
+ * the sense vectors. */
 const float *infer_alpha(const InferState *s);
 const float *infer_context_senses(const InferState *s);
 

@@ -1,0 +1,115 @@
+/* cmd_eval.c - `backpack eval`: mean loss and perplexity of a model on a token file or a
+ * text file (train/evaluate.h says how the text is cut into windows), optionally with
+ * the sense edits of a sense database in force. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/fileio.h"
+#include "../model/checkpoint.h"
+#include "../senses/edits.h"
+#include "../text/tokenizer.h"
+#include "../text/tokfile.h"
+#include "../train/args.h"
+#include "../train/evaluate.h"
+#include "commands.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+static const char eval_usage[] =
+    "usage: backpack eval --model DIR (--data FILE.tok | --text FILE) [--edits DB]\n"
+    "                     [--context N] [--batch B] [--threads N]\n"
+    "Mean cross-entropy (nats per token) and perplexity = exp(mean loss). The text is cut\n"
+    "into windows of N tokens (default: the model's n_positions); every token after the\n"
+    "first is predicted once, from the tokens before it in its window. A text file is\n"
+    "encoded with the tokenizer in the model directory.\n";
+
+int cmd_eval(int argc, char **argv) {
+    BpError err = {{0}};
+    const char *model_dir = NULL, *data = NULL, *text = NULL, *edits_db = NULL;
+    int context = 0, batch = 8, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            fputs(eval_usage, stdout);
+            return 0;
+        }
+        if (strcmp(f, "--model") && strcmp(f, "--data") && strcmp(f, "--text") &&
+            strcmp(f, "--edits") && strcmp(f, "--context") && strcmp(f, "--batch") &&
+            strcmp(f, "--threads")) {
+            fprintf(stderr, "backpack: eval: unknown option '%s'\n%s", f, eval_usage);
+            return 2;
+        }
+        if (!(v = arg_value(argc, argv, &i, &err))) return cli_error(err.msg);
+        int rc = 0;
+        if (!strcmp(f, "--model")) model_dir = v;
+        else if (!strcmp(f, "--data")) data = v;
+        else if (!strcmp(f, "--text")) text = v;
+        else if (!strcmp(f, "--edits")) edits_db = v;
+        else if (!strcmp(f, "--context")) rc = arg_int(f, v, 1, 1 << 20, &context, &err);
+        else if (!strcmp(f, "--batch")) rc = arg_int(f, v, 1, 4096, &batch, &err);
+        else rc = arg_int(f, v, 0, 1024, &threads, &err);
+        if (rc) return cli_error(err.msg);
+    }
+    if (!model_dir) return cli_error("eval: --model DIR is required");
+    if ((data != NULL) == (text != NULL)) return cli_error("eval: give exactly one of --data FILE.tok and --text FILE");
+    if (threads > 0) {
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+    }
+
+    Backpack m;
+    if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
+    if (context == 0 || context > m.config.n_positions) context = m.config.n_positions;
+    SenseEdits edits = {0};
+    int have_edits = 0, rc = 1;
+    int *ids = NULL;
+    TokFile tf;
+    int tf_open = 0;
+    if (edits_db) {
+        if (sense_edits_load(edits_db, &m, &edits, &err) != 0) goto done;
+        have_edits = 1;
+        m.edits = &edits;
+    }
+    EvalResult res;
+    if (data) {
+        if (tokfile_open(&tf, data, &err) != 0) goto done;
+        tf_open = 1;
+        if (evaluate_tokfile(&m, &tf, context, batch, 0, &res, &err) != 0) {
+            bp_error_prefix(&err, "%s", data);
+            goto done;
+        }
+    } else {
+        Tokenizer *tok;
+        char *content;
+        size_t len, n = 0, cap = 0;
+        if (tokenizer_load(&tok, model_dir, &err) != 0) goto done;
+        if (read_file(text, &content, &len, &err) != 0) {
+            tokenizer_free(tok);
+            goto done;
+        }
+        int erc = tokenizer_encode(tok, content, len, &ids, &n, &cap, &err);
+        free(content);
+        tokenizer_free(tok);
+        if (erc != 0) {
+            bp_error_prefix(&err, "%s", text);
+            goto done;
+        }
+        if (evaluate_ids(&m, ids, n, context, batch, 0, &res, &err) != 0) {
+            bp_error_prefix(&err, "%s", text);
+            goto done;
+        }
+    }
+    printf("loss %.4f  perplexity %.2f  (%llu tokens predicted, %llu windows of up to %d tokens%s)\n",
+           res.mean_loss, res.perplexity, (unsigned long long)res.predictions,
+           (unsigned long long)res.windows, context, have_edits ? ", with edits" : "");
+    rc = 0;
+done:
+    if (rc) cli_error(err.msg);
+    if (tf_open) tokfile_close(&tf);
+    free(ids);
+    if (have_edits) sense_edits_free(&edits);
+    backpack_free(&m);
+    return rc;
+}

@@ -1,0 +1,138 @@
+/* cmd_generate.c - `backpack generate`: text from a prompt, streamed token by token
+ * (train/generate.h), optionally with the sense edits of a sense database in force. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../model/checkpoint.h"
+#include "../senses/edits.h"
+#include "../text/tokenizer.h"
+#include "../train/args.h"
+#include "../train/generate.h"
+#include "commands.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+static const char generate_usage[] =
+    "usage: backpack generate --model DIR --prompt TEXT [--max-tokens N (100)]\n"
+    "                         [--temperature T (0.8)] [--top-k K (0: off)] [--top-p P (0.95)]\n"
+    "                         [--seed S (random)] [--edits DB] [--threads N]\n"
+    "Writes the prompt, then each new token as soon as it is chosen. Temperature 0 is\n"
+    "greedy and deterministic. Generation stops after N tokens or when the model's context\n"
+    "(n_positions tokens) is full. An empty prompt starts from <|endoftext|>.\n";
+
+typedef struct {
+    const Tokenizer *tok;
+} StreamCtx;
+
+static int write_token(int token, void *ctx) {
+    const StreamCtx *s = ctx;
+    size_t len;
+    const char *bytes = tokenizer_token_bytes(s->tok, token, &len);
+    if (bytes) fwrite(bytes, 1, len, stdout);
+    fflush(stdout);
+    return ferror(stdout) ? 1 : 0;  /* a closed pipe stops generation */
+}
+
+int cmd_generate(int argc, char **argv) {
+    BpError err = {{0}};
+    const char *model_dir = NULL, *prompt = NULL, *edits_db = NULL;
+    GenerateConfig cfg = {.sampler = {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f},
+                          .max_tokens = 100};
+    int seed_given = 0, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i], *v;
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
+            fputs(generate_usage, stdout);
+            return 0;
+        }
+        if (strcmp(f, "--model") && strcmp(f, "--prompt") && strcmp(f, "--max-tokens") &&
+            strcmp(f, "--temperature") && strcmp(f, "--top-k") && strcmp(f, "--top-p") &&
+            strcmp(f, "--seed") && strcmp(f, "--edits") && strcmp(f, "--threads")) {
+            fprintf(stderr, "backpack: generate: unknown option '%s'\n%s", f, generate_usage);
+            return 2;
+        }
+        if (!(v = arg_value(argc, argv, &i, &err))) return cli_error(err.msg);
+        int rc = 0;
+        if (!strcmp(f, "--model")) model_dir = v;
+        else if (!strcmp(f, "--prompt")) prompt = v;
+        else if (!strcmp(f, "--edits")) edits_db = v;
+        else if (!strcmp(f, "--max-tokens")) rc = arg_int(f, v, 1, 1 << 24, &cfg.max_tokens, &err);
+        else if (!strcmp(f, "--temperature")) rc = arg_float(f, v, 0, 100, &cfg.sampler.temperature, &err);
+        else if (!strcmp(f, "--top-k")) rc = arg_int(f, v, 0, 1 << 24, &cfg.sampler.top_k, &err);
+        else if (!strcmp(f, "--top-p")) rc = arg_float(f, v, 1e-6, 1, &cfg.sampler.top_p, &err);
+        else if (!strcmp(f, "--seed")) rc = arg_u64(f, v, 0, UINT64_MAX, &cfg.seed, &err), seed_given = 1;
+        else rc = arg_int(f, v, 0, 1024, &threads, &err);
+        if (rc) return cli_error(err.msg);
+    }
+    if (!model_dir) return cli_error("generate: --model DIR is required");
+    if (!prompt) return cli_error("generate: --prompt TEXT is required");
+    if (!seed_given) cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+    if (threads > 0) {
+        omp_set_num_threads(threads);
+        openblas_set_num_threads(threads);
+    }
+
+    Backpack m;
+    Tokenizer *tok = NULL;
+    SenseEdits edits = {0};
+    int have_edits = 0, rc = 1;
+    int *ids = NULL;
+    size_t n = 0, cap = 0;
+    if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
+    if (tokenizer_load(&tok, model_dir, &err) != 0) goto done;
+    if (tokenizer_vocab_size(tok) > m.config.vocab_size) {
+        bp_fail(&err, "%s: the tokenizer has %d ids, the model %d", model_dir,
+                tokenizer_vocab_size(tok), m.config.vocab_size);
+        goto done;
+    }
+    if (edits_db) {
+        if (sense_edits_load(edits_db, &m, &edits, &err) != 0) goto done;
+        have_edits = 1;
+    }
+    if (tokenizer_encode(tok, prompt, strlen(prompt), &ids, &n, &cap, &err) != 0) goto done;
+    if (n == 0) {
+        int eot = tokenizer_eot(tok);
+        if (eot < 0) {
+            bp_fail(&err, "generate: the prompt is empty and the vocabulary has no <|endoftext|>");
+            goto done;
+        }
+        int *one = realloc(ids, sizeof(int));
+        if (!one) {
+            bp_fail(&err, "out of memory");
+            goto done;
+        }
+        ids = one;
+        ids[0] = eot;
+        n = 1;
+    }
+    if (n > (size_t)m.config.n_positions) {
+        bp_fail(&err, "generate: the prompt is %zu tokens, the model's context is %d", n,
+                m.config.n_positions);
+        goto done;
+    }
+    fputs(prompt, stdout);
+    fflush(stdout);
+    StreamCtx ctx = {.tok = tok};
+    GenerateResult res;
+    if (generate(&m, have_edits ? &edits : NULL, ids, (int)n, &cfg, write_token, &ctx, &res, &err) != 0) {
+        fputc('\n', stdout);
+        goto done;
+    }
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (res.hit_context_limit)
+        fprintf(stderr, "backpack: generate: stopped at the context limit (%d tokens)\n",
+                m.config.n_positions);
+    rc = 0;
+done:
+    if (rc) cli_error(err.msg);
+    free(ids);
+    if (have_edits) sense_edits_free(&edits);
+    if (tok) tokenizer_free(tok);
+    backpack_free(&m);
+    return rc;
+}

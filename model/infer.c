@@ -1,0 +1,336 @@
+/* infer.c - one token at a time: the spec's computation for the newest position only,
+ * with everything earlier positions contribute kept in caches.
+ *
+ * Per layer l the transformer keeps the keys and values of every earlier position
+ * (key_cache, value_cache: (L, max_len, d), head h in columns [h d_h, (h+1) d_h)).
+ * The Backpack part keeps, per position j, the sense-weight key K[j] (sense_keys:
+ * (max_len, d), sense l in columns [l d_k, (l+1) d_k)), the sense vectors C(x_j)
+ * (sense_vectors: (max_len, k, d), edit vectors already substituted) and the product
+ * of the edit weights that apply to (x_j, l) (edit_scale, carved from scratch).
+ * A new token then costs O(context * d) for attention and mixing plus the matrix-
+ * vector products of one position; its sense network runs only the first time the
+ * token appears in the context (C(x) depends on x alone).
+ *
+ * All buffers are allocated by infer_build: infer_step does not allocate. Matrix-vector
+ * products go through OpenBLAS (its OpenMP threads); the loops over the context are
+ * small and stay on the calling thread.
+ */
+#include "infer.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Views into s->scratch. S = sense_intermediate_scale * d. */
+typedef struct {
+    float *x;          /* (d) the residual stream of the new position */
+    float *xn;         /* (d) a LayerNorm's output */
+    float *qkv;        /* (3d) query, key, value of the new position */
+    float *att;        /* (max_len) one head's attention probabilities */
+    float *atty;       /* (d) concat_h(P_h V_h) */
+    float *hidden;     /* (max(4d, S)) an MLP's hidden layer */
+    float *h;          /* (d) LN_f(X) of the new position */
+    float *z;          /* (2d) sense-weight query | key */
+    float *o;          /* (d) sum_l sum_j alpha_l[j] C(x_j)_l */
+    float *mix;        /* (max_len, k) alpha transposed, the weights of the mixing gemv */
+    float *r1, *r2;    /* (d) sense-network residuals */
+    float *edit_scale; /* (max_len, k) product of edit weights for (x_j, l); 1 = none */
+} Scratch;
+
+static size_t scratch_floats(const BackpackConfig *c, int max_len) {
+    size_t d = (size_t)c->n_embd, k = (size_t)c->num_senses, n = (size_t)max_len;
+    size_t S = (size_t)c->sense_intermediate_scale * d;
+    size_t hidden = 4 * d > S ? 4 * d : S;
+    return d + d + 3 * d + n + d + hidden + d + 2 * d + d + n * k + d + d + n * k;
+}
+
+static Scratch scratch_views(const InferState *s) {
+    const BackpackConfig *c = &s->model->config;
+    size_t d = (size_t)c->n_embd, k = (size_t)c->num_senses, n = (size_t)s->max_len;
+    size_t S = (size_t)c->sense_intermediate_scale * d;
+    size_t hidden = 4 * d > S ? 4 * d : S;
+    Scratch v;
+    float *p = s->scratch;
+    v.x = p;          p += d;
+    v.xn = p;         p += d;
+    v.qkv = p;        p += 3 * d;
+    v.att = p;        p += n;
+    v.atty = p;       p += d;
+    v.hidden = p;     p += hidden;
+    v.h = p;          p += d;
+    v.z = p;          p += 2 * d;
+    v.o = p;          p += d;
+    v.mix = p;        p += n * k;
+    v.r1 = p;         p += d;
+    v.r2 = p;         p += d;
+    v.edit_scale = p;
+    return v;
+}
+
+int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
+    memset(s, 0, sizeof *s);
+    const BackpackConfig *c = &m->config;
+    if (max_len < 1 || max_len > c->n_positions)
+        return bp_fail(err, "context length %d out of range [1, %d] (n_positions)", max_len,
+                       c->n_positions);
+    size_t d = (size_t)c->n_embd, L = (size_t)c->n_layer, n = (size_t)max_len;
+    int backpack = c->arch == ARCH_BACKPACK;
+    size_t k = backpack ? (size_t)c->num_senses : 0;
+    s->model = m;
+    s->max_len = max_len;
+    s->edits = m->edits;
+    s->tokens = malloc(n * sizeof(int));
+    s->key_cache = malloc(L * n * d * sizeof(float));
+    s->value_cache = malloc(L * n * d * sizeof(float));
+    s->logits = malloc((size_t)c->vocab_size * sizeof(float));
+    s->scratch = malloc(scratch_floats(c, max_len) * sizeof(float));
+    int ok = s->tokens && s->key_cache && s->value_cache && s->logits && s->scratch;
+    if (backpack) {
+        s->sense_keys = malloc(n * d * sizeof(float));
+        s->sense_vectors = malloc(n * k * d * sizeof(float));
+        s->alpha = malloc(k * n * sizeof(float));
+        ok = ok && s->sense_keys && s->sense_vectors && s->alpha;
+    }
+    if (!ok) {
+        infer_free(s);
+        return bp_fail(err, "out of memory for the caches of a %d-token context", max_len);
+    }
+    return 0;
+}
+
+void infer_free(InferState *s) {
+    free(s->tokens);
+    free(s->key_cache);
+    free(s->value_cache);
+    free(s->sense_keys);
+    free(s->sense_vectors);
+    free(s->alpha);
+    free(s->logits);
+    free(s->scratch);
+    memset(s, 0, sizeof *s);
+}
+
+void infer_reset(InferState *s) { s->len = 0; }
+
+void infer_set_edits(InferState *s, const SenseEdits *edits) { s->edits = edits; }
+
+/* ---------------------------------------------------------------------------------- */
+/* the pieces of one position */
+
+static void layernorm(float *out, const float *x, const float *w, const float *b, int d) {
+    float mean = 0.0f;
+    for (int i = 0; i < d; i++) mean += x[i];
+    mean /= d;
+    float var = 0.0f;
+    for (int i = 0; i < d; i++) {
+        float t = x[i] - mean;
+        var += t * t;
+    }
+    var /= d;
+    float rstd = 1.0f / sqrtf(var + 1e-5f);
+    for (int i = 0; i < d; i++) out[i] = (x[i] - mean) * rstd * w[i] + b[i];
+}
+
+static void gelu(float *x, int n) {
+    const float s = 0.7978845608028654f; /* sqrt(2/pi) */
+    for (int i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(s * (v + 0.044715f * v * v * v)));
+    }
+}
+
+/* out (n_out) = x (n_in) W + b, W stored [in, out] (Conv1D). With accumulate the
+ * product is added to out instead (b still added). */
+static void conv1d(float *out, const float *x, const float *W, const float *b, int n_in,
+                   int n_out, int accumulate) {
+    if (!accumulate) memcpy(out, b, (size_t)n_out * sizeof(float));
+    else
+        for (int i = 0; i < n_out; i++) out[i] += b[i];
+    cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, W, n_out, x, 1, 1.0f, out, 1);
+}
+
+/* In-place softmax of x[0..n). */
+static void softmax(float *x, int n) {
+    float mx = x[0];
+    for (int i = 1; i < n; i++)
+        if (x[i] > mx) mx = x[i];
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        x[i] = expf(x[i] - mx);
+        sum += x[i];
+    }
+    float inv = 1.0f / sum;
+    for (int i = 0; i < n; i++) x[i] *= inv;
+}
+
+/* The transformer for position pos = s->len: fills the caches of every layer and
+ * leaves h = LN_f(X[pos]) in v->h. */
+static void transformer_step(InferState *s, const Scratch *v, int token) {
+    const Backpack *m = s->model;
+    const ParameterTensors *p = &m->params;
+    const int d = m->config.n_embd, L = m->config.n_layer, H = m->config.n_head;
+    const int dh = d / H, pos = s->len, n = pos + 1;
+    const size_t layer_cache = (size_t)s->max_len * d;
+
+    const float *e = p->wte + (size_t)token * d, *pe = p->wpe + (size_t)pos * d;
+    for (int i = 0; i < d; i++) v->x[i] = e[i] + pe[i];
+
+    for (int l = 0; l < L; l++) {
+        float *kc = s->key_cache + l * layer_cache, *vc = s->value_cache + l * layer_cache;
+        layernorm(v->xn, v->x, p->ln1w + (size_t)l * d, p->ln1b + (size_t)l * d, d);
+        conv1d(v->qkv, v->xn, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + (size_t)l * 3 * d, d,
+               3 * d, 0);
+        memcpy(kc + (size_t)pos * d, v->qkv + d, (size_t)d * sizeof(float));
+        memcpy(vc + (size_t)pos * d, v->qkv + 2 * d, (size_t)d * sizeof(float));
+        /* the spec's scaling: 1/sqrt(d_h) and the extra 1/(l+1) */
+        const float scale = 1.0f / (sqrtf((float)dh) * (float)(l + 1));
+        for (int hd = 0; hd < H; hd++) {
+            const float *q = v->qkv + hd * dh;
+            for (int j = 0; j < n; j++) {
+                const float *kj = kc + (size_t)j * d + hd * dh;
+                float dot = 0.0f;
+                for (int i = 0; i < dh; i++) dot += q[i] * kj[i];
+                v->att[j] = dot * scale;
+            }
+            softmax(v->att, n);
+            float *y = v->atty + hd * dh;
+            memset(y, 0, (size_t)dh * sizeof(float));
+            for (int j = 0; j < n; j++) {
+                const float *vj = vc + (size_t)j * d + hd * dh;
+                const float a = v->att[j];
+                for (int i = 0; i < dh; i++) y[i] += a * vj[i];
+            }
+        }
+        conv1d(v->x, v->atty, p->attprojw + (size_t)l * d * d, p->attprojb + (size_t)l * d, d, d,
+               1);
+        layernorm(v->xn, v->x, p->ln2w + (size_t)l * d, p->ln2b + (size_t)l * d, d);
+        conv1d(v->hidden, v->xn, p->fcw + (size_t)l * d * 4 * d, p->fcb + (size_t)l * 4 * d, d,
+               4 * d, 0);
+        gelu(v->hidden, 4 * d);
+        conv1d(v->x, v->hidden, p->fcprojw + (size_t)l * 4 * d * d, p->fcprojb + (size_t)l * d,
+               4 * d, d, 1);
+    }
+    layernorm(v->h, v->x, p->lnfw, p->lnfb, d);
+}
+
+/* C(token) (k, d) into out: the spec's sense network for one word. */
+static void sense_network(const InferState *s, const Scratch *v, int token, float *out) {
+    const Backpack *m = s->model;
+    const ParameterTensors *p = &m->params;
+    const int d = m->config.n_embd, k = m->config.num_senses;
+    const int S = m->config.sense_intermediate_scale * d;
+    const float *e = p->wte + (size_t)token * d;
+
+    layernorm(v->r1, e, p->sense_lnw, p->sense_lnb, d);
+    for (int i = 0; i < d; i++) v->r1[i] += e[i];                       /* r1 = e + LN_s(e) */
+    layernorm(v->xn, v->r1, p->sense_ln1w, p->sense_ln1b, d);
+    conv1d(v->hidden, v->xn, p->sense_fcw, p->sense_fcb, d, S, 0);
+    gelu(v->hidden, S);
+    memcpy(v->r2, v->r1, (size_t)d * sizeof(float));
+    conv1d(v->r2, v->hidden, p->sense_projw, p->sense_projb, S, d, 1);  /* r2 = r1 + MLP */
+    layernorm(v->xn, v->r2, p->sense_ln2w, p->sense_ln2b, d);
+    conv1d(v->hidden, v->xn, p->sense_final_fcw, p->sense_final_fcb, d, S, 0);
+    gelu(v->hidden, S);
+    conv1d(out, v->hidden, p->sense_final_projw, p->sense_final_projb, S, k * d, 0);
+}
+
+/* The sense vectors and edit scales of position pos = s->len holding `token`. */
+static void append_senses(InferState *s, const Scratch *v, int token) {
+    const BackpackConfig *c = &s->model->config;
+    const int d = c->n_embd, k = c->num_senses, pos = s->len;
+    const size_t row = (size_t)k * d;
+    float *out = s->sense_vectors + (size_t)pos * row;
+    float *scale = v->edit_scale + (size_t)pos * k;
+
+    int earlier = -1;
+    for (int j = pos - 1; j >= 0; j--)
+        if (s->tokens[j] == token) {
+            earlier = j;
+            break;
+        }
+    if (earlier >= 0) { /* same word, same (edited) senses */
+        memcpy(out, s->sense_vectors + (size_t)earlier * row, row * sizeof(float));
+        memcpy(scale, v->edit_scale + (size_t)earlier * k, (size_t)k * sizeof(float));
+        return;
+    }
+    sense_network(s, v, token, out);
+    for (int l = 0; l < k; l++) scale[l] = 1.0f;
+    if (!s->edits) return;
+    for (int i = 0; i < s->edits->count; i++) {
+        const SenseEdit *ed = &s->edits->items[i];
+        if (ed->token != token || ed->sense < 0 || ed->sense >= k) continue;
+        if (ed->vector) memcpy(out + (size_t)ed->sense * d, ed->vector, (size_t)d * sizeof(float));
+        scale[ed->sense] *= ed->weight;
+    }
+}
+
+/* alpha_l[pos, j] for every sense and j <= pos into s->alpha (edit weights applied),
+ * its transpose into v->mix, and o = sum alpha C into v->o. */
+static void sense_weights_and_mix(InferState *s, const Scratch *v) {
+    const Backpack *m = s->model;
+    const ParameterTensors *p = &m->params;
+    const int d = m->config.n_embd, k = m->config.num_senses, dk = d / k;
+    const int pos = s->len, n = pos + 1, max_len = s->max_len;
+
+    /* Z = W_c h + b_c, W_c stored [out, in] = (2d, d) */
+    memcpy(v->z, p->sense_qkb, (size_t)2 * d * sizeof(float));
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, 2 * d, d, 1.0f, p->sense_qkw, d, v->h, 1, 1.0f, v->z,
+                1);
+    memcpy(s->sense_keys + (size_t)pos * d, v->z + d, (size_t)d * sizeof(float));
+
+    const float scale = 1.0f / sqrtf((float)dk);
+    for (int l = 0; l < k; l++) {
+        const float *q = v->z + l * dk;
+        float *a = s->alpha + (size_t)l * max_len;
+        for (int j = 0; j < n; j++) {
+            const float *kj = s->sense_keys + (size_t)j * d + l * dk;
+            float dot = 0.0f;
+            for (int i = 0; i < dk; i++) dot += q[i] * kj[i];
+            a[j] = dot * scale;
+        }
+        softmax(a, n);
+        /* sense-weight scaling: multiply, do not renormalize (the spec) */
+        for (int j = 0; j < n; j++) {
+            a[j] *= v->edit_scale[(size_t)j * k + l];
+            v->mix[(size_t)j * k + l] = a[j];
+        }
+    }
+    /* o = sum_{j,l} alpha_l[j] C(x_j)_l: sense_vectors viewed as (n k, d) */
+    cblas_sgemv(CblasRowMajor, CblasTrans, n * k, d, 1.0f, s->sense_vectors, d, v->mix, 1, 0.0f,
+                v->o, 1);
+}
+
+static int advance(InferState *s, int token, int want_logits, BpError *err) {
+    const Backpack *m = s->model;
+    const BackpackConfig *c = &m->config;
+    if (token < 0 || token >= c->vocab_size)
+        return bp_fail(err, "token id %d out of range [0, %d)", token, c->vocab_size);
+    if (s->len >= s->max_len)
+        return bp_fail(err, "context full: %d tokens (the model's limit is %d)", s->len,
+                       s->max_len);
+    Scratch v = scratch_views(s);
+    transformer_step(s, &v, token);
+    const float *out = v.h;
+    if (c->arch == ARCH_BACKPACK) {
+        append_senses(s, &v, token);
+        sense_weights_and_mix(s, &v);
+        out = v.o;
+    }
+    s->tokens[s->len++] = token;
+    /* logits = E out, E (V, d) */
+    if (want_logits)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, c->n_embd, 1.0f, m->params.wte,
+                    c->n_embd, out, 1, 0.0f, s->logits, 1);
+    return 0;
+}
+
+const float *infer_step(InferState *s, int token, BpError *err) {
+    return advance(s, token, 1, err) ? NULL : s->logits;
+}
+
+int infer_feed(InferState *s, int token, BpError *err) { return advance(s, token, 0, err); }
+
+const float *infer_alpha(const InferState *s) { return s->alpha; }
+
+const float *infer_context_senses(const InferState *s) { return s->sense_vectors; }

@@ -1,0 +1,425 @@
+/* layers.c - forward/backward pairs of the model's layers (see layers.h). Written
+ * over `real` so that the gradient check compiles this same file in double. */
+#include "layers.h"
+
+#include <omp.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------------------ */
+/* embeddings */
+
+void encoder_forward(real *out, const int *inp, const real *wte, const real *wpe, int B,
+                     int T, int C) {
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            real *o = out + ((size_t)b * T + t) * C;         // (C)
+            const real *e = wte + (size_t)inp[b * T + t] * C; // (C)
+            const real *p = wpe + (size_t)t * C;              // (C)
+            for (int c = 0; c < C; c++) o[c] = e[c] + p[c];
+        }
+}
+
+void encoder_backward(real *dwte, real *dwpe, const real *dout, const WordGroups *g, int B,
+                      int T, int C) {
+#pragma omp parallel for schedule(dynamic, 16)
+    for (int u = 0; u < g->count; u++) {
+        real *dw = dwte + (size_t)g->words[u] * C;
+        for (int q = g->off[u]; q < g->off[u + 1]; q++) {
+            const real *d = dout + (size_t)g->pos[q] * C;
+            for (int c = 0; c < C; c++) dw[c] += d[c];
+        }
+    }
+#pragma omp parallel for
+    for (int t = 0; t < T; t++) {
+        real *dp = dwpe + (size_t)t * C;
+        for (int b = 0; b < B; b++) {
+            const real *d = dout + ((size_t)b * T + t) * C;
+            for (int c = 0; c < C; c++) dp[c] += d[c];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* dropout */
+
+/* 1 when element `index` of dropout site `site` is kept (probability 1 - p, with
+ * threshold = p * 2^24). */
+static inline int dropout_keep(uint64_t seed, uint64_t site, uint64_t index, uint32_t threshold) {
+    uint64_t z = seed + site * 0x9E3779B97F4A7C15ULL + index * 0xD1B54A32D192ED69ULL;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (uint32_t)(z >> 40) >= threshold;
+}
+
+static inline uint32_t dropout_threshold(real p) { return (uint32_t)(p * R(16777216.0)); }
+
+void dropout_apply(real *x, int rows, int width, const int *row_ids, real p, uint64_t seed,
+                   uint64_t site) {
+    if (p == 0) return;
+    uint32_t threshold = dropout_threshold(p);
+    real scale = R(1) / (R(1) - p);
+#pragma omp parallel for
+    for (int r = 0; r < rows; r++) {
+        uint64_t base = (uint64_t)(row_ids ? row_ids[r] : r) * (uint64_t)width;
+        real *xr = x + (size_t)r * width;
+        for (int c = 0; c < width; c++)
+            xr[c] = dropout_keep(seed, site, base + c, threshold) ? xr[c] * scale : R(0);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* layernorm */
+
+void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *weight,
+                       const real *bias, int N, int C) {
+    const real eps = R(1e-5);
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const real *x = inp + (size_t)n * C;
+        real m = 0;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        real v = 0;
+        for (int c = 0; c < C; c++) {
+            real dx = x[c] - m;
+            v += dx * dx;
+        }
+        v /= C;
+        real s = R(1) / sqrt(v + eps);
+        real *o = out + (size_t)n * C;
+        for (int c = 0; c < C; c++) o[c] = (x[c] - m) * s * weight[c] + bias[c];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+
+void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout,
+                        const real *inp, const real *weight, const real *mean,
+                        const real *rstd, int N, int C) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        const real *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+        real m = mean[n], s = rstd[n];
+        real dnorm_mean = 0, dnorm_norm_mean = 0;
+        for (int c = 0; c < C; c++) {
+            real norm = (x[c] - m) * s, dnorm = weight[c] * d[c];
+            dnorm_mean += dnorm;
+            dnorm_norm_mean += dnorm * norm;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        real *di = dinp + (size_t)n * C;
+        for (int c = 0; c < C; c++) {
+            real norm = (x[c] - m) * s, dnorm = weight[c] * d[c];
+            di[c] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+        }
+    }
+    /* parameter gradients: column blocks, so threads never share an output */
+    const int CB = 32;
+#pragma omp parallel for
+    for (int c0 = 0; c0 < C; c0 += CB) {
+        int c1 = c0 + CB < C ? c0 + CB : C;
+        real dw[32] = {0}, db[32] = {0};
+        for (int n = 0; n < N; n++) {
+            const real *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            real m = mean[n], s = rstd[n];
+            for (int c = c0; c < c1; c++) {
+                dw[c - c0] += (x[c] - m) * s * d[c];
+                db[c - c0] += d[c];
+            }
+        }
+        for (int c = c0; c < c1; c++) {
+            dweight[c] += dw[c - c0];
+            dbias[c] += db[c - c0];
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* matrix products */
+
+static void bias_rows(real *out, const real *bias, int N, int OC) {
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(real));
+}
+
+static void bias_backward(real *dbias, const real *dout, int N, int OC) {
+    const int CB = 64;
+#pragma omp parallel for
+    for (int c0 = 0; c0 < OC; c0 += CB) {
+        int c1 = c0 + CB < OC ? c0 + CB : OC;
+        real acc[64] = {0};
+        for (int n = 0; n < N; n++) {
+            const real *d = dout + (size_t)n * OC;
+            for (int c = c0; c < c1; c++) acc[c - c0] += d[c];
+        }
+        for (int c = c0; c < c1; c++) dbias[c] += acc[c - c0];
+    }
+}
+
+void matmul_forward(real *out, const real *inp, const real *weight, const real *bias, int N,
+                    int C, int OC) {
+    if (bias) bias_rows(out, bias, N, OC);
+    BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, C, R(1), inp, C, weight, OC,
+            bias ? R(1) : R(0), out, OC);
+}
+
+void matmul_backward(real *dinp, real *dweight, real *dbias, const real *dout,
+                     const real *inp, const real *weight, int N, int C, int OC) {
+    if (dinp)  // (N,C) = (N,OC) (OC,C)
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, OC, R(1), dout, OC, weight, OC,
+                R(0), dinp, C);
+    // (C,OC) += (C,N) (N,OC)
+    BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, N, R(1), inp, C, dout, OC, R(1),
+            dweight, OC);
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}
+
+void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int N,
+                    int C, int OC) {
+    if (bias) bias_rows(out, bias, N, OC);
+    BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, R(1), inp, C, weight, C,
+            bias ? R(1) : R(0), out, OC);
+}
+
+void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout,
+                     const real *inp, const real *weight, int N, int C, int OC) {
+    if (dinp)  // (N,C) = (N,OC) (OC,C)
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, R(1), dout, OC, weight, C,
+                R(0), dinp, C);
+    // (OC,C) += (OC,N) (N,C)
+    BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, R(1), dout, OC, inp, C, R(1),
+            dweight, C);
+    if (dbias) bias_backward(dbias, dout, N, OC);
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* gelu (tanh form) and residual */
+
+#define GELU_SCALE R(0.7978845608028654) /* sqrt(2 / pi) */
+
+void gelu_forward(real *out, const real *inp, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        real x = inp[i];
+        out[i] = R(0.5) * x * (R(1) + tanh(GELU_SCALE * (x + R(0.044715) * x * x * x)));
+    }
+}
+
+void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) {
+        real x = inp[i];
+        real t = tanh(GELU_SCALE * (x + R(0.044715) * x * x * x));
+        real dt = (R(1) - t * t) * GELU_SCALE * (R(1) + R(3 * 0.044715) * x * x);
+        dinp[i] = (R(0.5) * (R(1) + t) + R(0.5) * x * dt) * dout[i];
+    }
+}
+
+void residual_forward(real *out, const real *a, const real *b, size_t n) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* causal softmax over rows of (T,T) score matrices */
+
+/* row (T): softmax over [0, i], zeros after. */
+static void causal_softmax_row(real *row, int i, int T) {
+    real mx = row[0];
+    for (int j = 1; j <= i; j++)
+        if (row[j] > mx) mx = row[j];
+    real sum = 0;
+    for (int j = 0; j <= i; j++) {
+        row[j] = exp(row[j] - mx);
+        sum += row[j];
+    }
+    real inv = R(1) / sum;
+    for (int j = 0; j <= i; j++) row[j] *= inv;
+    for (int j = i + 1; j < T; j++) row[j] = 0;
+}
+
+/* dscore (T,T) from dprob (T,T) in place: p (dp - sum_j p dp) * scale, zero above. */
+static void causal_softmax_backward(real *dp, const real *p, int T, real scale) {
+    for (int i = 0; i < T; i++) {
+        real *d = dp + (size_t)i * T;
+        const real *pr = p + (size_t)i * T;
+        real dot = 0;
+        for (int j = 0; j <= i; j++) dot += pr[j] * d[j];
+        for (int j = 0; j <= i; j++) d[j] = pr[j] * (d[j] - dot) * scale;
+        for (int j = i + 1; j < T; j++) d[j] = 0;
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* attention */
+
+/* dst (T,T) = src with the dropout of block (b,h) applied. */
+static void dropout_block(real *dst, const real *src, int T, size_t block, real p,
+                          uint64_t seed, uint64_t site) {
+    uint32_t threshold = dropout_threshold(p);
+    real scale = R(1) / (R(1) - p);
+    uint64_t base = (uint64_t)block * T * T;
+    for (int i = 0; i < T; i++)
+        for (int j = 0; j < T; j++) {
+            size_t q = (size_t)i * T + j;
+            dst[q] = j <= i && dropout_keep(seed, site, base + q, threshold) ? src[q] * scale
+                                                                              : R(0);
+        }
+}
+
+void attention_forward(real *out, real *att, const real *qkv, int B, int T, int C, int NH,
+                       real scale, real p, uint64_t seed, uint64_t site, real *scratch) {
+    int hs = C / NH, C3 = 3 * C;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const real *q = qkv + (size_t)b * T * C3 + h * hs;  // (T,hs) stride 3C
+            const real *k = q + C, *v = q + 2 * C;
+            real *a = att + ((size_t)b * NH + h) * T * T;      // (T,T)
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3,
+                    R(0), a, T);
+            for (int i = 0; i < T; i++) causal_softmax_row(a + (size_t)i * T, i, T);
+            const real *pa = a;
+            if (p > 0) {
+                real *s = scratch + (size_t)omp_get_thread_num() * 2 * T * T;
+                dropout_block(s, a, T, (size_t)b * NH + h, p, seed, site);
+                pa = s;
+            }
+            // out_h (T,hs) = P (T,T) V_h (T,hs)
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, R(1), pa, T, v, C3,
+                    R(0), out + (size_t)b * T * C + h * hs, C);
+        }
+}
+
+void attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
+                        int B, int T, int C, int NH, real scale, real p, uint64_t seed,
+                        uint64_t site, real *scratch) {
+    int hs = C / NH, C3 = 3 * C;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            const real *q = qkv + (size_t)b * T * C3 + h * hs;
+            const real *k = q + C, *v = q + 2 * C;
+            real *dq = dqkv + (size_t)b * T * C3 + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+            const real *a = att + ((size_t)b * NH + h) * T * T;
+            const real *d = dout + (size_t)b * T * C + h * hs;  // (T,hs) stride C
+            real *s = scratch + (size_t)omp_get_thread_num() * 2 * T * T;
+            real *dp = s + (size_t)T * T;                        // (T,T)
+            const real *pa = a;
+            if (p > 0) {
+                dropout_block(s, a, T, (size_t)b * NH + h, p, seed, site);
+                pa = s;
+            }
+            // dP (T,T) = dout_h V_h^T
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, R(1), d, C, v, C3, R(0),
+                    dp, T);
+            // dV_h (T,hs) = P^T dout_h
+            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, R(1), pa, T, d, C, R(0),
+                    dv, C3);
+            if (p > 0) dropout_block(dp, dp, T, (size_t)b * NH + h, p, seed, site);
+            causal_softmax_backward(dp, a, T, scale);
+            // dQ = dS K, dK = dS^T Q
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, R(1), dp, T, k, C3,
+                    R(0), dq, C3);
+            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, R(1), dp, T, q, C3, R(0),
+                    dk, C3);
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* the Backpack's sense weights and mixing */
+
+void sense_weights_forward(real *alpha, const real *qk, int B, int T, int C, int K) {
+    int dk = C / K, C2 = 2 * C;
+    real scale = R(1) / sqrt(R(dk));
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int l = 0; l < K; l++) {
+            const real *q = qk + (size_t)b * T * C2 + l * dk, *k = q + C;
+            real *a = alpha + ((size_t)b * K + l) * T * T;
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dk, scale, q, C2, k, C2,
+                    R(0), a, T);
+            for (int i = 0; i < T; i++) causal_softmax_row(a + (size_t)i * T, i, T);
+        }
+}
+
+void sense_weights_backward(real *dqk, real *dalpha, const real *qk, const real *alpha, int B,
+                            int T, int C, int K) {
+    int dk = C / K, C2 = 2 * C;
+    real scale = R(1) / sqrt(R(dk));
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int l = 0; l < K; l++) {
+            const real *q = qk + (size_t)b * T * C2 + l * dk, *k = q + C;
+            real *dq = dqk + (size_t)b * T * C2 + l * dk, *dkk = dq + C;
+            size_t blk = ((size_t)b * K + l) * T * T;
+            real *ds = dalpha + blk;
+            causal_softmax_backward(ds, alpha + blk, T, scale);
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dk, T, R(1), ds, T, k, C2,
+                    R(0), dq, C2);
+            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dk, T, R(1), ds, T, q, C2, R(0),
+                    dkk, C2);
+        }
+}
+
+void mix_forward(real *out, const real *alpha, const real *senses, int B, int T, int C, int K) {
+    size_t KC = (size_t)K * C;
+#pragma omp parallel for
+    for (int b = 0; b < B; b++)
+        for (int l = 0; l < K; l++)
+            // out_b (T,C) += alpha_bl (T,T) senses_bl (T,C) stride KC
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, T, R(1),
+                    alpha + ((size_t)b * K + l) * T * T, T, senses + (size_t)b * T * KC + l * C,
+                    (int)KC, l ? R(1) : R(0), out + (size_t)b * T * C, C);
+}
+
+void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alpha,
+                  const real *senses, int B, int T, int C, int K) {
+    size_t KC = (size_t)K * C;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int l = 0; l < K; l++) {
+            const real *d = dout + (size_t)b * T * C;
+            size_t blk = ((size_t)b * K + l) * T * T;
+            // dalpha_bl (T,T) = dout_b (T,C) senses_bl^T
+            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, C, R(1), d, C,
+                    senses + (size_t)b * T * KC + l * C, (int)KC, R(0), dalpha + blk, T);
+            // dsenses_bl (T,C) = alpha_bl^T dout_b
+            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, C, T, R(1), alpha + blk, T, d, C,
+                    R(0), dsenses + (size_t)b * T * KC + l * C, (int)KC);
+        }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* fused softmax + cross-entropy */
+
+real crossentropy_forward(real *lse, const real *logits, const int *targets, int N, int V) {
+    real total = 0;
+#pragma omp parallel for reduction(+ : total)
+    for (int n = 0; n < N; n++) {
+        const real *x = logits + (size_t)n * V;
+        real mx = x[0];
+        for (int v = 1; v < V; v++)
+            if (x[v] > mx) mx = x[v];
+        real sum = 0;
+        for (int v = 0; v < V; v++) sum += exp(x[v] - mx);
+        lse[n] = mx + log(sum);
+        total += lse[n] - x[targets[n]];
+    }
+    return total / N;
+}
+
+void crossentropy_backward(real *logits, const real *lse, const int *targets, int N, int V,
+                           real dloss) {
+    real scale = dloss / N;
+#pragma omp parallel for
+    for (int n = 0; n < N; n++) {
+        real *x = logits + (size_t)n * V;
+        real l = lse[n];
+        for (int v = 0; v < V; v++) x[v] = exp(x[v] - l) * scale;
+        x[targets[n]] -= scale;
+    }
+}

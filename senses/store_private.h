@@ -1,0 +1,54 @@
+/* store_private.h - what store.c, export.c and store_edits.c share; not an API. */
+#ifndef BP_SENSE_STORE_PRIVATE_H
+#define BP_SENSE_STORE_PRIVATE_H
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+struct SenseStore {
+    sqlite3 *db;
+    StoreMode mode;
+    int busy_timeout_ms;
+    StoreInfo info;
+    int V, d, k;
+    /* vocabulary: strings in one pool */
+    char *pool;
+    size_t *tok_string;        /* (V) offsets into pool */
+    size_t *tok_text;          /* (V) */
+    size_t *tok_bytes;         /* (V) */
+    size_t *tok_bytes_len;     /* (V) */
+    int *hash_slots;           /* bytes -> id, open addressing, -1 empty */
+    size_t hash_cap;
+    int *by_text;              /* (V) ids sorted by readable text without a leading space */
+    void *tokenizer;           /* Tokenizer*, loaded on first multi-token word */
+    char tokenizer_dir[512];   /* temporary directory it was materialized in */
+    int tokenizer_failed;
+    float *wte;                /* (V, d) once loaded */
+    float *index;              /* (V, k, d) normalized exported vectors once loaded */
+    sqlite3_stmt *st_vector;   /* SELECT vector FROM senses WHERE id=? */
+    sqlite3_stmt *st_info;     /* SELECT norm FROM senses WHERE id=? */
+    sqlite3_stmt *st_lists;    /* SELECT top_ids, top_scores, bottom_ids, bottom_scores */
+    sqlite3_stmt *st_edited;   /* SELECT weight, vector FROM edited_senses WHERE ... */
+    sqlite3_stmt *st_wte;      /* SELECT vector FROM wte WHERE id=? */
+};
+
+/* "path: sqlite message" into err; returns -1. */
+int store_sql_fail(const SenseStore *s, BpError *err, const char *what);
+/* Reads a float32 BLOB of exactly n floats (little-endian host assumed: x86-64). */
+int blob_to_floats(const void *blob, int bytes, float *out, int n);
+
+/* State in force of one sense: vector (d) and weight. */
+int store_state(SenseStore *s, int token, int sense, float *vector, float *weight, BpError *err);
+/* Row E[id] into out (d floats), from memory when loaded, else from the database. */
+int store_wte_row(SenseStore *s, int id, float *out, BpError *err);
+
+/* Selects the n highest and n lowest of scores[0..V) (ties: lower id first). top and
+ * bottom may be NULL. */
+void select_extremes(const float *scores, int V, int n, WordScore *top, WordScore *bottom);
+
+/* Opens a database file and checks it is a complete sense database of our schema;
+ * used by store_open and by export (to refuse overwriting other files). */
+int store_validate_db(sqlite3 *db, const char *path, BpError *err);
+
+#endif

@@ -1,0 +1,225 @@
+/* The whole model's gradient against central finite differences, in double precision,
+ * for both architectures, with and without dropout, and with sense edits.
+ *
+ * model/layers.c and model/net.c are compiled into this test a second time with
+ * BP_REAL_DOUBLE (see model/real.h): the code checked is the model's own, only its
+ * scalar type differs. The float model from libmodel.a is then compared with the
+ * double one on the same parameters, so the float build is tied to the checked code.
+ * Configuration: d=16, L=2, H=2, k=4, V=50, n=8, B=2.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#define BP_REAL_DOUBLE 1
+#include "../model/layers.c"
+#include "../model/net.c"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gradcheck.h"
+
+#define TOL 1e-6
+#define STEP 1e-5
+#define PER_TENSOR 24
+
+static const char *FIELD_NAMES[BP_NUM_PARAM_TENSORS] = {
+    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb", "ln2w", "ln2b",
+    "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "sense_lnw", "sense_lnb",
+    "sense_ln1w", "sense_ln1b", "sense_fcw", "sense_fcb", "sense_projw", "sense_projb",
+    "sense_ln2w", "sense_ln2b", "sense_final_fcw", "sense_final_fcb", "sense_final_projw",
+    "sense_final_projb", "sense_qkw", "sense_qkb"};
+
+/* LayerNorm gains, by field index: drawn around 1 rather than 0 */
+static int is_gain(int f) { return f == 2 || f == 8 || f == 14 || f == 16 || f == 18 || f == 24; }
+
+typedef struct {
+    BackpackConfig cfg;
+    size_t sizes[BP_NUM_PARAM_TENSORS], total;
+    double *params, *grads;
+    NetF64 net;
+    int B, T;
+    int inputs[16], targets[16];
+    double dropout;
+} Model;
+
+static BackpackConfig tiny_config(ModelArch arch) {
+    BackpackConfig c = {arch, 50, 16, 2, 2, 4, 8, 4};
+    return c;
+}
+
+static void model_init(Model *m, ModelArch arch, double dropout) {
+    memset(m, 0, sizeof *m);
+    m->cfg = tiny_config(arch);
+    m->total = backpack_param_sizes(&m->cfg, m->sizes);
+    m->params = malloc(m->total * sizeof(double));
+    m->grads = calloc(m->total, sizeof(double));
+    unsigned st = 777 + arch;
+    double *p = m->params;
+    for (int f = 0; f < BP_NUM_PARAM_TENSORS; f++) {
+        if (is_gain(f))
+            fill_uniform(p, m->sizes[f], 0.7, 1.3, &st);
+        else
+            fill_uniform(p, m->sizes[f], -0.3, 0.3, &st);
+        p += m->sizes[f];
+    }
+    net_init(&m->net, &m->cfg, m->params, m->grads);
+    m->B = 2;
+    m->T = 8;
+    /* words from a small range so that words repeat within and across rows */
+    for (int i = 0; i < 16; i++) {
+        st = st * 1103515245u + 12345u;
+        m->inputs[i] = (int)((st >> 8) % 12);
+        st = st * 1103515245u + 12345u;
+        m->targets[i] = (int)((st >> 8) % 50);
+    }
+    m->dropout = dropout;
+}
+
+static void model_free(Model *m) {
+    net_free(&m->net);
+    free(m->params);
+    free(m->grads);
+}
+
+static double model_loss(void *ctx) {
+    Model *m = ctx;
+    BpError err;
+    int rc = net_forward(&m->net, m->inputs, m->targets, m->B, m->T, m->dropout, 4242, &err);
+    assert_int_equal(rc, 0);
+    return m->net.mean_loss;
+}
+
+static void model_grad(Model *m) {
+    BpError err;
+    memset(m->grads, 0, m->total * sizeof(double));
+    model_loss(m);
+    assert_int_equal(net_backward(&m->net, &err), 0);
+}
+
+/* Checks every parameter tensor; returns the worst relative error. */
+static double check_all(Model *m, const char *label) {
+    model_grad(m);
+    double worst = 0;
+    double *p = m->params, *g = m->grads;
+    printf("  %s (loss %.6f)\n", label, model_loss(m));
+    for (int f = 0; f < BP_NUM_PARAM_TENSORS; f++) {
+        size_t n = m->sizes[f];
+        if (n) {
+            GradCheck r = gradcheck(p, g, n, PER_TENSOR, model_loss, m, STEP, 100 + f);
+            printf("    %-18s rel %.2e  max |diff| %.2e  max |grad| %.2e  (%d of %zu)\n",
+                   FIELD_NAMES[f], r.rel_error, r.max_abs_diff, r.max_abs_grad, r.checked, n);
+            if (r.rel_error > worst) worst = r.rel_error;
+            assert_true(r.rel_error < TOL);
+        }
+        p += n;
+        g += n;
+    }
+    printf("    worst rel %.2e\n", worst);
+    return worst;
+}
+
+static void test_backpack_grad(void **state) {
+    (void)state;
+    Model m;
+    model_init(&m, ARCH_BACKPACK, 0);
+    check_all(&m, "backpack");
+    model_free(&m);
+}
+
+static void test_backpack_grad_dropout(void **state) {
+    (void)state;
+    Model m;
+    model_init(&m, ARCH_BACKPACK, 0.2);
+    check_all(&m, "backpack, dropout 0.2");
+    model_free(&m);
+}
+
+static void test_backpack_grad_edits(void **state) {
+    (void)state;
+    Model m;
+    model_init(&m, ARCH_BACKPACK, 0);
+    float vec[16];
+    for (int i = 0; i < 16; i++) vec[i] = 0.1f * (float)(i - 8);
+    SenseEdit items[3] = {{m.inputs[0], 1, NULL, 0.5f}, {m.inputs[3], 2, vec, 1.0f},
+                          {m.inputs[5], 0, vec, 0.0f}};
+    SenseEdits edits = {items, 3};
+    double plain = model_loss(&m);
+    m.net.edits = &edits;
+    double edited = model_loss(&m);
+    assert_true(fabs(plain - edited) > 1e-6);  /* the edits change the model */
+    check_all(&m, "backpack with edits");
+    model_free(&m);
+}
+
+static void test_transformer_grad(void **state) {
+    (void)state;
+    Model m;
+    model_init(&m, ARCH_TRANSFORMER, 0);
+    check_all(&m, "transformer");
+    model_free(&m);
+}
+
+static void test_transformer_grad_dropout(void **state) {
+    (void)state;
+    Model m;
+    model_init(&m, ARCH_TRANSFORMER, 0.2);
+    check_all(&m, "transformer, dropout 0.2");
+    model_free(&m);
+}
+
+/* The float model (libmodel.a, through the public API) against the double one on the
+ * same parameters: loss, logits and every gradient agree to float rounding. */
+static void check_float_matches_double(ModelArch arch) {
+    Model m;
+    model_init(&m, arch, 0);
+    model_grad(&m);
+    Backpack f;
+    BpError err;
+    assert_int_equal(backpack_build(&f, &m.cfg, &err), 0);
+    assert_int_equal(f.num_parameters, m.total);
+    for (size_t i = 0; i < m.total; i++) f.params_memory[i] = (float)m.params[i];
+    backpack_zero_grad(&f);
+    assert_int_equal(backpack_forward(&f, m.inputs, m.targets, 2, 8, NULL, &err), 0);
+    printf("  %s: loss float %.7f double %.7f\n", arch ? "transformer" : "backpack",
+           (double)f.mean_loss, m.net.mean_loss);
+    assert_true(fabs(f.mean_loss - m.net.mean_loss) < 1e-5);
+    /* logits: the double model's were overwritten by its backward; recompute */
+    model_loss(&m);
+    const float *lf = backpack_logits(&f);
+    double worst_logit = 0;
+    for (size_t i = 0; i < 16 * 50; i++)
+        worst_logit = fmax(worst_logit, fabs(lf[i] - m.net.logits[i]));
+    assert_true(worst_logit < 1e-5);
+    assert_int_equal(backpack_backward(&f, &err), 0);
+    model_grad(&m);
+    double gmax = 0, dmax = 0;
+    for (size_t i = 0; i < m.total; i++) {
+        gmax = fmax(gmax, fabs(m.grads[i]));
+        dmax = fmax(dmax, fabs(f.grads_memory[i] - m.grads[i]));
+    }
+    printf("  max |logit diff| %.2e, max |grad diff| %.2e (max |grad| %.2e)\n", worst_logit,
+           dmax, gmax);
+    assert_true(dmax < 1e-4 * gmax);
+    backpack_free(&f);
+    model_free(&m);
+}
+
+static void test_float_matches_double(void **state) {
+    (void)state;
+    check_float_matches_double(ARCH_BACKPACK);
+    check_float_matches_double(ARCH_TRANSFORMER);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_backpack_grad),        cmocka_unit_test(test_backpack_grad_dropout),
+        cmocka_unit_test(test_backpack_grad_edits),  cmocka_unit_test(test_transformer_grad),
+        cmocka_unit_test(test_transformer_grad_dropout), cmocka_unit_test(test_float_matches_double),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,375 @@
+/* The trainer on a tiny model and tiny token files: resume equality (N steps equal N/2,
+ * stop, resume N/2, bit for bit), the NaN stop keeping the last checkpoint loadable,
+ * evaluation against direct forwards, and greedy generation. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../common/fileio.h"
+#include "../common/rng.h"
+#include "../model/checkpoint.h"
+#include "../train/evaluate.h"
+#include "../train/generate.h"
+#include "../train/trainer.h"
+
+#define V 64
+static char tmpdir[256];
+
+static void write_tokens(const char *path, uint64_t count, uint64_t seed) {
+    unsigned char header[TOKFILE_HEADER_SIZE] = {0};
+    uint32_t magic = TOKFILE_MAGIC, version = TOKFILE_VERSION, vocab = V, width = 2;
+    memcpy(header, &magic, 4);
+    memcpy(header + 4, &version, 4);
+    memcpy(header + 8, &vocab, 4);
+    memcpy(header + 12, &width, 4);
+    memcpy(header + 16, &count, 8);
+    FILE *fp = fopen(path, "wb");
+    assert_non_null(fp);
+    fwrite(header, 1, sizeof header, fp);
+    Rng r;
+    rng_seed(&r, seed);
+    uint16_t prev = 0;
+    for (uint64_t i = 0; i < count; i++) {  /* a learnable Markov chain */
+        uint16_t id = (uint16_t)((prev * 3 + rng_below(&r, 3)) % V);
+        fwrite(&id, 2, 1, fp);
+        prev = id;
+    }
+    fclose(fp);
+}
+
+static int setup(void **state) {
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-train-loop-XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    char path[512];
+    snprintf(path, sizeof path, "%s/data.train.tok", tmpdir);
+    write_tokens(path, 3000, 1);
+    snprintf(path, sizeof path, "%s/data.val.tok", tmpdir);
+    write_tokens(path, 400, 2);
+    return 0;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    remove_tree(tmpdir);
+    return 0;
+}
+
+static BackpackConfig tiny_model(void) {
+    BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = V, .n_embd = 16, .n_layer = 2,
+                        .n_head = 2, .num_senses = 4, .n_positions = 16,
+                        .sense_intermediate_scale = 4};
+    return c;
+}
+
+static void tiny_config(TrainConfig *c, const char *out) {
+    train_config_defaults(c);
+    c->model = tiny_model();
+    snprintf(c->data_prefix, sizeof c->data_prefix, "%s/data", tmpdir);
+    snprintf(c->out_dir, sizeof c->out_dir, "%s/%s", tmpdir, out);
+    c->batch = 4;
+    c->context = 16;
+    c->accum = 2;
+    c->max_steps = 8;
+    c->lr = 1e-2f;
+    c->warmup = 2;
+    c->dropout = 0.1f;   /* the dropout RNG must be restored too */
+    c->seed = 5;
+    c->threads = 1;
+    c->eval_every = 4;
+    c->eval_batches = 2;
+    c->save_every = 0;
+}
+
+typedef struct {
+    double loss[64];
+    double val[64];
+    uint64_t stop_at;         /* request a stop after this step (0: never) */
+    uint64_t poison_at;       /* put a NaN into the weights after this step (0: never) */
+    int calls;
+} Recorder;
+
+static int record_step(const StepReport *r, void *ctx) {
+    Recorder *rec = ctx;
+    rec->calls++;
+    if (r->step < 64) {
+        rec->loss[r->step] = r->loss;
+        rec->val[r->step] = r->val_loss;
+    }
+    if (rec->poison_at && r->step == rec->poison_at) r->model->params.wte[0] = NAN;
+    return rec->stop_at && r->step == rec->stop_at;
+}
+
+static void hash_of(const char *dir, char hex[17]) {
+    Backpack m;
+    BpError err = {{0}};
+    assert_int_equal(checkpoint_load(&m, dir, &err), 0);
+    backpack_weights_hash(&m, hex);
+    backpack_free(&m);
+}
+
+static int count_lines_with(const char *path, const char *needle) {
+    char *data;
+    size_t len;
+    BpError err = {{0}};
+    if (read_file(path, &data, &len, &err) != 0) return -1;
+    int n = 0;
+    for (char *line = strtok(data, "\n"); line; line = strtok(NULL, "\n")) n += strstr(line, needle) != NULL;
+    free(data);
+    return n;
+}
+
+static void test_resume_gives_identical_losses(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    TrainConfig ca, cb;
+    tiny_config(&ca, "full");
+    tiny_config(&cb, "split");
+    Recorder full = {0}, split = {.stop_at = 4};
+    TrainHooks ha = {.quiet = 1, .on_step = record_step, .ctx = &full};
+    TrainHooks hb = {.quiet = 1, .on_step = record_step, .ctx = &split};
+    TrainOutcome out;
+    assert_int_equal(train_run(&ca, NULL, &ha, &out, &err), 0);
+    assert_int_equal(out.steps, 8);
+    assert_false(out.stopped);
+    assert_true(full.loss[8] < full.loss[1]);  /* it learns */
+
+    assert_int_equal(train_run(&cb, NULL, &hb, &out, &err), 0);
+    assert_int_equal(out.steps, 4);
+    assert_true(out.stopped);
+
+    TrainConfig saved;
+    assert_int_equal(train_state_read_config(cb.out_dir, &saved, &err), 0);
+    assert_int_equal(saved.max_steps, 8);
+    assert_int_equal(saved.accum, 2);
+    assert_string_equal(saved.out_dir, cb.out_dir);
+    split.stop_at = 0;
+    assert_int_equal(train_run(&saved, cb.out_dir, &hb, &out, &err), 0);
+    assert_int_equal(out.steps, 8);
+    assert_int_equal(split.calls, 8);
+    for (int s = 1; s <= 8; s++) assert_memory_equal(&full.loss[s], &split.loss[s], sizeof(double));
+    assert_memory_equal(&full.val[4], &split.val[4], sizeof(double));
+    assert_memory_equal(&full.val[8], &split.val[8], sizeof(double));
+    assert_true(isfinite(full.val[8]));
+
+    char ha_hex[17], hb_hex[17];
+    hash_of(ca.out_dir, ha_hex);
+    hash_of(cb.out_dir, hb_hex);
+    assert_string_equal(ha_hex, hb_hex);
+
+    char metrics[4200];
+    snprintf(metrics, sizeof metrics, "%s/%s", cb.out_dir, TRAIN_METRICS_FILE);
+    assert_int_equal(count_lines_with(metrics, "\"loss\""), 8);
+    assert_int_equal(count_lines_with(metrics, "\"val_loss\""), 2);
+}
+
+static void test_resume_rejects_state_of_other_weights(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    TrainConfig c;
+    tiny_config(&c, "other");
+    c.max_steps = 2;
+    TrainHooks h = {.quiet = 1};
+    TrainOutcome out;
+    assert_int_equal(train_run(&c, NULL, &h, &out, &err), 0);
+    /* Replace the weights beside train_state.bin with another model's. */
+    Backpack m;
+    assert_int_equal(checkpoint_load(&m, c.out_dir, &err), 0);
+    backpack_init_weights(&m, 999);
+    char staging_src[600], state_src[4200], state_dst[4200];
+    snprintf(staging_src, sizeof staging_src, "%s/keep", tmpdir);
+    assert_int_equal(make_dirs(staging_src, &err), 0);
+    snprintf(state_src, sizeof state_src, "%s/%s", c.out_dir, TRAIN_STATE_FILE);
+    snprintf(state_dst, sizeof state_dst, "%s/%s", staging_src, TRAIN_STATE_FILE);
+    assert_int_equal(copy_file_atomic(state_src, state_dst, &err), 0);
+    assert_int_equal(checkpoint_save(&m, c.out_dir, NULL, NULL, NULL, &err), 0);
+    backpack_free(&m);
+    assert_int_equal(copy_file_atomic(state_dst, state_src, &err), 0);
+    TrainConfig saved;
+    assert_int_equal(train_state_read_config(c.out_dir, &saved, &err), 0);
+    saved.max_steps = 4;
+    assert_int_equal(train_run(&saved, c.out_dir, &h, &out, &err), -1);
+    assert_non_null(strstr(err.msg, "belongs to other weights"));
+
+    /* A truncated state file is refused by its checksum. */
+    char *data;
+    size_t len;
+    assert_int_equal(read_file(state_src, &data, &len, &err), 0);
+    assert_int_equal(write_file_atomic(state_src, data, len - 5, &err), 0);
+    free(data);
+    assert_int_equal(train_state_read_config(c.out_dir, &saved, &err), -1);
+    assert_non_null(strstr(err.msg, TRAIN_STATE_FILE));
+}
+
+static void test_nan_stops_and_keeps_last_checkpoint(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    TrainConfig c;
+    tiny_config(&c, "nan");
+    c.save_every = 2;
+    Recorder rec = {.poison_at = 3};
+    TrainHooks h = {.quiet = 1, .on_step = record_step, .ctx = &rec};
+    TrainOutcome out;
+    assert_int_equal(train_run(&c, NULL, &h, &out, &err), -1);
+    assert_true(out.diverged);
+    assert_int_equal(out.steps, 3);
+    assert_non_null(strstr(err.msg, "diverged at step 4"));
+    assert_non_null(strstr(err.msg, "step 2"));
+    /* The checkpoint of step 2 loads, is finite, and training resumes from it. */
+    Backpack m;
+    assert_int_equal(checkpoint_load(&m, c.out_dir, &err), 0);
+    for (size_t i = 0; i < m.num_parameters; i++) assert_true(isfinite(m.params_memory[i]));
+    backpack_free(&m);
+    TrainConfig saved;
+    assert_int_equal(train_state_read_config(c.out_dir, &saved, &err), 0);
+    Recorder again = {0};
+    TrainHooks h2 = {.quiet = 1, .on_step = record_step, .ctx = &again};
+    assert_int_equal(train_run(&saved, c.out_dir, &h2, &out, &err), 0);
+    assert_int_equal(out.steps, 8);
+    assert_int_equal(again.calls, 6);  /* steps 3..8 */
+    assert_memory_equal(&again.loss[3], &rec.loss[3], sizeof(double));
+}
+
+static void test_new_run_refuses_existing_model(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    TrainConfig c;
+    tiny_config(&c, "full");  /* written by the resume test */
+    TrainHooks h = {.quiet = 1};
+    TrainOutcome out;
+    assert_int_equal(train_run(&c, NULL, &h, &out, &err), -1);
+    assert_non_null(strstr(err.msg, "already holds a model"));
+    /* A missing validation file is named. */
+    tiny_config(&c, "noval");
+    snprintf(c.data_prefix, sizeof c.data_prefix, "%s/nothing", tmpdir);
+    assert_int_equal(train_run(&c, NULL, &h, &out, &err), -1);
+    assert_non_null(strstr(err.msg, "nothing.train.tok"));
+}
+
+static double window_loss_from_logits(const float *logits, int target) {
+    double mx = logits[0], sum = 0;
+    for (int v = 1; v < V; v++) mx = fmax(mx, logits[v]);
+    for (int v = 0; v < V; v++) sum += exp(logits[v] - mx);
+    return log(sum) + mx - logits[target];
+}
+
+static void test_eval_matches_direct_forward(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    BackpackConfig c = tiny_model();
+    Backpack m;
+    assert_int_equal(backpack_build(&m, &c, &err), 0);
+    backpack_init_weights(&m, 3);
+    int ids[49];
+    Rng r;
+    rng_seed(&r, 11);
+    for (int i = 0; i < 49; i++) ids[i] = (int)rng_below(&r, V);
+
+    /* Direct: one forward per window of 16. */
+    double direct[3], tail = 0;
+    for (int w = 0; w < 3; w++) {
+        assert_int_equal(backpack_forward(&m, ids + 16 * w, ids + 16 * w + 1, 1, 16, NULL, &err), 0);
+        direct[w] = m.mean_loss;
+    }
+    /* 37 tokens: windows [0,16), [16,32), and the end-aligned [20,36) scoring t >= 12. */
+    assert_int_equal(backpack_forward(&m, ids + 20, ids + 21, 1, 16, NULL, &err), 0);
+    const float *logits = backpack_logits(&m);
+    for (int t = 12; t < 16; t++) tail += window_loss_from_logits(logits + t * V, ids[21 + t]);
+
+    EvalResult res;
+    assert_int_equal(evaluate_ids(&m, ids, 49, 16, 2, 0, &res, &err), 0);
+    assert_int_equal(res.predictions, 48);
+    assert_int_equal(res.windows, 3);
+    double expect = (direct[0] + direct[1] + direct[2]) / 3;
+    assert_float_equal(res.mean_loss, expect, 1e-5);
+    assert_float_equal(res.perplexity, exp(expect), 1e-4 * exp(expect));
+    assert_float_equal(res.perplexity, exp(res.mean_loss), 1e-12);
+
+    assert_int_equal(evaluate_ids(&m, ids, 37, 16, 2, 0, &res, &err), 0);
+    assert_int_equal(res.predictions, 36);
+    assert_int_equal(res.windows, 3);
+    assert_float_equal(res.mean_loss, (16 * direct[0] + 16 * direct[1] + tail) / 36, 1e-5);
+
+    assert_int_equal(evaluate_ids(&m, ids, 49, 16, 2, 1, &res, &err), 0);  /* one window */
+    assert_float_equal(res.mean_loss, direct[0], 1e-5);
+
+    ids[5] = V;  /* out of range */
+    assert_int_equal(evaluate_ids(&m, ids, 49, 16, 2, 0, &res, &err), -1);
+    assert_non_null(strstr(err.msg, "token 5"));
+    backpack_free(&m);
+}
+
+typedef struct {
+    int tokens[256];
+    int n;
+} Collected;
+
+static int collect(int token, void *ctx) {
+    Collected *c = ctx;
+    if (c->n < 256) c->tokens[c->n++] = token;
+    return 0;
+}
+
+static void test_greedy_generation(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    BackpackConfig c = tiny_model();
+    Backpack m;
+    assert_int_equal(backpack_build(&m, &c, &err), 0);
+    backpack_init_weights(&m, 4);
+    /* Larger weights so that the greedy choice is clear of float rounding. */
+    for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] *= 5.0f;
+    int prompt[3] = {1, 2, 3};
+    GenerateConfig g = {.sampler = {.temperature = 0, .top_k = 0, .top_p = 1}, .max_tokens = 6, .seed = 1};
+    Collected a = {0}, b = {0};
+    GenerateResult res;
+    assert_int_equal(generate(&m, NULL, prompt, 3, &g, collect, &a, &res, &err), 0);
+    assert_int_equal(res.generated, 6);
+    assert_false(res.hit_context_limit);
+    g.seed = 99;  /* greedy ignores the seed */
+    assert_int_equal(generate(&m, NULL, prompt, 3, &g, collect, &b, &res, &err), 0);
+    assert_int_equal(a.n, 6);
+    assert_memory_equal(a.tokens, b.tokens, sizeof(int) * 6);
+    /* The first token is the argmax of a full forward's last logits. */
+    assert_int_equal(backpack_forward(&m, prompt, NULL, 1, 3, NULL, &err), 0);
+    const float *logits = backpack_logits(&m) + 2 * V;
+    int best = 0;
+    for (int v = 1; v < V; v++)
+        if (logits[v] > logits[best]) best = v;
+    assert_int_equal(a.tokens[0], best);
+
+    /* 14 prompt tokens in a context of 16: three new tokens fit. */
+    int long_prompt[14];
+    for (int i = 0; i < 14; i++) long_prompt[i] = i;
+    Collected d = {0};
+    g.max_tokens = 100;
+    assert_int_equal(generate(&m, NULL, long_prompt, 14, &g, collect, &d, &res, &err), 0);
+    assert_int_equal(res.generated, 3);
+    assert_true(res.hit_context_limit);
+    int too_long[17] = {0};
+    assert_int_equal(generate(&m, NULL, too_long, 17, &g, collect, &d, &res, &err), -1);
+    assert_non_null(strstr(err.msg, "context"));
+    prompt[1] = V + 1;
+    assert_int_equal(generate(&m, NULL, prompt, 3, &g, collect, &d, &res, &err), -1);
+    backpack_free(&m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_resume_gives_identical_losses),
+        cmocka_unit_test(test_resume_rejects_state_of_other_weights),
+        cmocka_unit_test(test_nan_stops_and_keeps_last_checkpoint),
+        cmocka_unit_test(test_new_run_refuses_existing_model),
+        cmocka_unit_test(test_eval_matches_direct_forward),
+        cmocka_unit_test(test_greedy_generation),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,43 @@
+#include "generate.h"
+
+#include <string.h>
+
+int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int n_prompt,
+             const GenerateConfig *cfg, GenerateCallback on_token, void *ctx,
+             GenerateResult *result, BpError *err) {
+    memset(result, 0, sizeof *result);
+    const int V = m->config.vocab_size, max_len = m->config.n_positions;
+    if (n_prompt < 1) return bp_fail(err, "generate: the prompt is empty");
+    if (n_prompt > max_len)
+        return bp_fail(err, "generate: the prompt is %d tokens, the model's context is %d",
+                       n_prompt, max_len);
+    if (cfg->max_tokens < 1) return bp_fail(err, "generate: max tokens %d", cfg->max_tokens);
+    for (int i = 0; i < n_prompt; i++)
+        if (prompt[i] < 0 || prompt[i] >= V)
+            return bp_fail(err, "generate: prompt token %d has id %d, outside the vocabulary of %d",
+                           i, prompt[i], V);
+
+    InferState s;
+    if (infer_build(&s, m, max_len, err) != 0) return -1;
+    infer_set_edits(&s, edits);
+    infer_reset(&s);
+    Rng rng;
+    rng_seed(&rng, cfg->seed);
+    const float *logits = NULL;
+    int rc = 0;
+    for (int i = 0; i < n_prompt && rc == 0; i++)
+        if (!(logits = infer_step(&s, prompt[i], err))) rc = -1;
+    while (rc == 0) {
+        int token = sample_token(logits, V, &cfg->sampler, &rng);
+        result->generated++;
+        if (on_token && on_token(token, ctx) != 0) break;
+        if (result->generated >= cfg->max_tokens) break;
+        if (s.len >= s.max_len) {
+            result->hit_context_limit = 1;
+            break;
+        }
+        if (!(logits = infer_step(&s, token, err))) rc = -1;
+    }
+    infer_free(&s);
+    return rc;
+}
