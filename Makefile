@@ -121,19 +121,24 @@ test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS)
 
-check-reference: data $(BUILD)/backpack
+check-reference: data $(BUILD)/backpack $(BUILD)/tests/tool_model_refdump
 	@$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy >/dev/null; }
-	BACKPACK=$(BUILD)/backpack $(PYTHON) tests/reference.py
+	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/reference.py
 
 # --- the demo ------------------------------------------------------------------------
 demo: data $(BUILD)/backpack
 	BACKPACK=$(BUILD)/backpack DEMO_MINUTES=$(DEMO_MINUTES) ./demo.sh
 
-bench: data $(BUILD)/backpack
+# bench/run.sh: training and generation against PyTorch, and the sgemm limit (issue 6).
+# BENCH_QUICK=1 for a ~2-minute run.
+bench: data $(BUILD)/backpack $(BUILD)/tests/tool_train_bench $(BUILD)/bench/sgemm
 	@$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { \
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy >/dev/null; }
-	BACKPACK=$(BUILD)/backpack bench/run.sh
+	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests SGEMM=$(BUILD)/bench/sgemm PYTHON=$(PYTHON) \
+	    bench/run.sh
+$(BUILD)/bench/sgemm: $(BUILD)/bench/sgemm.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 clean:
 	rm -rf build

@@ -148,12 +148,19 @@ void backpack_free(Backpack *m);
 void backpack_init_weights(Backpack *m, uint64_t seed);
 
 /* Number of checkpoint tensors and their table (views into `tensors`, which is
- * m->params or m->grads). `out` must hold backpack_num_param_entries() items. */
+ * m->params or m->grads - the latter only once allocated by backpack_zero_grad or
+ * backpack_backward). `out` must hold backpack_num_param_entries() items, in the
+ * order of the spec's tensor list, layer by layer. */
 int backpack_num_param_entries(const BackpackConfig *c);
 void backpack_param_entries(const Backpack *m, const ParameterTensors *tensors, ParamEntry *out);
 
 /* Training forward on inputs (B, T) token ids; targets (B, T) or NULL. With targets,
- * sets m->mean_loss to the mean cross-entropy. opts may be NULL (no dropout). */
+ * sets m->mean_loss to the mean cross-entropy. opts may be NULL (no dropout). Applies
+ * m->edits (Backpack only). Fails, without touching the model, on ids outside
+ * [0, V), T > n_positions, or an edit naming a word or sense out of range.
+ * Activations are sized for the largest (B, T) seen; smaller batches reuse them, so a
+ * training loop allocates only on its first step. The sense network runs once per
+ * distinct word of the batch. */
 int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, int T,
                      const TrainOptions *opts, BpError *err);
 
@@ -162,12 +169,16 @@ int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, 
  * logits before calling backward. */
 const float *backpack_logits(const Backpack *m);
 
+/* Zeroes m->grads (allocating them on first use). */
 void backpack_zero_grad(Backpack *m);
-/* Accumulates d(mean_loss)/d(params) into m->grads (after a forward with targets). */
+/* Accumulates d(mean_loss)/d(params) into m->grads (after a forward with targets; one
+ * backward per forward). Allocates the gradients on first use. */
 int backpack_backward(Backpack *m, BpError *err);
 
-/* The sense network on n word ids: out (n, k, d) = C(x) (edits with a vector replace
- * the computed rows). Context-free, so it serves export and generation. */
+/* The sense network on n word ids: out (n, k, d) = C(x) (m->edits with a vector
+ * replace the computed rows). Context-free, so it serves export and generation; no
+ * dropout; parallel inside. Ids outside [0, V) get zero rows. ARCH_TRANSFORMER has no
+ * senses and leaves out untouched. */
 void backpack_compute_senses(const Backpack *m, const int *tokens, int n, float *out);
 
 /* A 64-bit hash of every parameter's bytes, as 16 hex digits + NUL: identifies a model

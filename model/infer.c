@@ -17,10 +17,12 @@
  */
 #include "infer.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 /* Views into s->scratch. S = sense_intermediate_scale * d. */
 typedef struct {
@@ -108,6 +110,8 @@ void infer_free(InferState *s) {
     free(s->alpha);
     free(s->logits);
     free(s->scratch);
+    free(s->wte_bf16);
+    free(s->wte_norm);
     memset(s, 0, sizeof *s);
 }
 
@@ -140,6 +144,116 @@ static void gelu(float *x, int n) {
     }
 }
 
+/* ---------------------------------------------------------------------------------- */
+/* matrix-vector products: batch 1 is bound by reading the weights, so both cores stream
+ * disjoint parts of a matrix (dynamic schedule: a core busy elsewhere does not hold up
+ * the other for long). Small products stay on the calling thread. */
+
+#define PARALLEL_MIN_FLOATS 32768 /* below this a product is cheaper than waking a thread */
+
+/* y[r] = row[r] . x for the 4 rows of `row` (cols long each). Every row gets the same
+ * sequence of operations whatever its neighbours, so a logit is bit-identical whether
+ * it is computed with all the others (matvec_rows) or alone (the greedy check). */
+static void dot_rows4(float y[4], const float *const row[4], const float *x, int cols) {
+#if defined(__AVX512F__)
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    int c = 0;
+    for (; c + 16 <= cols; c += 16) {
+        __m512 xv = _mm512_loadu_ps(x + c);
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(row[0] + c), xv, s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(row[1] + c), xv, s1);
+        s2 = _mm512_fmadd_ps(_mm512_loadu_ps(row[2] + c), xv, s2);
+        s3 = _mm512_fmadd_ps(_mm512_loadu_ps(row[3] + c), xv, s3);
+    }
+    if (c < cols) {
+        __mmask16 m = (__mmask16)((1u << (cols - c)) - 1);
+        __m512 xv = _mm512_maskz_loadu_ps(m, x + c);
+        s0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row[0] + c), xv, s0);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row[1] + c), xv, s1);
+        s2 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row[2] + c), xv, s2);
+        s3 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, row[3] + c), xv, s3);
+    }
+    y[0] = _mm512_reduce_add_ps(s0);
+    y[1] = _mm512_reduce_add_ps(s1);
+    y[2] = _mm512_reduce_add_ps(s2);
+    y[3] = _mm512_reduce_add_ps(s3);
+#else
+    for (int r = 0; r < 4; r++) {
+        const float *a = row[r];
+        float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+        for (int c = 0; c < cols; c++) s += a[c] * x[c];
+        y[r] = s;
+    }
+#endif
+}
+
+/* y (rows) = A x, A (rows, cols) row-major: the layout of wte and of nn.Linear. */
+static void matvec_rows(float *y, const float *A, const float *x, int rows, int cols) {
+    const int groups = (rows + 3) / 4;
+#pragma omp parallel for schedule(dynamic, 32) if ((size_t)rows * cols >= PARALLEL_MIN_FLOATS)
+    for (int g = 0; g < groups; g++) {
+        const int r0 = 4 * g, nr = rows - r0 < 4 ? rows - r0 : 4;
+        const float *row[4];
+        float out[4];
+        for (int r = 0; r < 4; r++) row[r] = A + (size_t)(r0 + (r < nr ? r : 0)) * cols;
+        dot_rows4(out, row, x, cols);
+        for (int r = 0; r < nr; r++) y[r0 + r] = out[r];
+    }
+}
+
+/* y[0..nc) += x W[:, 0..nc) for one block of nc <= 128 columns of W (row stride ld). */
+static void axpy_block(float *y, const float *x, const float *W, size_t ld, int n_in, int nc) {
+#if defined(__AVX512F__)
+    __mmask16 m[8];
+    for (int q = 0; q < 8; q++) {
+        int rem = nc - 16 * q;
+        m[q] = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : 0;
+    }
+    __m512 a0 = _mm512_maskz_loadu_ps(m[0], y), a1 = _mm512_maskz_loadu_ps(m[1], y + 16),
+           a2 = _mm512_maskz_loadu_ps(m[2], y + 32), a3 = _mm512_maskz_loadu_ps(m[3], y + 48),
+           a4 = _mm512_maskz_loadu_ps(m[4], y + 64), a5 = _mm512_maskz_loadu_ps(m[5], y + 80),
+           a6 = _mm512_maskz_loadu_ps(m[6], y + 96), a7 = _mm512_maskz_loadu_ps(m[7], y + 112);
+    for (int i = 0; i < n_in; i++) {
+        const float *w = W + (size_t)i * ld;
+        const __m512 xi = _mm512_set1_ps(x[i]);
+        a0 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[0], w), a0);
+        a1 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[1], w + 16), a1);
+        a2 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[2], w + 32), a2);
+        a3 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[3], w + 48), a3);
+        a4 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[4], w + 64), a4);
+        a5 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[5], w + 80), a5);
+        a6 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[6], w + 96), a6);
+        a7 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[7], w + 112), a7);
+    }
+    _mm512_mask_storeu_ps(y, m[0], a0);
+    _mm512_mask_storeu_ps(y + 16, m[1], a1);
+    _mm512_mask_storeu_ps(y + 32, m[2], a2);
+    _mm512_mask_storeu_ps(y + 48, m[3], a3);
+    _mm512_mask_storeu_ps(y + 64, m[4], a4);
+    _mm512_mask_storeu_ps(y + 80, m[5], a5);
+    _mm512_mask_storeu_ps(y + 96, m[6], a6);
+    _mm512_mask_storeu_ps(y + 112, m[7], a7);
+#else
+    for (int i = 0; i < n_in; i++) {
+        const float *w = W + (size_t)i * ld;
+        const float xi = x[i];
+#pragma omp simd
+        for (int c = 0; c < nc; c++) y[c] += xi * w[c];
+    }
+#endif
+}
+
+/* y (n_out) += x (n_in) W, W (n_in, n_out) row-major: the Conv1D layout [in, out]. */
+static void matvec_cols(float *y, const float *x, const float *W, int n_in, int n_out) {
+    const int blocks = (n_out + 127) / 128;
+#pragma omp parallel for schedule(dynamic, 1) if ((size_t)n_in * n_out >= PARALLEL_MIN_FLOATS)
+    for (int b = 0; b < blocks; b++) {
+        const int c0 = 128 * b, nc = n_out - c0 < 128 ? n_out - c0 : 128;
+        axpy_block(y + c0, x, W + c0, (size_t)n_out, n_in, nc);
+    }
+}
+
 /* out (n_out) = x (n_in) W + b, W stored [in, out] (Conv1D). With accumulate the
  * product is added to out instead (b still added). */
 static void conv1d(float *out, const float *x, const float *W, const float *b, int n_in,
@@ -147,7 +261,7 @@ static void conv1d(float *out, const float *x, const float *W, const float *b, i
     if (!accumulate) memcpy(out, b, (size_t)n_out * sizeof(float));
     else
         for (int i = 0; i < n_out; i++) out[i] += b[i];
-    cblas_sgemv(CblasRowMajor, CblasTrans, n_in, n_out, 1.0f, W, n_out, x, 1, 1.0f, out, 1);
+    matvec_cols(out, x, W, n_in, n_out);
 }
 
 /* In-place softmax of x[0..n). */
@@ -274,9 +388,8 @@ static void sense_weights_and_mix(InferState *s, const Scratch *v) {
     const int pos = s->len, n = pos + 1, max_len = s->max_len;
 
     /* Z = W_c h + b_c, W_c stored [out, in] = (2d, d) */
-    memcpy(v->z, p->sense_qkb, (size_t)2 * d * sizeof(float));
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, 2 * d, d, 1.0f, p->sense_qkw, d, v->h, 1, 1.0f, v->z,
-                1);
+    matvec_rows(v->z, p->sense_qkw, v->h, 2 * d, d);
+    for (int i = 0; i < 2 * d; i++) v->z[i] += p->sense_qkb[i];
     memcpy(s->sense_keys + (size_t)pos * d, v->z + d, (size_t)d * sizeof(float));
 
     const float scale = 1.0f / sqrtf((float)dk);
@@ -297,8 +410,8 @@ static void sense_weights_and_mix(InferState *s, const Scratch *v) {
         }
     }
     /* o = sum_{j,l} alpha_l[j] C(x_j)_l: sense_vectors viewed as (n k, d) */
-    cblas_sgemv(CblasRowMajor, CblasTrans, n * k, d, 1.0f, s->sense_vectors, d, v->mix, 1, 0.0f,
-                v->o, 1);
+    memset(v->o, 0, (size_t)d * sizeof(float));
+    matvec_cols(v->o, v->mix, s->sense_vectors, n * k, d);
 }
 
 static int advance(InferState *s, int token, int want_logits, BpError *err) {
@@ -320,9 +433,14 @@ static int advance(InferState *s, int token, int want_logits, BpError *err) {
     s->tokens[s->len++] = token;
     /* logits = E out, E (V, d) */
     if (want_logits)
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, c->vocab_size, c->n_embd, 1.0f, m->params.wte,
-                    c->n_embd, out, 1, 0.0f, s->logits, 1);
+        matvec_rows(s->logits, m->params.wte, out, c->vocab_size, c->n_embd);
     return 0;
+}
+
+/* The vector the logits are E times: o for the Backpack, h for the Transformer. */
+static const float *output_vector(const InferState *s) {
+    Scratch v = scratch_views(s);
+    return s->model->config.arch == ARCH_BACKPACK ? v.o : v.h;
 }
 
 const float *infer_step(InferState *s, int token, BpError *err) {
@@ -334,3 +452,143 @@ int infer_feed(InferState *s, int token, BpError *err) { return advance(s, token
 const float *infer_alpha(const InferState *s) { return s->alpha; }
 
 const float *infer_context_senses(const InferState *s) { return s->sense_vectors; }
+
+/* ---------------------------------------------------------------------------------- */
+/* greedy choice with a bfloat16 copy of E
+ *
+ * For word v let f_v be the float logit matvec_rows computes (dot_rows4: the same
+ * operations whichever rows share the call) and a_v the float score with bf16(E[v]).
+ * With u_b = 2^-8 (bfloat16 keeps 8 significant bits, round to nearest) and
+ * g = d 2^-24 / (1 - d 2^-24) (a float dot product of length d in any order):
+ *     |f_v - a_v| <= (u_b + 2.01 g) sum_i |E[v,i] o_i| <= (u_b + 2.01 g) |E[v]| |o| = B_v.
+ * The argmax w of f has a_w + B_w >= f_w >= f_v >= a_v - B_v for every v, so it is
+ * among the candidates {v : a_v + B_v >= max_u (a_u - B_u)}, whose exact logits
+ * decide. The bounds are evaluated in double with a further 1% margin (the norms are
+ * floats rounded up) plus an absolute 1e-30 for underflowed products. */
+
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u); /* round to nearest even; inf stays inf */
+    return (uint16_t)(u >> 16);
+}
+
+static int build_greedy_tables(InferState *s, BpError *err) {
+    const BackpackConfig *c = &s->model->config;
+    const size_t V = (size_t)c->vocab_size, d = (size_t)c->n_embd;
+    const float *E = s->model->params.wte;
+    s->wte_bf16 = malloc(V * d * sizeof(uint16_t));
+    s->wte_norm = malloc(V * sizeof(float));
+    if (!s->wte_bf16 || !s->wte_norm) {
+        free(s->wte_bf16);
+        free(s->wte_norm);
+        s->wte_bf16 = NULL;
+        s->wte_norm = NULL;
+        return bp_fail(err, "out of memory for the bfloat16 copy of a %zu x %zu embedding", V, d);
+    }
+    int exact_only = 0;
+#pragma omp parallel for schedule(static) reduction(| : exact_only)
+    for (size_t v = 0; v < V; v++) {
+        double sq = 0.0;
+        for (size_t i = 0; i < d; i++) {
+            float e = E[v * d + i];
+            if (!isfinite(e) || fabsf(e) > 1e30f) exact_only = 1; /* bf16 rounding could overflow */
+            s->wte_bf16[v * d + i] = to_bf16(e);
+            sq += (double)e * e;
+        }
+        s->wte_norm[v] = (float)(sqrt(sq) * (1.0 + 1e-6));
+    }
+    s->greedy_exact_only = exact_only;
+    return 0;
+}
+
+/* y[r] = bf16 row[r] . x for 4 rows. */
+static void dot_rows4_bf16(float y[4], const uint16_t *const row[4], const float *x, int cols) {
+    int c = 0;
+#if defined(__AVX512F__)
+    __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+#define BF16_LOAD(p) \
+    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+    for (; c + 16 <= cols; c += 16) {
+        __m512 xv = _mm512_loadu_ps(x + c);
+        s0 = _mm512_fmadd_ps(BF16_LOAD(row[0] + c), xv, s0);
+        s1 = _mm512_fmadd_ps(BF16_LOAD(row[1] + c), xv, s1);
+        s2 = _mm512_fmadd_ps(BF16_LOAD(row[2] + c), xv, s2);
+        s3 = _mm512_fmadd_ps(BF16_LOAD(row[3] + c), xv, s3);
+    }
+#undef BF16_LOAD
+    y[0] = _mm512_reduce_add_ps(s0);
+    y[1] = _mm512_reduce_add_ps(s1);
+    y[2] = _mm512_reduce_add_ps(s2);
+    y[3] = _mm512_reduce_add_ps(s3);
+#else
+    y[0] = y[1] = y[2] = y[3] = 0.0f;
+#endif
+    for (int r = 0; r < 4; r++)
+        for (int i = c; i < cols; i++) {
+            uint32_t u = (uint32_t)row[r][i] << 16;
+            float e;
+            memcpy(&e, &u, sizeof e);
+            y[r] += e * x[i];
+        }
+}
+
+static int argmax_exact(InferState *s, const float *o) {
+    const BackpackConfig *c = &s->model->config;
+    matvec_rows(s->logits, s->model->params.wte, o, c->vocab_size, c->n_embd);
+    int best = 0;
+    for (int v = 1; v < c->vocab_size; v++)
+        if (s->logits[v] > s->logits[best]) best = v;
+    return best;
+}
+
+int infer_step_greedy(InferState *s, int token, BpError *err) {
+    if (!s->wte_bf16 && build_greedy_tables(s, err)) return -1;
+    if (advance(s, token, 0, err)) return -1;
+    const BackpackConfig *c = &s->model->config;
+    const int V = c->vocab_size, d = c->n_embd;
+    const float *o = output_vector(s), *E = s->model->params.wte;
+    double o_norm = 0.0;
+    for (int i = 0; i < d; i++) o_norm += (double)o[i] * o[i];
+    o_norm = sqrt(o_norm);
+    if (s->greedy_exact_only || !isfinite(o_norm)) return argmax_exact(s, o);
+
+    float *score = s->logits; /* (V) approximate scores a_v */
+    const int groups = (V + 3) / 4;
+#pragma omp parallel for schedule(dynamic, 32) if ((size_t)V * d >= PARALLEL_MIN_FLOATS)
+    for (int g = 0; g < groups; g++) {
+        const int r0 = 4 * g, nr = V - r0 < 4 ? V - r0 : 4;
+        const uint16_t *row[4];
+        float out[4];
+        for (int r = 0; r < 4; r++) row[r] = s->wte_bf16 + (size_t)(r0 + (r < nr ? r : 0)) * d;
+        dot_rows4_bf16(out, row, o, d);
+        for (int r = 0; r < nr; r++) score[r0 + r] = out[r];
+    }
+    const double g = d * 0x1p-24 / (1.0 - d * 0x1p-24);
+    const double K = (0x1p-8 + 2.01 * g) * 1.01 * o_norm;
+    double floor = -INFINITY;
+    for (int v = 0; v < V; v++) {
+        double lo = (double)score[v] - (K * s->wte_norm[v] + 1e-30);
+        if (lo > floor) floor = lo;
+    }
+    /* the candidates, in increasing id order, scored exactly four at a time */
+    int best = -1, cand[4], nc = 0;
+    float best_logit = 0.0f;
+    for (int v = 0; v <= V; v++) {
+        if (v < V && (double)score[v] + (K * s->wte_norm[v] + 1e-30) < floor) continue;
+        if (v < V) cand[nc++] = v;
+        if (nc == 4 || (v == V && nc > 0)) {
+            const float *row[4];
+            float exact[4];
+            for (int r = 0; r < 4; r++) row[r] = E + (size_t)cand[r < nc ? r : 0] * d;
+            dot_rows4(exact, row, o, d);
+            for (int r = 0; r < nc; r++)
+                if (best < 0 || exact[r] > best_logit) {
+                    best = cand[r];
+                    best_logit = exact[r];
+                }
+            nc = 0;
+        }
+    }
+    return best;
+}

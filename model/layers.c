@@ -332,6 +332,8 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv, const rea
 /* ------------------------------------------------------------------------------------ */
 /* the Backpack's sense weights and mixing */
 
+/* The spec masks j > i with -10000 rather than -inf; exp(-10000 + score) is exactly 0
+ * in float32 and float64 for any sane score, so both are this causal softmax. */
 void sense_weights_forward(real *alpha, const real *qk, int B, int T, int C, int K) {
     int dk = C / K, C2 = 2 * C;
     real scale = R(1) / sqrt(R(dk));

@@ -14,7 +14,8 @@
  * non-negative integers (at most SAFETENSORS_MAX_DIMS) whose product does not overflow;
  * end - begin == numel * dtype size; the tensors, in offset order, tile the data section
  * exactly (no overlap, no gap, nothing past the last tensor, nothing missing at the end,
- * so a truncated file is always caught); __metadata__ maps strings to strings.
+ * so a truncated file is always caught); __metadata__ maps strings to strings. Beyond
+ * the reference, names with control characters are refused (errors stay one line).
  *
  * Reading: tensors are read with pread straight into the caller's buffer, never the
  * whole file into memory (the published small model is ~700 MB). safetensors_read_f32

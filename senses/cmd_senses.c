@@ -146,7 +146,11 @@ static void note_multi(SenseStore *s, const StoreWord *w) {
     if (w->n_tokens == 1) return;
     fprintf(stderr, "note: '%s' is %d tokens (", w->text, w->n_tokens);
     for (int i = 0; i < w->n_tokens; i++) fprintf(stderr, "%s'%s'", i ? " " : "", store_token_text(s, w->tokens[i]));
-    fprintf(stderr, "): using the average of their sense vectors\n");
+    fprintf(stderr, "): using the average of their sense vectors; closest single tokens:");
+    int ids[5];
+    int n = store_closest_tokens(s, w->text, ids, 5);
+    for (int i = 0; i < n; i++) fprintf(stderr, "%s '%s'", i ? "," : "", store_token_text(s, ids[i]));
+    fprintf(stderr, "\n");
 }
 
 static void print_word_list(SenseStore *s, const char *label, const WordScore *list, int n) {

@@ -385,6 +385,9 @@ static void test_wrong_shape(void **state) {
     write_weights(&a, &(WeightEdits){.reshape = "backpack.gpt2_model.h.0.ln_1.bias",
                                      .reshape_ndim = 2, .s0 = 1, .s1 = D});
     expect_load_fails(weights, "'backpack.gpt2_model.h.0.ln_1.bias'", "[1, 16]", "[16]", NULL);
+    write_weights(&a, &(WeightEdits){.reshape = "backpack.gpt2_model.h.1.ln_2.weight",
+                                     .reshape_ndim = 2, .s0 = D, .s1 = 1});
+    expect_load_fails(weights, "'backpack.gpt2_model.h.1.ln_2.weight'", "[16, 1]", "[16]", NULL);
     backpack_free(&a);
 }
 

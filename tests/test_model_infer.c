@@ -280,6 +280,90 @@ static void test_edits_match_full_forward(void **state) {
     backpack_free(&m);
 }
 
+/* infer_step_greedy chooses exactly argmax(infer_step's logits), lowest id on ties. */
+static void check_greedy_matches_argmax(ModelArch arch) {
+    Backpack m;
+    build_random(&m, arch, 31 + arch);
+    const int d = TINY_D;
+    InferState exact, fast;
+    BpError err = {0};
+    SamplerConfig greedy = {0.0f, 0, 1.0f};
+    Rng rng;
+    rng_seed(&rng, 1);
+    /* The word that wins most often gets a twin (the next id) with the same embedding
+     * row: their logits then tie exactly, and the lower id must be chosen. */
+    int wins[TINY_V] = {0}, w = 0;
+    assert_int_equal(infer_build(&exact, &m, TINY_N, &err), 0);
+    for (int start = 0; start < TINY_V; start++) {
+        infer_reset(&exact);
+        for (int t = 0, a = start; t < TINY_N; t++) {
+            a = sample_token(infer_step(&exact, a, &err), TINY_V, &greedy, &rng);
+            wins[a]++;
+        }
+    }
+    infer_free(&exact);
+    for (int v = 0; v < TINY_V; v++)
+        if (wins[v] > wins[w]) w = v;
+    const int twin = (w + 1) % TINY_V, tie_winner = w < twin ? w : twin;
+    memcpy(m.params.wte + (size_t)twin * d, m.params.wte + (size_t)w * d, d * sizeof(float));
+    /* A rival whose row differs from w's by about half a bfloat16 step per entry: w's
+     * row is made exactly representable in bfloat16, and each rival entry sits 0.49 or
+     * 0.51 of a step away (random side), so bfloat16 rounds some differences away and
+     * doubles others. The approximate scores then often order w and the rival
+     * differently from the exact logits, by about the size of the rounding error. */
+    const int rival = (w + 2) % TINY_V;
+    for (int i = 0; i < d; i++) {
+        float *we = m.params.wte + (size_t)w * d + i, *re = m.params.wte + (size_t)rival * d + i;
+        int e;
+        frexpf(*we, &e);
+        float step = ldexpf(1.0f, e - 8);           /* bfloat16 spacing at |w_i| */
+        *we = step * nearbyintf(*we / step);         /* representable in bfloat16 */
+        float frac = (rng_next(&rng) & 1) ? 0.49f : 0.51f;
+        *re = *we + ((rng_next(&rng) & 1) ? frac : -frac) * step;
+        m.params.wte[(size_t)twin * d + i] = *we;
+    }
+
+    assert_int_equal(infer_build(&exact, &m, TINY_N, &err), 0);
+    assert_int_equal(infer_build(&fast, &m, TINY_N, &err), 0);
+    int ties = 0, steps = 0, rivals = 0;
+    for (int start = 0; start < TINY_V; start++) {
+        infer_reset(&exact);
+        infer_reset(&fast);
+        int a = start, b = start;
+        for (int t = 0; t < TINY_N; t++, steps++) {
+            const float *logits = infer_step(&exact, a, &err);
+            assert_non_null(logits);
+            a = sample_token(logits, TINY_V, &greedy, &rng);
+            b = infer_step_greedy(&fast, b, &err);
+            assert_int_equal(a, b);
+            assert_true(logits[w] == logits[twin]);
+            assert_int_not_equal(a, tie_winner == w ? twin : w);
+            ties += a == tie_winner;
+            rivals += a == rival;
+        }
+        /* the caches were updated alike */
+        if (arch == ARCH_BACKPACK)
+            assert_memory_equal(infer_alpha(&exact), infer_alpha(&fast),
+                                (size_t)TINY_K * TINY_N * sizeof(float));
+    }
+    print_message("arch %d: %d greedy steps agree, %d of them ties %d = %d, %d won by the rival\n",
+                  arch, steps, ties, w, twin, rivals);
+    assert_true(ties > 0 && rivals > 0);
+    infer_free(&exact);
+    infer_free(&fast);
+    backpack_free(&m);
+}
+
+static void test_greedy_matches_argmax_backpack(void **state) {
+    (void)state;
+    check_greedy_matches_argmax(ARCH_BACKPACK);
+}
+
+static void test_greedy_matches_argmax_transformer(void **state) {
+    (void)state;
+    check_greedy_matches_argmax(ARCH_TRANSFORMER);
+}
+
 static void test_errors_are_clean(void **state) {
     (void)state;
     Backpack m;
@@ -299,6 +383,7 @@ static void test_errors_are_clean(void **state) {
     assert_null(infer_step(&s, 1, &err));
     assert_non_null(strstr(err.msg, "context full"));
     assert_int_equal(infer_feed(&s, 1, &err), -1);
+    assert_int_equal(infer_step_greedy(&s, 1, &err), -1);
     assert_int_equal(s.len, 3);
     infer_reset(&s); /* usable again */
     assert_non_null(infer_step(&s, 1, &err));
@@ -420,6 +505,8 @@ int main(void) {
         cmocka_unit_test(test_alpha_and_contributions),
         cmocka_unit_test(test_edit_effect_one_word),
         cmocka_unit_test(test_edits_match_full_forward),
+        cmocka_unit_test(test_greedy_matches_argmax_backpack),
+        cmocka_unit_test(test_greedy_matches_argmax_transformer),
         cmocka_unit_test(test_errors_are_clean),
         cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_temperature_top_k_top_p),

@@ -21,6 +21,13 @@
 #include "../train/trainer.h"
 
 #define V 64
+/* Asserts success, showing the error message when not. */
+#define ASSERT_OK(call)                                    \
+    do {                                                   \
+        int rc_ = (call);                                  \
+        if (rc_ != 0) print_error("error: %s\n", err.msg); \
+        assert_int_equal(rc_, 0);                          \
+    } while (0)
 static char tmpdir[256];
 
 static void write_tokens(const char *path, uint64_t count, uint64_t seed) {
@@ -111,7 +118,7 @@ static int record_step(const StepReport *r, void *ctx) {
 static void hash_of(const char *dir, char hex[17]) {
     Backpack m;
     BpError err = {{0}};
-    assert_int_equal(checkpoint_load(&m, dir, &err), 0);
+    ASSERT_OK(checkpoint_load(&m, dir, &err));
     backpack_weights_hash(&m, hex);
     backpack_free(&m);
 }
@@ -137,22 +144,22 @@ static void test_resume_gives_identical_losses(void **state) {
     TrainHooks ha = {.quiet = 1, .on_step = record_step, .ctx = &full};
     TrainHooks hb = {.quiet = 1, .on_step = record_step, .ctx = &split};
     TrainOutcome out;
-    assert_int_equal(train_run(&ca, NULL, &ha, &out, &err), 0);
+    ASSERT_OK(train_run(&ca, NULL, &ha, &out, &err));
     assert_int_equal(out.steps, 8);
     assert_false(out.stopped);
     assert_true(full.loss[8] < full.loss[1]);  /* it learns */
 
-    assert_int_equal(train_run(&cb, NULL, &hb, &out, &err), 0);
+    ASSERT_OK(train_run(&cb, NULL, &hb, &out, &err));
     assert_int_equal(out.steps, 4);
     assert_true(out.stopped);
 
     TrainConfig saved;
-    assert_int_equal(train_state_read_config(cb.out_dir, &saved, &err), 0);
+    ASSERT_OK(train_state_read_config(cb.out_dir, &saved, &err));
     assert_int_equal(saved.max_steps, 8);
     assert_int_equal(saved.accum, 2);
     assert_string_equal(saved.out_dir, cb.out_dir);
     split.stop_at = 0;
-    assert_int_equal(train_run(&saved, cb.out_dir, &hb, &out, &err), 0);
+    ASSERT_OK(train_run(&saved, cb.out_dir, &hb, &out, &err));
     assert_int_equal(out.steps, 8);
     assert_int_equal(split.calls, 8);
     for (int s = 1; s <= 8; s++) assert_memory_equal(&full.loss[s], &split.loss[s], sizeof(double));
@@ -179,10 +186,10 @@ static void test_resume_rejects_state_of_other_weights(void **state) {
     c.max_steps = 2;
     TrainHooks h = {.quiet = 1};
     TrainOutcome out;
-    assert_int_equal(train_run(&c, NULL, &h, &out, &err), 0);
+    ASSERT_OK(train_run(&c, NULL, &h, &out, &err));
     /* Replace the weights beside train_state.bin with another model's. */
     Backpack m;
-    assert_int_equal(checkpoint_load(&m, c.out_dir, &err), 0);
+    ASSERT_OK(checkpoint_load(&m, c.out_dir, &err));
     backpack_init_weights(&m, 999);
     char staging_src[600], state_src[4200], state_dst[4200];
     snprintf(staging_src, sizeof staging_src, "%s/keep", tmpdir);
@@ -194,7 +201,7 @@ static void test_resume_rejects_state_of_other_weights(void **state) {
     backpack_free(&m);
     assert_int_equal(copy_file_atomic(state_dst, state_src, &err), 0);
     TrainConfig saved;
-    assert_int_equal(train_state_read_config(c.out_dir, &saved, &err), 0);
+    ASSERT_OK(train_state_read_config(c.out_dir, &saved, &err));
     saved.max_steps = 4;
     assert_int_equal(train_run(&saved, c.out_dir, &h, &out, &err), -1);
     assert_non_null(strstr(err.msg, "belongs to other weights"));
@@ -225,14 +232,14 @@ static void test_nan_stops_and_keeps_last_checkpoint(void **state) {
     assert_non_null(strstr(err.msg, "step 2"));
     /* The checkpoint of step 2 loads, is finite, and training resumes from it. */
     Backpack m;
-    assert_int_equal(checkpoint_load(&m, c.out_dir, &err), 0);
+    ASSERT_OK(checkpoint_load(&m, c.out_dir, &err));
     for (size_t i = 0; i < m.num_parameters; i++) assert_true(isfinite(m.params_memory[i]));
     backpack_free(&m);
     TrainConfig saved;
-    assert_int_equal(train_state_read_config(c.out_dir, &saved, &err), 0);
+    ASSERT_OK(train_state_read_config(c.out_dir, &saved, &err));
     Recorder again = {0};
     TrainHooks h2 = {.quiet = 1, .on_step = record_step, .ctx = &again};
-    assert_int_equal(train_run(&saved, c.out_dir, &h2, &out, &err), 0);
+    ASSERT_OK(train_run(&saved, c.out_dir, &h2, &out, &err));
     assert_int_equal(out.steps, 8);
     assert_int_equal(again.calls, 6);  /* steps 3..8 */
     assert_memory_equal(&again.loss[3], &rec.loss[3], sizeof(double));
@@ -266,7 +273,7 @@ static void test_eval_matches_direct_forward(void **state) {
     BpError err = {{0}};
     BackpackConfig c = tiny_model();
     Backpack m;
-    assert_int_equal(backpack_build(&m, &c, &err), 0);
+    ASSERT_OK(backpack_build(&m, &c, &err));
     backpack_init_weights(&m, 3);
     int ids[49];
     Rng r;
@@ -276,16 +283,16 @@ static void test_eval_matches_direct_forward(void **state) {
     /* Direct: one forward per window of 16. */
     double direct[3], tail = 0;
     for (int w = 0; w < 3; w++) {
-        assert_int_equal(backpack_forward(&m, ids + 16 * w, ids + 16 * w + 1, 1, 16, NULL, &err), 0);
+        ASSERT_OK(backpack_forward(&m, ids + 16 * w, ids + 16 * w + 1, 1, 16, NULL, &err));
         direct[w] = m.mean_loss;
     }
     /* 37 tokens: windows [0,16), [16,32), and the end-aligned [20,36) scoring t >= 12. */
-    assert_int_equal(backpack_forward(&m, ids + 20, ids + 21, 1, 16, NULL, &err), 0);
+    ASSERT_OK(backpack_forward(&m, ids + 20, ids + 21, 1, 16, NULL, &err));
     const float *logits = backpack_logits(&m);
     for (int t = 12; t < 16; t++) tail += window_loss_from_logits(logits + t * V, ids[21 + t]);
 
     EvalResult res;
-    assert_int_equal(evaluate_ids(&m, ids, 49, 16, 2, 0, &res, &err), 0);
+    ASSERT_OK(evaluate_ids(&m, ids, 49, 16, 2, 0, &res, &err));
     assert_int_equal(res.predictions, 48);
     assert_int_equal(res.windows, 3);
     double expect = (direct[0] + direct[1] + direct[2]) / 3;
@@ -293,12 +300,12 @@ static void test_eval_matches_direct_forward(void **state) {
     assert_float_equal(res.perplexity, exp(expect), 1e-4 * exp(expect));
     assert_float_equal(res.perplexity, exp(res.mean_loss), 1e-12);
 
-    assert_int_equal(evaluate_ids(&m, ids, 37, 16, 2, 0, &res, &err), 0);
+    ASSERT_OK(evaluate_ids(&m, ids, 37, 16, 2, 0, &res, &err));
     assert_int_equal(res.predictions, 36);
     assert_int_equal(res.windows, 3);
     assert_float_equal(res.mean_loss, (16 * direct[0] + 16 * direct[1] + tail) / 36, 1e-5);
 
-    assert_int_equal(evaluate_ids(&m, ids, 49, 16, 2, 1, &res, &err), 0);  /* one window */
+    ASSERT_OK(evaluate_ids(&m, ids, 49, 16, 2, 1, &res, &err));  /* one window */
     assert_float_equal(res.mean_loss, direct[0], 1e-5);
 
     ids[5] = V;  /* out of range */
@@ -323,7 +330,7 @@ static void test_greedy_generation(void **state) {
     BpError err = {{0}};
     BackpackConfig c = tiny_model();
     Backpack m;
-    assert_int_equal(backpack_build(&m, &c, &err), 0);
+    ASSERT_OK(backpack_build(&m, &c, &err));
     backpack_init_weights(&m, 4);
     /* Larger weights so that the greedy choice is clear of float rounding. */
     for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] *= 5.0f;
@@ -331,15 +338,15 @@ static void test_greedy_generation(void **state) {
     GenerateConfig g = {.sampler = {.temperature = 0, .top_k = 0, .top_p = 1}, .max_tokens = 6, .seed = 1};
     Collected a = {0}, b = {0};
     GenerateResult res;
-    assert_int_equal(generate(&m, NULL, prompt, 3, &g, collect, &a, &res, &err), 0);
+    ASSERT_OK(generate(&m, NULL, prompt, 3, &g, collect, &a, &res, &err));
     assert_int_equal(res.generated, 6);
     assert_false(res.hit_context_limit);
     g.seed = 99;  /* greedy ignores the seed */
-    assert_int_equal(generate(&m, NULL, prompt, 3, &g, collect, &b, &res, &err), 0);
+    ASSERT_OK(generate(&m, NULL, prompt, 3, &g, collect, &b, &res, &err));
     assert_int_equal(a.n, 6);
     assert_memory_equal(a.tokens, b.tokens, sizeof(int) * 6);
     /* The first token is the argmax of a full forward's last logits. */
-    assert_int_equal(backpack_forward(&m, prompt, NULL, 1, 3, NULL, &err), 0);
+    ASSERT_OK(backpack_forward(&m, prompt, NULL, 1, 3, NULL, &err));
     const float *logits = backpack_logits(&m) + 2 * V;
     int best = 0;
     for (int v = 1; v < V; v++)
@@ -351,7 +358,7 @@ static void test_greedy_generation(void **state) {
     for (int i = 0; i < 14; i++) long_prompt[i] = i;
     Collected d = {0};
     g.max_tokens = 100;
-    assert_int_equal(generate(&m, NULL, long_prompt, 14, &g, collect, &d, &res, &err), 0);
+    ASSERT_OK(generate(&m, NULL, long_prompt, 14, &g, collect, &d, &res, &err));
     assert_int_equal(res.generated, 3);
     assert_true(res.hit_context_limit);
     int too_long[17] = {0};

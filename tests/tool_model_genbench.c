@@ -3,12 +3,14 @@
  *
  *   tool_model_genbench [--arch backpack|transformer] [--vocab V] [--d D] [--layers L]
  *                       [--heads H] [--senses K] [--ctx N] [--new T] [--runs R]
- *                       [--seed S] [--print-tokens]
+ *                       [--seed S] [--exact] [--print-tokens]
  *
  * Defaults are configuration A of issue 6 (V 8192, d 256, L 4, H 4, k 16, context 256,
  * 256 new tokens). Each run feeds the one-token prompt 0 and then generates T tokens
  * greedily (T steps, so the context holds 1 + T - 1 = T positions); the first run is a
  * warm-up. Prints each run's tokens/s, the median, and a hash of the greedy tokens.
+ * By default tokens come from infer_step_greedy; --exact uses infer_step (all V
+ * logits) and sample_token at temperature 0: the tokens must be the same.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,11 +27,12 @@ static int cmp_double(const void *a, const void *b) {
 
 int main(int argc, char **argv) {
     BackpackConfig c = {ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4};
-    int new_tokens = 256, runs = 4, print_tokens = 0;
+    int new_tokens = 256, runs = 4, print_tokens = 0, exact = 0;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--print-tokens")) { print_tokens = 1; continue; }
+        if (!strcmp(a, "--exact")) { exact = 1; continue; }
         if (!val) { fprintf(stderr, "genbench: %s needs a value\n", a); return 2; }
         i++;
         if (!strcmp(a, "--arch")) {
@@ -73,12 +76,17 @@ int main(int argc, char **argv) {
         int token = 0;
         double t0 = now_seconds();
         for (int i = 0; i < new_tokens; i++) {
-            const float *logits = infer_step(&s, token, &err);
-            if (!logits) {
+            if (exact) {
+                const float *logits = infer_step(&s, token, &err);
+                token = logits ? sample_token(logits, c.vocab_size, &greedy, &rng) : -1;
+            } else {
+                token = infer_step_greedy(&s, token, &err);
+            }
+            if (token < 0) {
                 fprintf(stderr, "genbench: %s\n", err.msg);
                 return 1;
             }
-            token = out[i] = sample_token(logits, c.vocab_size, &greedy, &rng);
+            out[i] = token;
         }
         double dt = now_seconds() - t0;
         if (r > 0) {
@@ -93,8 +101,8 @@ int main(int argc, char **argv) {
         if (print_tokens) printf("%d%c", out[i], i + 1 < new_tokens ? ' ' : '\n');
     }
     qsort(rates, (size_t)runs, sizeof(double), cmp_double);
-    printf("%s V=%d d=%d L=%d H=%d k=%d ctx=%d: median %.1f tokens/s (min %.1f, max %.1f) over %d runs, tokens hash %016llx\n",
-           c.arch == ARCH_BACKPACK ? "backpack" : "transformer", c.vocab_size, c.n_embd,
+    printf("%s%s V=%d d=%d L=%d H=%d k=%d ctx=%d: median %.1f tokens/s (min %.1f, max %.1f) over %d runs, tokens hash %016llx\n",
+           c.arch == ARCH_BACKPACK ? "backpack" : "transformer", exact ? " (exact)" : "", c.vocab_size, c.n_embd,
            c.n_layer, c.n_head, c.num_senses, c.n_positions, rates[runs / 2], rates[0],
            rates[runs - 1], runs, (unsigned long long)hash);
     free(out);

@@ -597,7 +597,10 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
             goto done;
         }
         tr->cfg.model = tr->model.config;
-        tr->tokenizer_src = resume_dir;
+        /* The checkpoint's own copy of the tokenizer (a model may have none). */
+        char vocab[4096];
+        tr->tokenizer_src = path_join(vocab, sizeof vocab, resume_dir, "vocab.json", NULL) == 0 &&
+                                    file_exists(vocab) ? resume_dir : NULL;
     } else {
         if (tr->cfg.model.vocab_size == 0) {
             Tokenizer *tok;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/fileio.h"
@@ -20,7 +21,9 @@ int app_open(App *app, const char *db_path, const char *model_dir, BpError *err)
     app->word.token = -1;
     app->sense_view.token = -1;
     app->db_path = db_path;
-    if (!file_exists(db_path)) return bp_fail(err, "%s: no such file", db_path);
+    struct stat st;
+    if (stat(db_path, &st) != 0) return bp_fail_errno(err, "%s", db_path);
+    if (S_ISDIR(st.st_mode)) return bp_fail(err, "%s: is a directory, not a sense database", db_path);
     /* read-write when we may write, so edits can be saved; else browse read-only */
     app->db_mode = access(db_path, W_OK) == 0 ? STORE_READ_WRITE : STORE_READ_ONLY;
     if (store_open(&app->store, db_path, app->db_mode, err) != 0) return -1;
@@ -37,7 +40,12 @@ int app_open(App *app, const char *db_path, const char *model_dir, BpError *err)
             goto fail;
         }
         if (store_check_model(app->store, &app->model, err) != 0) goto fail;
-        if (tokenizer_load(&app->tokenizer, model_dir, err) != 0) goto fail;
+        /* without tokenizer files the senses still browse; only prompts need them */
+        BpError tok_err = {0};
+        if (tokenizer_load(&app->tokenizer, model_dir, &tok_err) != 0) {
+            app->tokenizer = NULL;
+            snprintf(app->tokenizer_error, sizeof app->tokenizer_error, "%s", tok_err.msg);
+        }
         int max_len = app->model.config.n_positions < 256 ? app->model.config.n_positions : 256;
         if (infer_build(&app->infer, &app->model, max_len, err) != 0) goto fail;
         app->prompt.tokens = malloc((size_t)max_len * sizeof(int));
@@ -99,11 +107,19 @@ static Place current_place(App *app) {
 
 static void push_history(App *app) {
     if (app->screen == SCREEN_HELP) return;
+    Place here = current_place(app);
+    if (app->history_len > 0) {  /* the same place twice in a row is one step back */
+        Place *last = &app->history[app->history_len - 1];
+        if (last->screen == here.screen && last->token == here.token && last->sense == here.sense) {
+            *last = here;
+            return;
+        }
+    }
     if (app->history_len == APP_HISTORY_MAX) {
         memmove(app->history, app->history + 1, (APP_HISTORY_MAX - 1) * sizeof(Place));
         app->history_len--;
     }
-    app->history[app->history_len++] = current_place(app);
+    app->history[app->history_len++] = here;
 }
 
 void app_goto(App *app, ScreenId screen) {
@@ -144,7 +160,11 @@ void app_back(App *app) {
     app->sense = p.sense;
     if (p.screen == SCREEN_WORD && p.token >= 0) word_load(app, p.token);
     if (p.screen == SCREEN_SENSE && p.token >= 0) sense_load(app, p.token, p.sense);
-    if (p.screen == SCREEN_EDIT) app->screen = p.token >= 0 ? SCREEN_WORD : SCREEN_SEARCH;
+    if (p.screen == SCREEN_EDIT && (app->edit.token != p.token || app->edit.sense != p.sense)) {
+        /* the edit screen holds one edit: an older one comes back as its word */
+        app->screen = p.token >= 0 ? SCREEN_WORD : SCREEN_SEARCH;
+        if (p.token >= 0) word_load(app, p.token);
+    }
     if (p.screen == SCREEN_EDITS) edits_refresh(app);
     ListView *l = app_current_list(app);
     if (l) {
@@ -200,7 +220,8 @@ static int input_key(App *app, int key) {
         return 1;
     }
     /* list keys (Up/Down on the search results) fall through to the screen */
-    return !(key == BK_UP || key == BK_DOWN || key == BK_PGUP || key == BK_PGDN || key == BK_TAB);
+    return !(key == BK_UP || key == BK_DOWN || key == BK_PGUP || key == BK_PGDN || key == BK_TAB ||
+             key == BK_CTRL('c'));
 }
 
 /* ---- lists ---------------------------------------------------------------------------- */
@@ -268,8 +289,7 @@ static void act_next(App *app) { search_step(app, +1); }
 static void act_prev(App *app) { search_step(app, -1); }
 static void act_prompt(App *app) {
     app_goto(app, SCREEN_PROMPT);
-    if (app->have_model && app->prompt.n_tokens == 0)
-        app_open_input(app, &app->prompt.input, "prompt: ", app->prompt.input.text);
+    if (app->have_model && app->prompt.n_tokens == 0) prompt_start_typing(app);
 }
 static void act_edits(App *app) {
     edits_refresh(app);
@@ -401,6 +421,9 @@ static void draw_status(App *app, Canvas *c) {
         while (utf8_display_width(t) > c->cols - x - 2 && *t) t++;
         x += canvas_text(c, row, x, -1, STYLE_INPUT, t);
         canvas_text(c, row, x, 1, STYLE_SELECTED, " ");
+        const char *hint = "Enter accept  Esc cancel ";
+        int w = utf8_display_width(hint);
+        if (c->cols - w > x + 2) canvas_text(c, row, c->cols - w, -1, STYLE_STATUS, hint);
         return;
     }
     char left[256], word[160];

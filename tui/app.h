@@ -181,7 +181,8 @@ struct App {
     int have_model;
     const char *model_dir;
     Backpack model;
-    Tokenizer *tokenizer;
+    Tokenizer *tokenizer;   /* NULL when the model directory has none */
+    char tokenizer_error[BP_ERROR_MAX];
     InferState infer;
     SenseEdits edits_in_force;
     long generation;        /* bumped whenever the edits in force change */
@@ -205,6 +206,8 @@ struct App {
     EditsView edits;
     ListView help;
     LineEdit *input;        /* the open line editor, or NULL */
+    int index_loaded;       /* the nearest-neighbour index is in memory */
+    const char *key_note;   /* set by a key that did one-time work ("index-load"), for --timing */
 };
 
 extern const Screen app_screens[SCREEN_COUNT];
@@ -260,6 +263,8 @@ int sense_load(App *app, int token, int sense);
 void prompt_draw(App *app, Canvas *c);
 void edit_draw(App *app, Canvas *c);
 extern const KeyBinding prompt_keys[], edit_keys[];
+/* Opens the prompt's line editor (Enter runs the model on it). */
+void prompt_start_typing(App *app);
 /* Re-runs the model on the prompt (after edits changed). */
 void prompt_refresh(App *app);
 void edit_begin(App *app, int token, int sense);

@@ -7,8 +7,9 @@
  * The scripted mode draws on the in-memory canvas instead of the terminal, feeds the
  * keys (syntax in keys.h; @FILE reads them from a file) and writes the screen as text
  * after the last key, or after every key with --each-key (each screen preceded by a
- * line "--- key N: NAME ---"). --timing writes one line per key: "N NAME MS", the
- * milliseconds to handle the key and redraw (bench/bench_tui.sh uses it).
+ * line "--- key N: NAME ---"). --timing writes one line per key: "N NAME MS [NOTE]",
+ * the milliseconds to handle the key and redraw, NOTE "index-load" on the key that
+ * loaded the nearest-neighbour index (once per run); bench/bench_tui.sh uses it.
  *
  * The terminal is restored on every way out: normal exit, errors, and fatal signals.
  */
@@ -17,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../cli/commands.h"
@@ -90,7 +92,16 @@ static int write_out(const char *path, const char *data, size_t len, BpError *er
             return bp_fail_errno(err, "browse: writing the screen to stdout");
         return 0;
     }
-    return write_file_atomic(path, data, len, err);
+    /* A regular file (or a new one) is replaced atomically. Anything else - /dev/null, a
+     * FIFO, /dev/stderr, a symbolic link - is written through: renaming over it would
+     * replace the device or link itself. */
+    struct stat st;
+    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return write_file_atomic(path, data, len, err);
+    FILE *f = fopen(path, "w");
+    if (!f) return bp_fail_errno(err, "%s", path);
+    int bad = fwrite(data, 1, len, f) != len;
+    bad |= fclose(f) != 0;
+    return bad ? bp_fail_errno(err, "%s: write failed", path) : 0;
 }
 
 static int run_scripted(App *app, const BrowseOptions *o, BpError *err) {
@@ -119,6 +130,7 @@ static int run_scripted(App *app, const BrowseOptions *o, BpError *err) {
     app_draw(app, c);
     for (int i = 0; i < n_events && !app->quit; i++) {
         double t0 = now_seconds();
+        app->key_note = NULL;
         if (events[i].key == BK_RESIZE) canvas_memory_resize(c, events[i].rows, events[i].cols);
         app_key(app, events[i].key);
         if (!app->quit) app_draw(app, c);
@@ -126,7 +138,8 @@ static int run_scripted(App *app, const BrowseOptions *o, BpError *err) {
         char name[32], line[96];
         bk_key_name(events[i].key, name, sizeof name);
         if (o->timing) {
-            snprintf(line, sizeof line, "%d %s %.3f\n", i + 1, name, ms);
+            snprintf(line, sizeof line, "%d %s %.3f%s%s\n", i + 1, name, ms, app->key_note ? " " : "",
+                     app->key_note ? app->key_note : "");
             append(&timing, &timing_len, line);
         }
         if (o->each_key) {
@@ -240,15 +253,19 @@ int cmd_browse(int argc, char **argv) {
     BpError err = {0};
     BrowseOptions o;
     if (parse_options(argc, argv, &o, &err) != 0) return cli_error(err.msg);
-    if (!o.keys && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)))
-        return cli_error("browse: stdin and stdout must be a terminal (or use the scripted mode: "
-                         "--keys KEYS --screen-out FILE)");
     canvas_init_locale();
     App *app = calloc(1, sizeof *app);
     if (!app) return cli_error("out of memory");
+    /* the database and model first: their errors matter more than the terminal's */
     if (app_open(app, o.db, o.model, &err) != 0) {
         free(app);
         return cli_error(err.msg);
+    }
+    if (!o.keys && (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO))) {
+        app_close(app);
+        free(app);
+        return cli_error("browse: stdin and stdout must be a terminal (or use the scripted mode: "
+                         "--keys KEYS --screen-out FILE)");
     }
     int rc = o.keys ? run_scripted(app, &o, &err) : run_terminal(app, &err);
     app_close(app);

@@ -92,7 +92,7 @@ int search_text_key(App *app, int key) {
 static void act_search_open(App *app) {
     SearchView *sv = &app->search;
     if (sv->count == 0) {
-        search_start(app);
+        app_message(app, 0, "no results: / to search");
         return;
     }
     app_open_word(app, sv->ids[sv->list.cursor]);
@@ -221,7 +221,7 @@ void word_draw(App *app, Canvas *c) {
         canvas_printf(c, row, 5, 8, sel ? STYLE_SELECTED : STYLE_NORMAL, "%7.2f", si->norm);
         for (int side = 0; side < 2; side++) {
             const WordScore *ws = (side ? wv->bottom : wv->top) + i * wv->n;
-            int x = words_col + side * half, end = words_col + (side + 1) * half - 1;
+            int x = words_col + side * half, end = words_col + (side + 1) * half - 2;
             for (int j = 0; j < wv->n; j++) {
                 char wl[160], entry[200];
                 snprintf(entry, sizeof entry, "%s %+.1f", app_word_label(app, ws[j].id, wl, sizeof wl),
@@ -301,12 +301,14 @@ int sense_load(App *app, int token, int sense) {
         bp_fail(&err, "out of memory");
         goto fail;
     }
+    if (!app->index_loaded) app->key_note = "index-load";
     if (store_sense_vector(app->store, token, sense, STORE_IN_FORCE, query + (size_t)sense * app->d,
                            &err) != 0 ||
         store_load_index(app->store, index_progress, app, &err) != 0) {
         sv->near_error = 1;
         snprintf(sv->near_msg, sizeof sv->near_msg, "%s", err.msg);
     } else {
+        app->index_loaded = 1;
         int m = store_nearest(app->store, query, sense, token, APP_LIST_WORDS, sv->near, &err);
         if (m < 0) {
             sv->near_error = 1;
@@ -350,8 +352,8 @@ void sense_draw(App *app, Canvas *c) {
     int w0 = 26, w1 = 26, x2 = 1 + w0 + w1;
     const char *heads[3] = {"top words (score)", "bottom words (score)", NULL};
     char near_head[96];
-    snprintf(near_head, sizeof near_head, "nearest by cos of sense %d | their sense %d", sv->sense,
-             sv->sense);
+    snprintf(near_head, sizeof near_head, "nearest (cos of sense %d)  their sense %d's top words",
+             sv->sense, sv->sense);
     heads[2] = near_head;
     int xs[3] = {1, 1 + w0, x2}, ws[3] = {w0 - 1, w1 - 1, c->cols - x2};
     for (int i = 0; i < 3; i++)
@@ -368,16 +370,20 @@ void sense_draw(App *app, Canvas *c) {
         const WordScore *list = col == 0 ? sv->top : col == 1 ? sv->bottom : sv->near;
         for (int i = l->top, r = row; i < l->count && r < bottom; i++, r++) {
             int sel = col == sv->column && i == l->cursor;
-            int x = draw_word_score(app, c, r, xs[col], ws[col], &list[i], sel,
-                                    col == 2 ? "%.3f" : "%+.2f");
-            if (col == 2) {
-                x += 2;
-                for (int j = 0; j < APP_NEIGHBOUR_WORDS && sv->near_top[i][j].id >= 0; j++) {
-                    char wl[160];
-                    app_word_label(app, sv->near_top[i][j].id, wl, sizeof wl);
-                    if (x >= ws[2]) break;
-                    x += 1 + canvas_text(c, r, xs[2] + x, ws[2] - x, STYLE_PROMOTED, wl);
-                }
+            if (col < 2) {
+                draw_word_score(app, c, r, xs[col], ws[col], &list[i], sel, "%+.2f");
+                continue;
+            }
+            /* neighbour, cosine, then the top words of its same sense */
+            char wl[160];
+            CanvasStyle st = sel ? STYLE_SELECTED : STYLE_NORMAL;
+            if (sel) canvas_fill(c, r, xs[2], 24, STYLE_SELECTED);
+            canvas_text(c, r, xs[2], 16, st, app_word_label(app, list[i].id, wl, sizeof wl));
+            canvas_printf(c, r, xs[2] + 17, 6, sel ? st : STYLE_DIM, "%.3f", list[i].score);
+            int x = 25;
+            for (int j = 0; j < APP_NEIGHBOUR_WORDS && sv->near_top[i][j].id >= 0 && x < ws[2]; j++) {
+                app_word_label(app, sv->near_top[i][j].id, wl, sizeof wl);
+                x += 2 + canvas_text(c, r, xs[2] + x, ws[2] - x, STYLE_PROMOTED, wl);
             }
         }
     }

@@ -128,6 +128,10 @@ void prompt_refresh(App *app) {
 static void prompt_done(App *app, int accepted) {
     PromptView *pv = &app->prompt;
     if (!accepted) return;
+    if (!app->tokenizer) {
+        app_message(app, 1, "cannot encode a prompt: %s", app->tokenizer_error);
+        return;
+    }
     size_t n = 0, cap = 0;
     int *ids = NULL;
     BpError err = {0};
@@ -154,7 +158,7 @@ static void prompt_done(App *app, int accepted) {
     prompt_refresh(app);
 }
 
-static void act_prompt_type(App *app) {
+void prompt_start_typing(App *app) {
     if (!app->have_model) {
         app_message(app, 1, "the prompt screen needs --model");
         return;
@@ -172,7 +176,7 @@ static void act_prompt_column(App *app) {
 static void act_prompt_open(App *app) {
     PromptView *pv = &app->prompt;
     if (!pv->pred.valid) {
-        act_prompt_type(app);
+        prompt_start_typing(app);
         return;
     }
     int p = pv->lists[0].cursor;
@@ -197,7 +201,7 @@ static void act_prompt_edit(App *app) {
 }
 
 const KeyBinding prompt_keys[] = {
-    {{'i', 0}, "i", "type the prompt (Enter runs it)", act_prompt_type},
+    {{'i', 0}, "i", "type the prompt (Enter runs it)", prompt_start_typing},
     {{BK_TAB, BK_BTAB}, "Tab", "switch between predictions and their causes", act_prompt_column},
     {{BK_ENTER, 'l', BK_RIGHT}, "Enter l Right",
      "open the predicted word, or the selected (word, sense)", act_prompt_open},

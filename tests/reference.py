@@ -1,0 +1,294 @@
+#!/usr/bin/env python3
+"""An independent PyTorch implementation of the Backpack LM and its Transformer
+baseline, written from ../shared/backpack-spec.md (not from the C code), checked against
+the C model.
+
+For each architecture it draws a random model, writes it as a checkpoint directory
+(config.json + model.safetensors, with this file's own safetensors writer), runs
+$TOOLS/tool_model_refdump on it and one batch (the C model: logits, mean loss and the
+gradient of every checkpoint tensor), reads that back with this file's own safetensors
+parser, computes the same in PyTorch in float64 with autograd, and prints the max abs
+differences. Fails (exit 1) when
+
+    max |logits diff| > 1e-4,  |loss diff| > 1e-5,  or for any tensor
+    max |grad diff| > 1e-4 * max |grad| + 1e-7     (float32 accumulation vs float64).
+
+Run by `make check-reference` (TOOLS = the build's tests/ directory).
+"""
+import json
+import math
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+LOGITS_TOL = 1e-4
+LOSS_TOL = 1e-5
+GRAD_REL_TOL = 1e-4
+GRAD_ABS_TOL = 1e-7
+
+# The configuration checked: big enough for every axis to matter (several heads, senses,
+# layers, repeated words), small enough to run in seconds.
+CFG = dict(V=67, d=32, L=3, H=4, k=4, P=16, scale=4)
+B, T = 3, 16
+
+
+# ------------------------------------------------------------------------------------
+# safetensors: 8-byte little-endian header length, JSON header, data section
+
+DTYPES = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64,
+          "I32": np.int32, "U8": np.uint8, "BOOL": np.bool_}
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    data = raw[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"]
+        arr = np.frombuffer(data[begin:end], dtype=np.dtype(DTYPES[info["dtype"]]).newbyteorder("<"))
+        out[name] = arr.reshape(info["shape"]).copy()
+    return out
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, arr in tensors.items():
+        b = np.ascontiguousarray(arr, dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    hb = json.dumps(header).encode()
+    hb += b" " * ((8 - len(hb) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(hb)))
+        f.write(hb)
+        for b in blobs:
+            f.write(b)
+
+
+# ------------------------------------------------------------------------------------
+# the model's tensors, by their Hugging Face names (spec, "Checkpoint tensor names")
+
+def tensor_shapes(arch):
+    V, d, L, k, P, S = CFG["V"], CFG["d"], CFG["L"], CFG["k"], CFG["P"], CFG["scale"] * CFG["d"]
+    g = "backpack.gpt2_model" if arch == "backpack" else "transformer"
+    shapes = {f"{g}.wte.weight": (V, d), f"{g}.wpe.weight": (P, d)}
+    for l in range(L):
+        h = f"{g}.h.{l}"
+        shapes.update({
+            f"{h}.ln_1.weight": (d,), f"{h}.ln_1.bias": (d,),
+            f"{h}.attn.c_attn.weight": (d, 3 * d), f"{h}.attn.c_attn.bias": (3 * d,),
+            f"{h}.attn.c_proj.weight": (d, d), f"{h}.attn.c_proj.bias": (d,),
+            f"{h}.ln_2.weight": (d,), f"{h}.ln_2.bias": (d,),
+            f"{h}.mlp.c_fc.weight": (d, 4 * d), f"{h}.mlp.c_fc.bias": (4 * d,),
+            f"{h}.mlp.c_proj.weight": (4 * d, d), f"{h}.mlp.c_proj.bias": (d,)})
+    shapes.update({f"{g}.ln_f.weight": (d,), f"{g}.ln_f.bias": (d,)})
+    if arch == "backpack":
+        s = "backpack.sense_network"
+        shapes.update({
+            f"{s}.ln.weight": (d,), f"{s}.ln.bias": (d,),
+            f"{s}.block.ln_1.weight": (d,), f"{s}.block.ln_1.bias": (d,),
+            f"{s}.block.mlp.c_fc.weight": (d, S), f"{s}.block.mlp.c_fc.bias": (S,),
+            f"{s}.block.mlp.c_proj.weight": (S, d), f"{s}.block.mlp.c_proj.bias": (d,),
+            f"{s}.block.ln_2.weight": (d,), f"{s}.block.ln_2.bias": (d,),
+            f"{s}.final_mlp.c_fc.weight": (d, S), f"{s}.final_mlp.c_fc.bias": (S,),
+            f"{s}.final_mlp.c_proj.weight": (S, k * d), f"{s}.final_mlp.c_proj.bias": (k * d,),
+            "backpack.sense_weight_net.c_attn.weight": (2 * d, d),
+            "backpack.sense_weight_net.c_attn.bias": (2 * d,)})
+    return shapes
+
+
+def random_params(arch, rng):
+    """Larger than the training init so that every nonlinearity is exercised."""
+    params = {}
+    for name, shape in tensor_shapes(arch).items():
+        if name.endswith(("ln_1.weight", "ln_2.weight", "ln_f.weight", "ln.weight")):
+            x = 1.0 + 0.2 * rng.standard_normal(shape)
+        elif name.endswith("bias"):
+            x = 0.1 * rng.standard_normal(shape)
+        elif name.endswith(("wte.weight", "wpe.weight")):
+            x = 0.5 * rng.standard_normal(shape)
+        else:
+            x = rng.standard_normal(shape) / math.sqrt(shape[0] if len(shape) == 2 else 1) * 0.8
+        params[name] = x.astype(np.float32)
+    return params
+
+
+def write_checkpoint(dirname, arch, params):
+    config = {
+        "model_type": "backpack-gpt2" if arch == "backpack" else "gpt2",
+        "n_embd": CFG["d"], "n_layer": CFG["L"], "n_head": CFG["H"],
+        "n_positions": CFG["P"], "vocab_size": CFG["V"],
+        "layer_norm_epsilon": 1e-5, "scale_attn_by_inverse_layer_idx": True,
+        "activation_function": "gelu_new",
+    }
+    if arch == "backpack":
+        config.update({"num_senses": CFG["k"], "sense_intermediate_scale": CFG["scale"]})
+    else:
+        config["tie_word_embeddings"] = True
+    os.makedirs(dirname, exist_ok=True)
+    with open(os.path.join(dirname, "config.json"), "w") as f:
+        json.dump(config, f, indent=2)
+    write_safetensors(os.path.join(dirname, "model.safetensors"), params)
+
+
+# ------------------------------------------------------------------------------------
+# the computation of the spec, in PyTorch
+
+def layer_norm(x, w, b):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)  # biased
+    return (x - mean) / torch.sqrt(var + 1e-5) * w + b
+
+
+def gelu(x):
+    return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+def reference_forward(arch, P, x, y):
+    """x, y: (B, T) int64. Returns logits (B, T, V) and the mean cross-entropy."""
+    V, d, L, H, k = CFG["V"], CFG["d"], CFG["L"], CFG["H"], CFG["k"]
+    Bn, Tn = x.shape
+    g = "backpack.gpt2_model" if arch == "backpack" else "transformer"
+    E = P[f"{g}.wte.weight"]
+    causal = torch.tril(torch.ones(Tn, Tn, dtype=torch.bool))
+
+    # 1. contextualization transformer
+    X = E[x] + P[f"{g}.wpe.weight"][:Tn]
+    dh = d // H
+    for l in range(L):
+        p = lambda s: P[f"{g}.h.{l}.{s}"]
+        A = layer_norm(X, p("ln_1.weight"), p("ln_1.bias"))
+        qkv = A @ p("attn.c_attn.weight") + p("attn.c_attn.bias")
+        q, kk, v = qkv.split(d, dim=-1)
+        heads = lambda t: t.reshape(Bn, Tn, H, dh).transpose(1, 2)  # (B, H, T, dh)
+        q, kk, v = heads(q), heads(kk), heads(v)
+        S = q @ kk.transpose(-1, -2) / math.sqrt(dh) / (l + 1)
+        S = S.masked_fill(~causal, float("-inf"))
+        att = torch.softmax(S, dim=-1) @ v                           # (B, H, T, dh)
+        att = att.transpose(1, 2).reshape(Bn, Tn, d)
+        X = X + att @ p("attn.c_proj.weight") + p("attn.c_proj.bias")
+        M = gelu(layer_norm(X, p("ln_2.weight"), p("ln_2.bias")) @ p("mlp.c_fc.weight")
+                 + p("mlp.c_fc.bias"))
+        X = X + M @ p("mlp.c_proj.weight") + p("mlp.c_proj.bias")
+    h = layer_norm(X, P[f"{g}.ln_f.weight"], P[f"{g}.ln_f.bias"])
+
+    if arch == "backpack":
+        # 2. sense network, at every position (the C code runs it once per word)
+        s = lambda n: P[f"backpack.sense_network.{n}"]
+        e = E[x]
+        r1 = e + layer_norm(e, s("ln.weight"), s("ln.bias"))
+        r2 = r1 + gelu(layer_norm(r1, s("block.ln_1.weight"), s("block.ln_1.bias"))
+                       @ s("block.mlp.c_fc.weight") + s("block.mlp.c_fc.bias")) \
+            @ s("block.mlp.c_proj.weight") + s("block.mlp.c_proj.bias")
+        c = gelu(layer_norm(r2, s("block.ln_2.weight"), s("block.ln_2.bias"))
+                 @ s("final_mlp.c_fc.weight") + s("final_mlp.c_fc.bias")) \
+            @ s("final_mlp.c_proj.weight") + s("final_mlp.c_proj.bias")
+        senses = c.reshape(Bn, Tn, k, d)                             # C(x_j)_l
+        # 3. sense weights: nn.Linear, weight stored [2d, d]
+        Z = h @ P["backpack.sense_weight_net.c_attn.weight"].T + P["backpack.sense_weight_net.c_attn.bias"]
+        dk = d // k
+        Q = Z[..., :d].reshape(Bn, Tn, k, dk).transpose(1, 2)        # (B, k, T, dk)
+        K = Z[..., d:].reshape(Bn, Tn, k, dk).transpose(1, 2)
+        scores = Q @ K.transpose(-1, -2) / math.sqrt(dk) - 10000.0 * (~causal).to(Q.dtype)
+        alpha = torch.softmax(scores, dim=-1)                         # (B, k, T, T)
+        # 4. mixing and tied output
+        o = torch.einsum("blij,bjld->bid", alpha, senses)
+        logits = o @ E.T
+    else:
+        logits = h @ E.T
+    loss = F.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
+    return logits, loss
+
+
+# ------------------------------------------------------------------------------------
+
+def check(arch, tools, workdir, seed):
+    rng = np.random.default_rng(seed)
+    params = random_params(arch, rng)
+    ckpt = os.path.join(workdir, arch)
+    write_checkpoint(ckpt, arch, params)
+    # words from a part of the vocabulary, so that they repeat; targets from all of it
+    x = rng.integers(0, CFG["V"] // 2, size=(B, T))
+    y = rng.integers(0, CFG["V"], size=(B, T))
+    batch = os.path.join(workdir, f"{arch}.batch.txt")
+    with open(batch, "w") as f:
+        f.write(f"{B} {T}\n" + " ".join(map(str, x.ravel())) + "\n" + " ".join(map(str, y.ravel())) + "\n")
+    dump = os.path.join(workdir, f"{arch}.out.safetensors")
+    tool = os.path.join(tools, "tool_model_refdump")
+    r = subprocess.run([tool, ckpt, batch, dump], capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"{arch}: {tool} failed: {r.stderr.strip()}")
+        return False
+    c_out = read_safetensors(dump)
+
+    P = {n: torch.tensor(v, dtype=torch.float64, requires_grad=True) for n, v in params.items()}
+    logits, loss = reference_forward(arch, P, torch.tensor(x), torch.tensor(y))
+    loss.backward()
+
+    ok = True
+    dl = float(np.abs(c_out["logits"].astype(np.float64) - logits.detach().numpy()).max())
+    dloss = abs(float(c_out["loss"][0]) - loss.item())
+    print(f"{arch}: logits std {logits.detach().std().item():.3f}, loss {loss.item():.6f}")
+    print(f"  max |logits diff| {dl:.3e} (tolerance {LOGITS_TOL:g})")
+    print(f"  |loss diff|       {dloss:.3e} (tolerance {LOSS_TOL:g})")
+    ok &= dl <= LOGITS_TOL and dloss <= LOSS_TOL
+    worst_rel, worst_name = 0.0, ""
+    for name in params:
+        key = f"grad.{name}"
+        if key not in c_out:
+            print(f"  {key}: missing from the C output")
+            ok = False
+            continue
+        ref = P[name].grad.numpy()
+        got = c_out[key].astype(np.float64)
+        if got.shape != ref.shape:
+            print(f"  {key}: shape {got.shape}, reference {ref.shape}")
+            ok = False
+            continue
+        diff = float(np.abs(got - ref).max())
+        scale = float(np.abs(ref).max())
+        rel = diff / scale if scale > 0 else diff
+        if rel > worst_rel:
+            worst_rel, worst_name = rel, name
+        if diff > GRAD_REL_TOL * scale + GRAD_ABS_TOL:
+            print(f"  grad {name}: max |diff| {diff:.3e}, max |grad| {scale:.3e}  FAIL")
+            ok = False
+    extra = [k for k in c_out if k.startswith("grad.") and k[5:] not in params]
+    if extra:
+        print(f"  unexpected tensors in the C output: {extra[:5]}")
+        ok = False
+    print(f"  gradients of {len(params)} tensors: worst max|diff|/max|grad| {worst_rel:.3e} "
+          f"({worst_name}; tolerance {GRAD_REL_TOL:g})")
+    print(f"  {'ok' if ok else 'FAILED'}")
+    return ok
+
+
+def main():
+    tools = os.environ.get("TOOLS")
+    if not tools:
+        backpack = os.environ.get("BACKPACK", "build/backpack")
+        tools = os.path.join(os.path.dirname(backpack) or ".", "tests")
+    torch.set_num_threads(1)
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="bp-reference-") as workdir:
+        for i, arch in enumerate(("backpack", "gpt2")):
+            ok &= check(arch, tools, workdir, seed=1234 + i)
+    print("check-reference: " + ("passed" if ok else "FAILED"))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

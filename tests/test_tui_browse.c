@@ -1,0 +1,788 @@
+/* The sense browser: what its screens show, driven by keys on the in-memory canvas,
+ * on a tiny model and database built here; then the real binary ($BACKPACK) for the
+ * scripted mode, bad input, and one session under tmux (tests/tui_tmux.sh). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/fileio.h"
+#include "../model/checkpoint.h"
+#include "../model/infer.h"
+#include "../senses/store.h"
+#include "../text/tokenizer.h"
+#include "../tui/app.h"
+#include "../tui/canvas.h"
+#include "../tui/keys.h"
+
+static char tmpdir[256], model_dir[300], other_dir[300], db_path[300], tok_dir[300];
+static int have_fixture;
+
+/* ---- the fixture: a hand-made byte-level BPE, a tiny random model, its database --------- */
+
+/* GPT-2's byte-to-unicode map: printable bytes stand for themselves, the rest are moved
+ * to U+0100 and up. */
+static void byte_to_utf8(int b, char *out) {
+    int cp;
+    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF)) {
+        cp = b;
+    } else {
+        int n = 0;
+        for (int x = 0; x < b; x++)
+            if (!((x >= '!' && x <= '~') || (x >= 0xA1 && x <= 0xAC) || (x >= 0xAE && x <= 0xFF))) n++;
+        cp = 256 + n;
+    }
+    int len = utf8_encode(cp, out);
+    out[len] = 0;
+}
+
+/* Words that become single tokens, built by left-to-right merges. */
+static const char *fixture_words[] = {" bank", " band", " river", " money", " the", " caf\xc3\xa9",
+                                      " \xe6\x97\xa5\xe6\x9c\xac", " is", " a"};
+#define N_FIXTURE_WORDS (sizeof fixture_words / sizeof fixture_words[0])
+
+/* The byte-unicode form of bytes s[0..n). */
+static void mapped(const char *s, size_t n, char *out) {
+    out[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c[8];
+        byte_to_utf8((unsigned char)s[i], c);
+        strcat(out, c);
+    }
+}
+
+static int write_tokenizer(const char *dir) {
+    BpError err = {0};
+    if (make_dirs(dir, &err) != 0) return -1;
+    char *vocab = malloc(1 << 16), *merges = malloc(1 << 16);
+    char entries[64][64];
+    int n_entries = 0;
+    strcpy(vocab, "{");
+    strcpy(merges, "#version: 0.2\n");
+    int id = 0;
+    for (int b = 0; b < 256; b++) {
+        char c[8], esc[16];
+        byte_to_utf8(b, c);
+        snprintf(esc, sizeof esc, "%s", !strcmp(c, "\"") ? "\\\"" : !strcmp(c, "\\") ? "\\\\" : c);
+        sprintf(vocab + strlen(vocab), "%s\"%s\": %d", id ? ", " : "", esc, id);
+        id++;
+    }
+    for (size_t w = 0; w < N_FIXTURE_WORDS; w++) {
+        const char *word = fixture_words[w];
+        size_t len = strlen(word);
+        /* merge the first two characters, then add one UTF-8 character at a time */
+        size_t prefix = 0;
+        {
+            int cp;
+            prefix = (size_t)utf8_decode(word, len, &cp);
+        }
+        while (prefix < len) {
+            int cp;
+            size_t next = (size_t)utf8_decode(word + prefix, len - prefix, &cp);
+            char left[64], right[64], joined[64];
+            mapped(word, prefix, left);
+            mapped(word + prefix, next, right);
+            /* a multi-byte character first merges its own bytes */
+            if (next > 1) {
+                char a[16], b[16];
+                mapped(word + prefix, 1, a);
+                for (size_t q = 1; q < next; q++) {
+                    mapped(word + prefix + q, 1, b);
+                    char ab[32];
+                    snprintf(ab, sizeof ab, "%s%s", a, b);
+                    int seen = 0;
+                    for (int e = 0; e < n_entries; e++) seen |= !strcmp(entries[e], ab);
+                    if (!seen) {
+                        sprintf(merges + strlen(merges), "%s %s\n", a, b);
+                        sprintf(vocab + strlen(vocab), ", \"%s\": %d", ab, id++);
+                        strcpy(entries[n_entries++], ab);
+                    }
+                    strcpy(a, ab);
+                }
+            }
+            snprintf(joined, sizeof joined, "%s%s", left, right);
+            int seen = 0;
+            for (int e = 0; e < n_entries; e++) seen |= !strcmp(entries[e], joined);
+            if (!seen) {
+                sprintf(merges + strlen(merges), "%s %s\n", left, right);
+                sprintf(vocab + strlen(vocab), ", \"%s\": %d", joined, id++);
+                strcpy(entries[n_entries++], joined);
+            }
+            prefix += next;
+        }
+    }
+    sprintf(vocab + strlen(vocab), ", \"<|endoftext|>\": %d}", id++);
+    char path[512];
+    int rc = 0;
+    snprintf(path, sizeof path, "%s/vocab.json", dir);
+    rc |= write_file_atomic(path, vocab, strlen(vocab), &err);
+    snprintf(path, sizeof path, "%s/merges.txt", dir);
+    rc |= write_file_atomic(path, merges, strlen(merges), &err);
+    free(vocab);
+    free(merges);
+    return rc ? -1 : id;
+}
+
+static int make_model(const char *dir, int vocab, uint64_t seed) {
+    BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = vocab, .n_embd = 32, .n_layer = 2,
+                        .n_head = 2, .num_senses = 4, .n_positions = 64, .sense_intermediate_scale = 4};
+    Backpack m;
+    BpError err = {0};
+    if (backpack_build(&m, &c, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    backpack_init_weights(&m, seed);
+    /* larger embeddings than the init's 0.02 so the senses have clear top words */
+    for (int i = 0; i < vocab * c.n_embd; i++) m.params.wte[i] *= 20.0f;
+    size_t S = (size_t)c.sense_intermediate_scale * c.n_embd;
+    for (size_t i = 0; i < S * c.num_senses * c.n_embd; i++) m.params.sense_final_projw[i] *= 30.0f;
+    int rc = checkpoint_save(&m, dir, tok_dir, NULL, NULL, &err);
+    if (rc != 0) fprintf(stderr, "%s\n", err.msg);
+    backpack_free(&m);
+    return rc;
+}
+
+static int setup_fixture(void **state) {
+    (void)state;
+    canvas_init_locale();
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-tui-XXXXXX");
+    if (!mkdtemp(tmpdir)) return -1;
+    snprintf(tok_dir, sizeof tok_dir, "%s/tok", tmpdir);
+    snprintf(model_dir, sizeof model_dir, "%s/model", tmpdir);
+    snprintf(other_dir, sizeof other_dir, "%s/other", tmpdir);
+    snprintf(db_path, sizeof db_path, "%s/senses.db", tmpdir);
+    int n_ids = write_tokenizer(tok_dir);
+    if (n_ids < 0) return -1;
+    int vocab = (n_ids + 7) / 8 * 8;  /* padded like GPT-2's 50264 */
+    if (make_model(model_dir, vocab, 1) != 0 || make_model(other_dir, vocab, 2) != 0) return -1;
+    Backpack m;
+    BpError err = {0};
+    if (checkpoint_load(&m, model_dir, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    ExportOptions opts = {0};
+    opts.top_n = 20;
+    int rc = store_export(&m, tok_dir, db_path, &opts, &err);
+    if (rc != 0) fprintf(stderr, "export: %s\n", err.msg);
+    backpack_free(&m);
+    have_fixture = rc == 0;
+    return rc;
+}
+
+static int teardown_fixture(void **state) {
+    (void)state;
+    if (getenv("BP_TEST_KEEP")) { /* for looking at the fixture by hand */
+        fprintf(stderr, "kept %s\n", tmpdir);
+        return 0;
+    }
+    remove_tree(tmpdir);
+    return 0;
+}
+
+/* ---- driving the app ---------------------------------------------------------------------- */
+
+typedef struct {
+    App app;
+    Canvas *canvas;
+} Session;
+
+static Session *session_open(int with_model, int rows, int cols) {
+    Session *s = calloc(1, sizeof *s);
+    BpError err = {0};
+    if (app_open(&s->app, db_path, with_model ? model_dir : NULL, &err) != 0) fail_msg("%s", err.msg);
+    s->canvas = canvas_memory_new(rows, cols);
+    app_draw(&s->app, s->canvas);
+    return s;
+}
+
+static void session_close(Session *s) {
+    app_close(&s->app);
+    canvas_destroy(s->canvas);
+    free(s);
+}
+
+static void press(Session *s, const char *keys) {
+    KeyEvent *ev;
+    int n;
+    BpError err = {0};
+    if (keys_parse(keys, &ev, &n, &err) != 0) fail_msg("%s", err.msg);
+    for (int i = 0; i < n && !s->app.quit; i++) {
+        if (ev[i].key == BK_RESIZE) canvas_memory_resize(s->canvas, ev[i].rows, ev[i].cols);
+        app_key(&s->app, ev[i].key);
+        app_draw(&s->app, s->canvas);
+    }
+    free(ev);
+}
+
+/* The first row containing text, or -1. */
+static int row_with(Session *s, const char *text) {
+    for (int r = 0; r < s->canvas->rows; r++) {
+        char *line = canvas_memory_row(s->canvas, r);
+        int found = strstr(line, text) != NULL;
+        free(line);
+        if (found) return r;
+    }
+    return -1;
+}
+
+static char *row_text(Session *s, int r) { return canvas_memory_row(s->canvas, r); }
+
+/* 1 if the text drawn from display column col of row r starts with text. */
+static int starts_at(Session *s, int r, int col, const char *text) {
+    char *row = row_text(s, r);
+    size_t len = strlen(row), i = 0;
+    int x = 0;
+    while (i < len && x < col) {
+        int cp;
+        size_t n = (size_t)utf8_decode(row + i, len - i, &cp);
+        char one[8] = {0};
+        memcpy(one, row + i, n);
+        x += utf8_display_width(one);
+        i += n;
+    }
+    int ok = x == col && !strncmp(row + i, text, strlen(text));
+    free(row);
+    return ok;
+}
+
+static void assert_shows(Session *s, const char *text) {
+    if (row_with(s, text) < 0) {
+        char *screen = canvas_memory_text(s->canvas);
+        fail_msg("screen does not show '%s':\n%s", text, screen);
+    }
+}
+
+static int token_of(Session *s, const char *word) {
+    int id = -1;
+    BpError err = {0};
+    if (store_resolve_token(s->app.store, word, &id, &err) != 0) fail_msg("%s", err.msg);
+    return id;
+}
+
+/* The label the browser draws for a token. */
+static const char *label_of(Session *s, int id, char *buf, size_t size) {
+    return app_word_label(&s->app, id, buf, size);
+}
+
+/* ---- canvas and keys ------------------------------------------------------------------------ */
+
+static void test_canvas_utf8(void **state) {
+    (void)state;
+    canvas_init_locale();
+    Canvas *c = canvas_memory_new(3, 10);
+    /* CJK characters take two columns, é one; clipping never splits a wide character */
+    assert_int_equal(canvas_text(c, 0, 0, -1, STYLE_NORMAL, "caf\xc3\xa9"), 4);
+    assert_int_equal(canvas_text(c, 1, 0, -1, STYLE_NORMAL, "\xe6\x97\xa5\xe6\x9c\xac!"), 5);
+    assert_int_equal(canvas_text(c, 2, 7, -1, STYLE_PROMOTED, "\xe6\x97\xa5\xe6\x9c\xac"), 3);
+    char *r0 = canvas_memory_row(c, 0), *r1 = canvas_memory_row(c, 1), *r2 = canvas_memory_row(c, 2);
+    assert_string_equal(r0, "caf\xc3\xa9");
+    assert_string_equal(r1, "\xe6\x97\xa5\xe6\x9c\xac!");
+    assert_string_equal(r2, "       \xe6\x97\xa5");  /* the second character did not fit */
+    assert_int_equal(canvas_memory_style(c, 2, 7), STYLE_PROMOTED);
+    assert_int_equal(canvas_memory_style(c, 2, 6), STYLE_NORMAL);
+    free(r0), free(r1), free(r2);
+    /* an invalid byte and a control character are drawn as '?', a lone mark on a circle */
+    canvas_clear(c);
+    canvas_text(c, 0, 0, -1, STYLE_NORMAL, "a\xff" "b\x01");
+    canvas_text(c, 1, 0, -1, STYLE_NORMAL, "\xcc\x81x");
+    r0 = canvas_memory_row(c, 0), r1 = canvas_memory_row(c, 1);
+    assert_string_equal(r0, "a?b?");
+    assert_string_equal(r1, "\xe2\x97\x8c\xcc\x81x");
+    assert_int_equal(utf8_display_width("\xe6\x97\xa5 e\xcc\x81"), 4);
+    free(r0), free(r1);
+    /* overwriting half of a wide character blanks the other half */
+    canvas_clear(c);
+    canvas_text(c, 0, 0, -1, STYLE_NORMAL, "\xe6\x97\xa5");
+    canvas_text(c, 0, 1, -1, STYLE_NORMAL, "x");
+    r0 = canvas_memory_row(c, 0);
+    assert_string_equal(r0, " x");
+    free(r0);
+    canvas_destroy(c);
+}
+
+static void test_keys_parse(void **state) {
+    (void)state;
+    KeyEvent *ev;
+    int n;
+    BpError err = {0};
+    assert_int_equal(keys_parse("/b\xc3\xa9<Enter><up><C-u><lt><Resize:70x20>x", &ev, &n, &err), 0);
+    assert_int_equal(n, 9);
+    assert_int_equal(ev[0].key, '/');
+    assert_int_equal(ev[2].key, 0xE9);
+    assert_int_equal(ev[3].key, BK_ENTER);
+    assert_int_equal(ev[4].key, BK_UP);
+    assert_int_equal(ev[5].key, BK_CTRL('u'));
+    assert_int_equal(ev[6].key, '<');
+    assert_int_equal(ev[7].key, BK_RESIZE);
+    assert_int_equal(ev[7].cols, 70);
+    assert_int_equal(ev[7].rows, 20);
+    assert_int_equal(ev[8].key, 'x');
+    free(ev);
+    assert_int_equal(keys_parse("ab<Entr>", &ev, &n, &err), -1);
+    assert_non_null(strstr(err.msg, "<Entr>"));
+    assert_int_equal(keys_parse("a<b", &ev, &n, &err), -1);
+    assert_non_null(strstr(err.msg, "<lt>"));
+    char name[32];
+    assert_string_equal(bk_key_name(BK_PGDN, name, sizeof name), "PgDn");
+    assert_string_equal(bk_key_name(BK_CTRL('u'), name, sizeof name), "C-u");
+}
+
+/* ---- screens ---------------------------------------------------------------------------------- */
+
+static void test_search_shows_prefix_matches(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 30, 100);
+    press(s, "/ban");
+    assert_int_equal(s->app.screen, SCREEN_SEARCH);
+    /* the merges made ' ban' a token too: shortest first, then by id */
+    assert_shows(s, "3 words start with 'ban'");
+    int ban = token_of(s, " ban"), bank = token_of(s, "bank"), band = token_of(s, "band");
+    assert_true(bank < band);
+    int r_ban = row_with(s, "\xe2\x90\xa3" "ban "), r_bank = row_with(s, "\xe2\x90\xa3" "bank"),
+        r_band = row_with(s, "\xe2\x90\xa3" "band");
+    assert_true(r_ban > 0 && r_bank == r_ban + 1 && r_band == r_bank + 1);
+    char id[16];
+    snprintf(id, sizeof id, "#%d", ban);
+    assert_true(starts_at(s, r_ban, 2, id));
+    /* the search result opens with Down + Enter; n opens the next result, N the previous */
+    press(s, "<Down><Enter>");
+    assert_int_equal(s->app.screen, SCREEN_WORD);
+    assert_int_equal(s->app.word.token, bank);
+    press(s, "n");
+    assert_int_equal(s->app.word.token, band);
+    press(s, "NN");
+    assert_int_equal(s->app.word.token, ban);
+    /* an unknown word lists the closest */
+    press(s, "/bxnk");
+    assert_shows(s, "No word starts with 'bxnk'; the closest words:");
+    session_close(s);
+}
+
+static void test_word_screen_shows_the_senses(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 30, 120);
+    press(s, "/bank<Enter>");
+    assert_int_equal(s->app.screen, SCREEN_WORD);
+    int bank = token_of(s, "bank");
+    char title[64], label[64];
+    snprintf(title, sizeof title, "\xe2\x90\xa3" "bank  #%d", bank);
+    assert_shows(s, title);
+    int k = s->app.k;
+    assert_int_equal(k, 4);
+    int title_row = row_with(s, title);
+    BpError err = {0};
+    for (int l = 0; l < k; l++) {
+        WordScore top[3], bottom[3];
+        SenseInfo si;
+        assert_int_equal(store_sense_words(s->app.store, bank, l, 3, top, bottom, &err), 3);
+        assert_int_equal(store_sense_info(s->app.store, bank, l, &si, &err), 0);
+        /* sense l's row: its index, its norm, its top word first, its bottom word at half */
+        int r = title_row + 2 + l;
+        char *row = row_text(s, r);
+        char expect[64];
+        snprintf(expect, sizeof expect, "%3d", l);
+        assert_true(starts_at(s, r, 1, expect));
+        snprintf(expect, sizeof expect, "%7.2f", si.norm);
+        assert_true(starts_at(s, r, 5, expect));
+        int words_col = 14, half = (s->canvas->cols - words_col) / 2;
+        assert_true(starts_at(s, r, words_col, label_of(s, top[0].id, label, sizeof label)));
+        assert_true(starts_at(s, r, words_col + half, label_of(s, bottom[0].id, label, sizeof label)));
+        /* the scores are signed, so the meaning is not carried by colour alone */
+        snprintf(expect, sizeof expect, " %+.1f", top[0].score);
+        assert_non_null(strstr(row, expect));
+        assert_int_equal(canvas_memory_style(s->canvas, r, words_col), l == 0 ? STYLE_SELECTED : STYLE_PROMOTED);
+        assert_int_equal(canvas_memory_style(s->canvas, r, words_col + half),
+                         l == 0 ? STYLE_SELECTED : STYLE_SUPPRESSED);
+        free(row);
+    }
+    /* the detail of the selected sense moves with the cursor */
+    press(s, "jj");
+    assert_shows(s, "sense 2: norm");
+    session_close(s);
+}
+
+static void test_sense_screen_lists_and_jumps(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 30, 120);
+    int bank = token_of(s, "bank");
+    press(s, "/bank<Enter>jj<Enter>");
+    assert_int_equal(s->app.screen, SCREEN_SENSE);
+    assert_int_equal(s->app.sense_view.sense, 2);
+    assert_shows(s, "sense 2/4");
+    BpError err = {0};
+    WordScore top[5], bottom[5], near[5];
+    assert_int_equal(store_sense_words(s->app.store, bank, 2, 5, top, bottom, &err), 5);
+    float *query = calloc((size_t)s->app.k * s->app.d, sizeof(float));
+    assert_int_equal(store_sense_vector(s->app.store, bank, 2, STORE_IN_FORCE, query + 2 * s->app.d, &err), 0);
+    assert_int_equal(store_nearest(s->app.store, query, 2, bank, 5, near, &err), 5);
+    free(query);
+    int first = row_with(s, "top words (score)") + 1;
+    char label[64];
+    for (int i = 0; i < 5; i++) {
+        /* top words in the first column, bottom words next, neighbours with cosines last */
+        assert_true(starts_at(s, first + i, 1, label_of(s, top[i].id, label, sizeof label)));
+        assert_true(starts_at(s, first + i, 27, label_of(s, bottom[i].id, label, sizeof label)));
+        assert_true(starts_at(s, first + i, 53, label_of(s, near[i].id, label, sizeof label)));
+        char *row = row_text(s, first + i), score[32];
+        snprintf(score, sizeof score, " %+.2f", top[i].score);
+        assert_non_null(strstr(row, score));
+        snprintf(score, sizeof score, " %.3f", near[i].score);
+        assert_non_null(strstr(row, score));
+        free(row);
+    }
+    /* Tab to the nearest column, Enter jumps to that word; Backspace comes back */
+    press(s, "<Tab><Tab><Enter>");
+    assert_int_equal(s->app.screen, SCREEN_WORD);
+    assert_int_equal(s->app.word.token, near[0].id);
+    press(s, "<BS>");
+    assert_int_equal(s->app.screen, SCREEN_SENSE);
+    assert_int_equal(s->app.sense_view.token, bank);
+    press(s, "h");
+    assert_int_equal(s->app.screen, SCREEN_WORD);
+    assert_int_equal(s->app.word.token, bank);
+    assert_int_equal(s->app.word.list.cursor, 2);
+    session_close(s);
+}
+
+static void test_prompt_explains_prediction(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(1, 30, 120);
+    press(s, "pa bank is<Enter>");
+    assert_int_equal(s->app.screen, SCREEN_PROMPT);
+    PromptView *pv = &s->app.prompt;
+    assert_int_equal(pv->n_tokens, 3);
+    assert_true(pv->pred.valid);
+    /* the model run directly gives the same best token and probability */
+    InferState is;
+    BpError err = {0};
+    assert_int_equal(infer_build(&is, &s->app.model, 16, &err), 0);
+    const float *logits = NULL;
+    for (int i = 0; i < 3; i++) logits = infer_step(&is, pv->tokens[i], &err);
+    int V = s->app.model.config.vocab_size, best = 0;
+    double sum = 0;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    for (int i = 0; i < V; i++) sum += exp(logits[i] - logits[best]);
+    assert_int_equal(pv->pred.top[0].id, best);
+    assert_float_equal(pv->pred.top[0].score, 1.0 / sum, 1e-5);
+    /* the contributions of all (word, sense) pairs add up to the logit */
+    assert_float_equal(pv->logit[0], logits[best], 1e-3);
+    infer_free(&is);
+    char label[64], line[96];
+    snprintf(line, sizeof line, "%8.4f", pv->pred.top[0].score);
+    int r = row_with(s, line);
+    assert_true(r > 0);
+    assert_true(starts_at(s, r, 2, label_of(s, best, label, sizeof label)));
+    const Contribution *top_ct = &pv->contrib[0][0];
+    assert_true(starts_at(s, r, 32, label_of(s, top_ct->token, label, sizeof label)));
+    char *row = row_text(s, r);
+    /* and the largest contribution is on the first row of the right-hand column */
+    const Contribution *ct = &pv->contrib[0][0];
+    snprintf(line, sizeof line, "= %+8.3f", ct->contribution);
+    assert_non_null(strstr(row, line));
+    free(row);
+    for (int i = 1; i < pv->n_contrib[0]; i++)
+        assert_true(pv->contrib[0][i - 1].contribution >= pv->contrib[0][i].contribution);
+    /* Tab + Enter opens that (word, sense) */
+    press(s, "<Tab><Enter>");
+    assert_int_equal(s->app.screen, SCREEN_SENSE);
+    assert_int_equal(s->app.sense_view.token, ct->token);
+    assert_int_equal(s->app.sense_view.sense, ct->sense);
+    session_close(s);
+}
+
+static void test_edit_before_after_save_undo(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(1, 30, 120);
+    int bank = token_of(s, "bank");
+    press(s, "pthe bank<Enter>/bank<Enter>e");
+    assert_int_equal(s->app.screen, SCREEN_EDIT);
+    assert_shows(s, "no edit pending");
+    /* scale sense 0 of ' bank' by 0 */
+    press(s, "s0<Enter>");
+    EditView *ev = &s->app.edit;
+    assert_true(ev->have_preview);
+    assert_shows(s, "pending: ");
+    assert_shows(s, "BEFORE (edits in force)");
+    assert_shows(s, "AFTER (with this edit)");
+    /* before = the prompt screen's prediction; after = a run with the edit in force */
+    assert_int_equal(ev->before.top[0].id, s->app.prompt.pred.top[0].id);
+    assert_float_equal(ev->before.top[0].score, s->app.prompt.pred.top[0].score, 1e-6);
+    float v[64];
+    BpError err = {0};
+    assert_int_equal(store_sense_vector(s->app.store, bank, 0, STORE_IN_FORCE, v, &err), 0);
+    SenseEdit one = {bank, 0, NULL, 1.0f};
+    float zero[64] = {0};
+    one.vector = zero;
+    SenseEdits edits = {&one, 1};
+    InferState is;
+    assert_int_equal(infer_build(&is, &s->app.model, 16, &err), 0);
+    infer_set_edits(&is, &edits);
+    const float *logits = NULL;
+    for (int i = 0; i < s->app.prompt.n_tokens; i++) logits = infer_step(&is, s->app.prompt.tokens[i], &err);
+    int V = s->app.model.config.vocab_size, best = 0;
+    for (int i = 0; i < V; i++)
+        if (logits[i] > logits[best]) best = i;
+    assert_int_equal(ev->after.top[0].id, best);
+    infer_free(&is);
+    /* both sides drawn: the row of the first prediction has two probabilities */
+    char before[32], after[32];
+    snprintf(before, sizeof before, "%7.4f", ev->before.top[0].score);
+    snprintf(after, sizeof after, "%7.4f", ev->after.top[0].score);
+    int r = row_with(s, before);
+    assert_true(r > 0);
+    char *row = row_text(s, r);
+    char *b = strstr(row, before);
+    assert_non_null(strstr(b + strlen(before), after));
+    free(row);
+    assert_shows(s, "greedy:");
+    /* save: the header counts it, the edits list shows it; undo removes it */
+    press(s, "<Enter>");
+    assert_shows(s, "saved edit #");
+    assert_shows(s, "edits in force: 1");
+    press(s, "E");
+    assert_int_equal(s->app.screen, SCREEN_EDITS);
+    assert_shows(s, "scale");
+    assert_shows(s, "1 in force");
+    press(s, "u");
+    assert_shows(s, "0 in force");
+    assert_shows(s, "(undone)");
+    assert_shows(s, "edits in force: 0");
+    /* copy: the preview's sense is the other word's, so its top words are that sense's */
+    int the = token_of(s, "the");
+    press(s, "/bank<Enter>jec the:1<Enter>");
+    assert_int_equal(s->app.edit.sense, 1);
+    assert_true(s->app.edit.have_preview);
+    WordScore the_top[5];
+    assert_int_equal(store_sense_words(s->app.store, the, 1, 5, the_top, NULL, &err), 5);
+    for (int i = 0; i < 5; i++) assert_int_equal(s->app.edit.top_after[i].id, the_top[i].id);
+    char label[64];
+    r = row_with(s, "AFTER (with this edit)") + 2;
+    assert_true(starts_at(s, r, s->canvas->cols / 2 + 1, label_of(s, the_top[0].id, label, sizeof label)));
+    press(s, "d");
+    /* a bad value is an error on the status line, and nothing is pending */
+    press(s, "sabc<Enter>");
+    assert_shows(s, "'abc' is not a number");
+    assert_false(s->app.edit.have_preview);
+    press(s, "rbank:zzqqx<Enter>");
+    assert_shows(s, "'zzqqx' is not one token");
+    assert_false(s->app.edit.have_preview);
+    /* a pending edit can be discarded */
+    press(s, "/bank<Enter>ew2<Enter>");
+    assert_true(s->app.edit.have_preview);
+    press(s, "d");
+    assert_false(s->app.edit.have_preview);
+    assert_shows(s, "edit discarded");
+    session_close(s);
+}
+
+static void test_too_small_and_resize(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 30, 100);
+    press(s, "/bank<Enter><Resize:70x20>");
+    assert_shows(s, "terminal too small: 70x20, need at least 80x24");
+    assert_int_equal(row_with(s, "#"), -1);  /* nothing else is drawn */
+    /* keys other than q do nothing while too small; growing shows the word again */
+    press(s, "j<Resize:80x24>");
+    assert_int_equal(s->app.word.list.cursor, 0);
+    assert_shows(s, "\xe2\x90\xa3" "bank  #");
+    press(s, "<Resize:60x10>q");
+    assert_true(s->app.quit);
+    session_close(s);
+}
+
+static void test_without_model(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 30, 100);
+    assert_shows(s, "model: none");
+    press(s, "p");
+    assert_shows(s, "The prompt screen needs --model.");
+    press(s, "/bank<Enter>e");
+    assert_int_equal(s->app.screen, SCREEN_EDIT);
+    assert_shows(s, "The edit screen needs --model.");
+    session_close(s);
+}
+
+static void test_help_is_built_from_the_key_tables(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 200, 120);
+    press(s, "/bank<Enter>?");
+    assert_int_equal(s->app.screen, SCREEN_HELP);
+    /* every binding of every table appears */
+    const KeyBinding *tables[] = {search_keys, word_keys, sense_keys, prompt_keys, edit_keys,
+                                  edits_keys, app_global_keys};
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const KeyBinding *b = tables[t]; b->action; b++) assert_shows(s, b->help);
+    press(s, "?");
+    assert_int_equal(s->app.screen, SCREEN_WORD);
+    session_close(s);
+}
+
+static void test_utf8_words_drawn(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 30, 100);
+    press(s, "/caf\xc3\xa9<Enter>");
+    assert_int_equal(s->app.screen, SCREEN_WORD);
+    assert_shows(s, "\xe2\x90\xa3" "caf\xc3\xa9  #");
+    press(s, "/\xe6\x97\xa5\xe6\x9c\xac<Enter>");
+    assert_shows(s, "\xe2\x90\xa3\xe6\x97\xa5\xe6\x9c\xac  #");
+    session_close(s);
+}
+
+/* ---- the binary ------------------------------------------------------------------------------- */
+
+static const char *backpack_bin(void) {
+    const char *b = getenv("BACKPACK");
+    return b && *b && access(b, X_OK) == 0 ? b : NULL;
+}
+
+/* Runs a shell command; returns its exit status and the first line of stderr in err. */
+static int run(const char *cmd, char *first_line, size_t size) {
+    char full[2048], errfile[400];
+    snprintf(errfile, sizeof errfile, "%s/stderr.txt", tmpdir);
+    snprintf(full, sizeof full, "%s 2>%s", cmd, errfile);
+    int status = system(full);
+    first_line[0] = 0;
+    FILE *f = fopen(errfile, "r");
+    if (f) {
+        if (!fgets(first_line, (int)size, f)) first_line[0] = 0;
+        char extra[256];
+        if (fgets(extra, sizeof extra, f)) strncat(first_line, " [MORE THAN ONE LINE]", size - strlen(first_line) - 1);
+        fclose(f);
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static void test_binary_scripted_mode(void **state) {
+    (void)state;
+    const char *bin = backpack_bin();
+    if (!have_fixture || !bin) skip();
+    char cmd[1500], line[512], out[400], timing[400];
+    snprintf(out, sizeof out, "%s/screen.txt", tmpdir);
+    snprintf(timing, sizeof timing, "%s/timing.txt", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "%s browse --db %s --keys '/bank<Enter>' --screen-out %s --size 90x25 --timing %s </dev/null",
+             bin, db_path, out, timing);
+    assert_int_equal(run(cmd, line, sizeof line), 0);
+    char *screen;
+    size_t len;
+    BpError err = {0};
+    assert_int_equal(read_file(out, &screen, &len, &err), 0);
+    assert_non_null(strstr(screen, "\xe2\x90\xa3" "bank  #"));
+    assert_non_null(strstr(screen, "db: senses.db"));
+    int lines = 0;
+    for (size_t i = 0; i < len; i++) lines += screen[i] == '\n';
+    assert_int_equal(lines, 25);
+    free(screen);
+    assert_int_equal(read_file(timing, &screen, &len, &err), 0);
+    assert_non_null(strstr(screen, "6 Enter "));
+    free(screen);
+    /* a symbolic link (like /dev/stderr) is written through, never replaced */
+    char link[400], target[400];
+    snprintf(link, sizeof link, "%s/link.txt", tmpdir);
+    snprintf(target, sizeof target, "%s/target.txt", tmpdir);
+    assert_int_equal(symlink(target, link), 0);
+    snprintf(cmd, sizeof cmd, "%s browse --db %s --keys '/bank<Enter>' --screen-out %s", bin, db_path, link);
+    assert_int_equal(run(cmd, line, sizeof line), 0);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_int_equal(read_file(target, &screen, &len, &err), 0);
+    assert_non_null(strstr(screen, "\xe2\x90\xa3" "bank  #"));
+    free(screen);
+    /* --each-key: one screen per key */
+    snprintf(cmd, sizeof cmd, "%s browse --db %s --keys '/b<Resize:50x10>' --screen-out %s --each-key",
+             bin, db_path, out);
+    assert_int_equal(run(cmd, line, sizeof line), 0);
+    assert_int_equal(read_file(out, &screen, &len, &err), 0);
+    assert_non_null(strstr(screen, "--- key 1: / ---"));
+    assert_non_null(strstr(screen, "--- key 3: Resize ---\n"));
+    assert_non_null(strstr(screen, "terminal too small: 50x10"));
+    free(screen);
+}
+
+static void test_binary_bad_input(void **state) {
+    (void)state;
+    const char *bin = backpack_bin();
+    if (!have_fixture || !bin) skip();
+    char cmd[1500], line[512], path[400];
+    /* a missing database */
+    snprintf(cmd, sizeof cmd, "%s browse --db %s/nope.db --keys q --screen-out -", bin, tmpdir);
+    assert_int_not_equal(run(cmd, line, sizeof line), 0);
+    assert_non_null(strstr(line, "nope.db: No such file or directory"));
+    assert_null(strstr(line, "MORE THAN ONE LINE"));
+    /* a file that is not a sense database */
+    snprintf(path, sizeof path, "%s/foreign.db", tmpdir);
+    BpError err = {0};
+    assert_int_equal(write_file_atomic(path, "not sqlite at all\n", 18, &err), 0);
+    snprintf(cmd, sizeof cmd, "%s browse --db %s --keys q --screen-out -", bin, path);
+    assert_int_not_equal(run(cmd, line, sizeof line), 0);
+    assert_non_null(strstr(line, "foreign.db"));
+    assert_null(strstr(line, "MORE THAN ONE LINE"));
+    /* a model the database was not exported from */
+    snprintf(cmd, sizeof cmd, "%s browse --db %s --model %s --keys q --screen-out -", bin, db_path, other_dir);
+    assert_int_not_equal(run(cmd, line, sizeof line), 0);
+    assert_non_null(strstr(line, "another model"));
+    assert_null(strstr(line, "MORE THAN ONE LINE"));
+    /* not a terminal, and no scripted mode */
+    snprintf(cmd, sizeof cmd, "%s browse --db %s </dev/null >/dev/null", bin, db_path);
+    assert_int_not_equal(run(cmd, line, sizeof line), 0);
+    assert_non_null(strstr(line, "must be a terminal"));
+    /* a typo in the scripted keys */
+    snprintf(cmd, sizeof cmd, "%s browse --db %s --keys '<Entr>' --screen-out -", bin, db_path);
+    assert_int_not_equal(run(cmd, line, sizeof line), 0);
+    assert_non_null(strstr(line, "unknown key <Entr>"));
+}
+
+static void test_binary_under_tmux(void **state) {
+    (void)state;
+    const char *bin = backpack_bin();
+    if (!have_fixture || !bin) skip();
+    if (system("command -v tmux >/dev/null 2>&1") != 0) skip();
+    /* the script lives next to this file; the tests run from the repository root */
+    if (access("tests/tui_tmux.sh", R_OK) != 0) skip();
+    char cmd[1500], line[512];
+    snprintf(cmd, sizeof cmd, "bash tests/tui_tmux.sh %s %s %s %s/tmux", bin, db_path, model_dir, tmpdir);
+    int rc = run(cmd, line, sizeof line);
+    if (rc != 0) fail_msg("tests/tui_tmux.sh failed (%d): %s", rc, line);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_canvas_utf8),
+        cmocka_unit_test(test_keys_parse),
+        cmocka_unit_test(test_search_shows_prefix_matches),
+        cmocka_unit_test(test_word_screen_shows_the_senses),
+        cmocka_unit_test(test_sense_screen_lists_and_jumps),
+        cmocka_unit_test(test_prompt_explains_prediction),
+        cmocka_unit_test(test_edit_before_after_save_undo),
+        cmocka_unit_test(test_too_small_and_resize),
+        cmocka_unit_test(test_without_model),
+        cmocka_unit_test(test_help_is_built_from_the_key_tables),
+        cmocka_unit_test(test_utf8_words_drawn),
+        cmocka_unit_test(test_binary_scripted_mode),
+        cmocka_unit_test(test_binary_bad_input),
+        cmocka_unit_test(test_binary_under_tmux),
+    };
+    return cmocka_run_group_tests(tests, setup_fixture, teardown_fixture);
+}

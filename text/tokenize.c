@@ -1,0 +1,99 @@
+#include "tokenize.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "docstream.h"
+#include "tokfile.h"
+
+int tokenize_is_validation(uint64_t doc_index, double val_fraction) {
+    return floor((double)(doc_index + 1) * val_fraction) > floor((double)doc_index * val_fraction);
+}
+
+typedef struct {
+    const Tokenizer *tok;
+    TokFileWriter *out[2];
+    double val_fraction;
+    TokenizeStats *stats;
+    uint64_t doc_index;       /* non-empty documents so far */
+    int doc_split;            /* -1 until the document has text */
+    int *ids;
+    size_t n_ids, cap_ids;
+} TokenizeRun;
+
+static int on_piece(void *ctx, const char *text, size_t len, BpError *err) {
+    TokenizeRun *r = ctx;
+    if (r->doc_split < 0) r->doc_split = tokenize_is_validation(r->doc_index, r->val_fraction);
+    r->n_ids = 0;
+    if (tokenizer_encode(r->tok, text, len, &r->ids, &r->n_ids, &r->cap_ids, err) != 0) return -1;
+    r->stats->bytes += len;
+    r->stats->ids[r->doc_split] += r->n_ids;
+    return tokfile_writer_append(r->out[r->doc_split], r->ids, r->n_ids, err);
+}
+
+static int on_doc_end(void *ctx, BpError *err) {
+    TokenizeRun *r = ctx;
+    if (r->doc_split < 0) return 0;   /* empty document */
+    int eot = tokenizer_eot(r->tok);
+    if (tokfile_writer_append(r->out[r->doc_split], &eot, 1, err) != 0) return -1;
+    r->stats->ids[r->doc_split]++;
+    r->stats->docs[r->doc_split]++;
+    r->doc_index++;
+    r->doc_split = -1;
+    return 0;
+}
+
+int tokenize_corpus(const Tokenizer *tok, const char *const *files, int n_files, const char *out_prefix,
+                    double val_fraction, TokenizeStats *stats, BpError *err) {
+    memset(stats, 0, sizeof *stats);
+    if (!(val_fraction >= 0.0 && val_fraction <= 1.0))
+        return bp_fail(err, "--val-fraction %g: must be between 0 and 1", val_fraction);
+    if (n_files < 1) return bp_fail(err, "%s: no input files", out_prefix);
+    if (tokenizer_eot(tok) < 0)
+        return bp_fail(err, "tokenizer has no <|endoftext|> token (needed between documents)");
+    /* Fail on an unreadable input before writing anything. */
+    for (int f = 0; f < n_files; f++) {
+        struct stat st;
+        FILE *fp = fopen(files[f], "rb");
+        if (!fp) return bp_fail_errno(err, "%s: cannot open", files[f]);
+        int is_dir = fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode);
+        fclose(fp);
+        if (is_dir) return bp_fail(err, "%s: is a directory, not a text file", files[f]);
+    }
+    char path[2][4096];
+    if (snprintf(path[0], sizeof path[0], "%s.train.tok", out_prefix) >= (int)sizeof path[0] ||
+        snprintf(path[1], sizeof path[1], "%s.val.tok", out_prefix) >= (int)sizeof path[1])
+        return bp_fail(err, "%s: path too long", out_prefix);
+    TokenizeRun r = {.tok = tok, .val_fraction = val_fraction, .stats = stats, .doc_split = -1};
+    int rc = -1;
+    uint32_t vocab = (uint32_t)tokenizer_vocab_size(tok);
+    if (tokfile_writer_open(&r.out[0], path[0], vocab, err) != 0 ||
+        tokfile_writer_open(&r.out[1], path[1], vocab, err) != 0)
+        goto done;
+    for (int f = 0; f < n_files; f++)
+        if (docstream_read(files[f], on_piece, on_doc_end, &r, err) != 0) goto done;
+    if (stats->docs[0] + stats->docs[1] == 0) {
+        if (n_files == 1) bp_fail(err, "%s: empty corpus (no text to tokenize)", files[0]);
+        else bp_fail(err, "%s (and %d more files): empty corpus (no text to tokenize)", files[0], n_files - 1);
+        goto done;
+    }
+    TokFileWriter *train = r.out[0], *val = r.out[1];
+    r.out[0] = r.out[1] = NULL;
+    if (tokfile_writer_commit(train, err) != 0) {
+        tokfile_writer_abort(val);
+        goto done;
+    }
+    if (tokfile_writer_commit(val, err) != 0) {
+        remove(path[0]);
+        goto done;
+    }
+    rc = 0;
+done:
+    tokfile_writer_abort(r.out[0]);
+    tokfile_writer_abort(r.out[1]);
+    free(r.ids);
+    return rc;
+}

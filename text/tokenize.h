@@ -1,0 +1,35 @@
+/* tokenize.h - a text corpus into token files for training (backpack tokenize).
+ *
+ * Documents: each input file, and each "<|endoftext|>"-separated part of a file
+ * (docstream.h: one newline next to a separator is not part of a document). Empty
+ * documents are skipped. Each document's ids are followed by the <|endoftext|> id in
+ * the file of its split.
+ * Split (deterministic, by document): the documents are numbered 0, 1, 2, ... in input
+ * order; document i goes to validation when floor((i + 1) * F) > floor(i * F), i.e.
+ * every (1/F)-th document: an exact share F of the documents, spread evenly over the
+ * corpus (for Brown, whose files are grouped by genre, every genre is in both splits).
+ * Streaming: files are read in chunks (docstream.h) and ids are appended to the output
+ * as they come; memory does not grow with the corpus. Outputs are written atomically
+ * (PREFIX.train.tok, PREFIX.val.tok); on any error neither is left behind.
+ */
+#ifndef BP_TEXT_TOKENIZE_H
+#define BP_TEXT_TOKENIZE_H
+
+#include <stdint.h>
+
+#include "../common/error.h"
+#include "tokenizer.h"
+
+typedef struct {
+    uint64_t docs[2];      /* documents in train, validation */
+    uint64_t ids[2];       /* ids written to train, validation (separators included) */
+    uint64_t bytes;        /* text bytes encoded */
+} TokenizeStats;
+
+/* Is document i a validation document for fraction f? */
+int tokenize_is_validation(uint64_t doc_index, double val_fraction);
+
+int tokenize_corpus(const Tokenizer *tok, const char *const *files, int n_files, const char *out_prefix,
+                    double val_fraction, TokenizeStats *stats, BpError *err);
+
+#endif
