@@ -10,7 +10,7 @@
 
 void encoder_forward(real *out, const int *inp, const real *wte, const real *wpe, int B,
                      int T, int C) {
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if ((size_t)B * T * C >= BP_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             real *o = out + ((size_t)b * T + t) * C;         // (C)
@@ -22,7 +22,7 @@ void encoder_forward(real *out, const int *inp, const real *wte, const real *wpe
 
 void encoder_backward(real *dwte, real *dwpe, const real *dout, const WordGroups *g, int B,
                       int T, int C) {
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if ((size_t)B * T * C >= BP_PAR_MIN)
     for (int u = 0; u < g->count; u++) {
         real *dw = dwte + (size_t)g->words[u] * C;
         for (int q = g->off[u]; q < g->off[u + 1]; q++) {
@@ -30,7 +30,7 @@ void encoder_backward(real *dwte, real *dwpe, const real *dout, const WordGroups
             for (int c = 0; c < C; c++) dw[c] += d[c];
         }
     }
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)B * T * C >= BP_PAR_MIN)
     for (int t = 0; t < T; t++) {
         real *dp = dwpe + (size_t)t * C;
         for (int b = 0; b < B; b++) {
@@ -60,7 +60,7 @@ void dropout_apply(real *x, int rows, int width, const int *row_ids, real p, uin
     if (p == 0) return;
     uint32_t threshold = dropout_threshold(p);
     real scale = R(1) / (R(1) - p);
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)rows * width >= BP_PAR_MIN)
     for (int r = 0; r < rows; r++) {
         uint64_t base = (uint64_t)(row_ids ? row_ids[r] : r) * (uint64_t)width;
         real *xr = x + (size_t)r * width;
@@ -75,7 +75,7 @@ void dropout_apply(real *x, int rows, int width, const int *row_ids, real p, uin
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *weight,
                        const real *bias, int N, int C) {
     const real eps = R(1e-5);
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)N * C >= BP_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const real *x = inp + (size_t)n * C;
         real m = 0;
@@ -98,7 +98,7 @@ void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const
 void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout,
                         const real *inp, const real *weight, const real *mean,
                         const real *rstd, int N, int C) {
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)N * C >= BP_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const real *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
         real m = mean[n], s = rstd[n];
@@ -118,7 +118,7 @@ void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout
     }
     /* parameter gradients: column blocks, so threads never share an output */
     const int CB = 32;
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)N * C >= BP_PAR_MIN)
     for (int c0 = 0; c0 < C; c0 += CB) {
         int c1 = c0 + CB < C ? c0 + CB : C;
         real dw[32] = {0}, db[32] = {0};
@@ -141,13 +141,13 @@ void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout
 /* matrix products */
 
 static void bias_rows(real *out, const real *bias, int N, int OC) {
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)N * OC >= BP_PAR_MIN)
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(real));
 }
 
 static void bias_backward(real *dbias, const real *dout, int N, int OC) {
     const int CB = 64;
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)N * OC >= BP_PAR_MIN)
     for (int c0 = 0; c0 < OC; c0 += CB) {
         int c1 = c0 + CB < OC ? c0 + CB : OC;
         real acc[64] = {0};
@@ -201,7 +201,7 @@ void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout,
 #define GELU_SCALE R(0.7978845608028654) /* sqrt(2 / pi) */
 
 void gelu_forward(real *out, const real *inp, size_t n) {
-#pragma omp parallel for
+#pragma omp parallel for if (n >= BP_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         real x = inp[i];
         out[i] = R(0.5) * x * (R(1) + tanh(GELU_SCALE * (x + R(0.044715) * x * x * x)));
@@ -209,7 +209,7 @@ void gelu_forward(real *out, const real *inp, size_t n) {
 }
 
 void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n) {
-#pragma omp parallel for
+#pragma omp parallel for if (n >= BP_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         real x = inp[i];
         real t = tanh(GELU_SCALE * (x + R(0.044715) * x * x * x));
@@ -219,7 +219,7 @@ void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n) {
 }
 
 void residual_forward(real *out, const real *a, const real *b, size_t n) {
-#pragma omp parallel for
+#pragma omp parallel for if (n >= BP_PAR_MIN)
     for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
@@ -273,7 +273,7 @@ static void dropout_block(real *dst, const real *src, int T, size_t block, real 
 void attention_forward(real *out, real *att, const real *qkv, int B, int T, int C, int NH,
                        real scale, real p, uint64_t seed, uint64_t site, real *scratch) {
     int hs = C / NH, C3 = 3 * C;
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if ((size_t)B * NH * T * T * (C / NH) >= BP_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const real *q = qkv + (size_t)b * T * C3 + h * hs;  // (T,hs) stride 3C
@@ -298,7 +298,7 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv, const rea
                         int B, int T, int C, int NH, real scale, real p, uint64_t seed,
                         uint64_t site, real *scratch) {
     int hs = C / NH, C3 = 3 * C;
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if ((size_t)B * NH * T * T * (C / NH) >= BP_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int h = 0; h < NH; h++) {
             const real *q = qkv + (size_t)b * T * C3 + h * hs;
@@ -337,7 +337,7 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv, const rea
 void sense_weights_forward(real *alpha, const real *qk, int B, int T, int C, int K) {
     int dk = C / K, C2 = 2 * C;
     real scale = R(1) / sqrt(R(dk));
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if ((size_t)B * T * T * C >= BP_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int l = 0; l < K; l++) {
             const real *q = qk + (size_t)b * T * C2 + l * dk, *k = q + C;
@@ -352,7 +352,7 @@ void sense_weights_backward(real *dqk, real *dalpha, const real *qk, const real 
                             int T, int C, int K) {
     int dk = C / K, C2 = 2 * C;
     real scale = R(1) / sqrt(R(dk));
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if ((size_t)B * T * T * C >= BP_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int l = 0; l < K; l++) {
             const real *q = qk + (size_t)b * T * C2 + l * dk, *k = q + C;
@@ -369,7 +369,7 @@ void sense_weights_backward(real *dqk, real *dalpha, const real *qk, const real 
 
 void mix_forward(real *out, const real *alpha, const real *senses, int B, int T, int C, int K) {
     size_t KC = (size_t)K * C;
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)B * T * T * C >= BP_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int l = 0; l < K; l++)
             // out_b (T,C) += alpha_bl (T,T) senses_bl (T,C) stride KC
@@ -381,7 +381,7 @@ void mix_forward(real *out, const real *alpha, const real *senses, int B, int T,
 void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alpha,
                   const real *senses, int B, int T, int C, int K) {
     size_t KC = (size_t)K * C;
-#pragma omp parallel for collapse(2)
+#pragma omp parallel for collapse(2) if ((size_t)B * T * T * C >= BP_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int l = 0; l < K; l++) {
             const real *d = dout + (size_t)b * T * C;
@@ -399,8 +399,7 @@ void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alp
 /* fused softmax + cross-entropy */
 
 real crossentropy_forward(real *lse, const real *logits, const int *targets, int N, int V) {
-    real total = 0;
-#pragma omp parallel for reduction(+ : total)
+#pragma omp parallel for if ((size_t)N * V >= BP_PAR_MIN)
     for (int n = 0; n < N; n++) {
         const real *x = logits + (size_t)n * V;
         real mx = x[0];
@@ -409,15 +408,17 @@ real crossentropy_forward(real *lse, const real *logits, const int *targets, int
         real sum = 0;
         for (int v = 0; v < V; v++) sum += exp(x[v] - mx);
         lse[n] = mx + log(sum);
-        total += lse[n] - x[targets[n]];
     }
-    return total / N;
+    /* summed in order (in double), so the loss does not depend on threads or timing */
+    double total = 0;
+    for (int n = 0; n < N; n++) total += lse[n] - logits[(size_t)n * V + targets[n]];
+    return (real)(total / N);
 }
 
 void crossentropy_backward(real *logits, const real *lse, const int *targets, int N, int V,
                            real dloss) {
     real scale = dloss / N;
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)N * V >= BP_PAR_MIN)
     for (int n = 0; n < N; n++) {
         real *x = logits + (size_t)n * V;
         real l = lse[n];

@@ -246,7 +246,7 @@ static void group_words(Net *n, const int *inputs, int N) {
 static void sense_forward(const RealTensors *p, const BackpackConfig *c, SenseActs *a,
                           const int *words, int U, real drop, uint64_t seed) {
     int d = c->n_embd, S = c->sense_intermediate_scale * d, kd = c->num_senses * d;
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)U * d >= BP_PAR_MIN)
     for (int u = 0; u < U; u++)
         memcpy(a->e + (size_t)u * d, p->wte + (size_t)words[u] * d, (size_t)d * sizeof(real));
     dropout_apply(a->e, U, d, words, drop, seed, SITE_S_EMB);
@@ -303,7 +303,7 @@ static void sense_backward(const RealTensors *p, RealTensors *dp, const Backpack
     layernorm_backward(g->e, dp->sense_lnw, dp->sense_lnb, g->lns, a->e, p->sense_lnw,
                        a->lns_mean, a->lns_rstd, U, d);
     dropout_apply(g->e, U, d, words, drop, seed, SITE_S_EMB);
-#pragma omp parallel for
+#pragma omp parallel for if ((size_t)U * d >= BP_PAR_MIN)
     for (int u = 0; u < U; u++) {
         real *dw = dp->wte + (size_t)words[u] * d;
         const real *ge = g->e + (size_t)u * d;
@@ -420,7 +420,7 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
                     if (inputs[q] == x->token) a->posw[q * k + x->sense] *= (real)x->weight;
             }
         /* C(x_j)_l w_j,l at every position */
-#pragma omp parallel for
+#pragma omp parallel for if (N * kd >= BP_PAR_MIN)
         for (size_t q = 0; q < N; q++) {
             const real *src = a->sense.out + (size_t)n->pos_word[q] * kd;
             real *dst = a->senses_pos + q * kd;
@@ -473,7 +473,7 @@ int net_backward(Net *n, BpError *err) {
         /* dC per distinct word: sum over its positions of w dC_pos */
         const int *off = n->word_off, *pos = n->word_pos;
         real *dC = g->dsense.out;
-#pragma omp parallel for schedule(dynamic, 16)
+#pragma omp parallel for schedule(dynamic, 16) if (N * kd >= BP_PAR_MIN)
         for (int u = 0; u < U; u++) {
             real *dst = dC + (size_t)u * kd;
             memset(dst, 0, (size_t)kd * sizeof(real));

@@ -23,4 +23,8 @@ typedef float real;
 
 #define R(x) ((real)(x))
 
+/* Loops with less work than this (elements, or multiply-adds) run on one thread: a
+ * parallel region costs microseconds, and much more when the cores are shared. */
+#define BP_PAR_MIN 32768
+
 #endif

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,10 @@ static float overfit(ModelArch arch, int steps, float *first) {
     float *mom = calloc(n, sizeof(float)), *var = calloc(n, sizeof(float));
     const float lr = 3e-3f, b1 = 0.9f, b2 = 0.999f;
     float loss = 0;
+    /* one thread: this test is about convergence (test_threads_agree covers threads),
+     * and hundreds of tiny parallel steps crawl when the cores are shared */
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
     for (int s = 1; s <= steps; s++) {
         backpack_zero_grad(&m);
         assert_int_equal(backpack_forward(&m, inputs, targets, B, T, NULL, &err), 0);
@@ -55,6 +60,7 @@ static float overfit(ModelArch arch, int steps, float *first) {
             m.params_memory[i] -= lr * (mom[i] / c1) / (sqrtf(var[i] / c2) + 1e-8f);
         }
     }
+    omp_set_num_threads(threads);
     free(mom);
     free(var);
     backpack_free(&m);
@@ -260,6 +266,60 @@ static void test_compute_senses(void **state) {
     backpack_free(&m);
 }
 
+/* The parallel code paths (sizes above BP_PAR_MIN) give the same logits, loss and
+ * gradients on one thread and on two, with dropout: no races, and dropout masks that
+ * do not depend on the thread count. */
+static void run_once(Backpack *m, const int *x, const int *y, int B, int T, int threads,
+                     float *logits, float *grads, float *loss) {
+    BpError err;
+    omp_set_num_threads(threads);
+    Rng r;
+    rng_seed(&r, 99);
+    TrainOptions opts = {0.1f, &r};
+    backpack_zero_grad(m);
+    assert_int_equal(backpack_forward(m, x, y, B, T, &opts, &err), 0);
+    *loss = m->mean_loss;
+    memcpy(logits, backpack_logits(m), (size_t)B * T * m->config.vocab_size * sizeof(float));
+    assert_int_equal(backpack_backward(m, &err), 0);
+    memcpy(grads, m->grads_memory, m->num_parameters * sizeof(float));
+}
+
+static void test_threads_agree(void **state) {
+    (void)state;
+    int saved = omp_get_max_threads();
+    for (int arch = 0; arch < 2; arch++) {
+        BackpackConfig c = {arch, 300, 128, 2, 4, 4, 64, 4};
+        Backpack m;
+        BpError err;
+        assert_int_equal(backpack_build(&m, &c, &err), 0);
+        backpack_init_weights(&m, 21);
+        enum { B = 4, T = 64 };
+        int x[B * T], y[B * T];
+        random_tokens(x, B * T, 150, 22);  /* repeated words */
+        random_tokens(y, B * T, 300, 23);
+        size_t nl = (size_t)B * T * c.vocab_size, np = m.num_parameters;
+        float *l1 = malloc(nl * sizeof(float)), *l2 = malloc(nl * sizeof(float));
+        float *g1 = malloc(np * sizeof(float)), *g2 = malloc(np * sizeof(float));
+        float loss1, loss2;
+        run_once(&m, x, y, B, T, 1, l1, g1, &loss1);
+        run_once(&m, x, y, B, T, 2, l2, g2, &loss2);
+        double dl = 0, dg = 0, gmax = 0;
+        for (size_t i = 0; i < nl; i++) dl = fmax(dl, fabs(l1[i] - l2[i]));
+        for (size_t i = 0; i < np; i++) {
+            dg = fmax(dg, fabs(g1[i] - g2[i]));
+            gmax = fmax(gmax, fabs(g1[i]));
+        }
+        printf("  %s: 1 vs 2 threads: loss %.7f / %.7f, max |logit diff| %.1e, max |grad diff| %.1e\n",
+               arch ? "transformer" : "backpack", loss1, loss2, dl, dg);
+        assert_true(fabs(loss1 - loss2) < 1e-6);
+        assert_true(dl < 1e-5);
+        assert_true(dg <= 1e-5 * gmax);
+        free(l1), free(l2), free(g1), free(g2);
+        backpack_free(&m);
+    }
+    omp_set_num_threads(saved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_param_table),
@@ -269,6 +329,7 @@ int main(void) {
         cmocka_unit_test(test_compute_senses),
         cmocka_unit_test(test_overfit_backpack),
         cmocka_unit_test(test_overfit_transformer),
+        cmocka_unit_test(test_threads_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

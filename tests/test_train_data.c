@@ -194,7 +194,7 @@ static void test_bad_files(void **state) {
     write_tokens(path, 100, 50, 17);
     assert_int_equal(dataloader_open(&dl, path, 2, 8, 1, 1, 100, &err), -1);
     assert_non_null(strstr(err.msg, "badid.tok"));
-    assert_non_null(strstr(err.msg, "token 17"));
+    assert_non_null(strstr(err.msg, "17"));  /* the position of the bad id */
 
     path_in_tmp(path, sizeof path, "bigvocab.tok");
     write_tokens(path, 500, 50, UINT32_MAX);

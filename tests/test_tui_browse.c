@@ -201,6 +201,7 @@ static Session *session_open(int with_model, int rows, int cols) {
     Session *s = calloc(1, sizeof *s);
     BpError err = {0};
     if (app_open(&s->app, db_path, with_model ? model_dir : NULL, &err) != 0) fail_msg("%s", err.msg);
+    s->app.wait_for_index = 1;  /* as the scripted mode: screens do not depend on timing */
     s->canvas = canvas_memory_new(rows, cols);
     app_draw(&s->app, s->canvas);
     return s;
@@ -455,6 +456,32 @@ static void test_sense_screen_lists_and_jumps(void **state) {
     assert_int_equal(s->app.screen, SCREEN_WORD);
     assert_int_equal(s->app.word.token, bank);
     assert_int_equal(s->app.word.list.cursor, 2);
+    session_close(s);
+}
+
+/* On a terminal the index loads in the background: the sense screen shows progress,
+ * then the neighbours, without a key. */
+static void test_index_loads_in_background(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(0, 30, 120);
+    s->app.wait_for_index = 0;
+    s->app.loader = index_loader_start(db_path);
+    assert_non_null(s->app.loader);
+    press(s, "/bank<Enter><Enter>");
+    assert_int_equal(s->app.screen, SCREEN_SENSE);
+    double t0 = now_seconds();
+    while (s->app.sense_view.near_pending && now_seconds() - t0 < 10) {
+        assert_true(row_with(s, "loading the index of all senses") > 0);
+        usleep(2000);
+        app_draw(&s->app, s->canvas);
+    }
+    assert_false(s->app.sense_view.near_pending);
+    assert_false(s->app.sense_view.near_error);
+    assert_int_equal(s->app.sense_view.n_near, APP_LIST_WORDS);
+    char label[64];
+    int first = row_with(s, "top words (score)") + 1;
+    assert_true(starts_at(s, first, 53, label_of(s, s->app.sense_view.near[0].id, label, sizeof label)));
     session_close(s);
 }
 
@@ -774,6 +801,7 @@ int main(void) {
         cmocka_unit_test(test_search_shows_prefix_matches),
         cmocka_unit_test(test_word_screen_shows_the_senses),
         cmocka_unit_test(test_sense_screen_lists_and_jumps),
+        cmocka_unit_test(test_index_loads_in_background),
         cmocka_unit_test(test_prompt_explains_prediction),
         cmocka_unit_test(test_edit_before_after_save_undo),
         cmocka_unit_test(test_too_small_and_resize),

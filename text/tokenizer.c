@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,7 +81,10 @@ static long unicode_to_bytes(const ByteAlphabet *a, const char *s, size_t len, c
 
 static int load_vocab(Tokenizer *t, const char *path, BpError *err) {
     json_error_t jerr;
-    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return bp_fail_errno(err, "%s: cannot open", path);
+    json_t *root = json_loadf(fp, JSON_REJECT_DUPLICATES, &jerr);
+    fclose(fp);
     if (!root) {
         if (jerr.line <= 0) return bp_fail(err, "%s: %s", path, jerr.text);
         return bp_fail(err, "%s:%d: %s", path, jerr.line, jerr.text);

@@ -41,8 +41,9 @@ typedef struct {
     int *targets;         /* (B, T) */
 } DataLoader;
 
-/* Opens path and checks it has at least T+1 tokens and ids below vocab_size (when
- * vocab_size > 0: the file's declared vocabulary must not exceed the model's). */
+/* Opens path (tokfile_open checks every id against the file's vocabulary) and checks
+ * that it has at least T+1 tokens and, when vocab_size > 0, that the file's vocabulary
+ * is no larger than the model's vocab_size. */
 int dataloader_open(DataLoader *dl, const char *path, int B, int T, int shuffle, uint64_t seed,
                     int vocab_size, BpError *err);
 void dataloader_close(DataLoader *dl);

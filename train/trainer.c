@@ -615,7 +615,6 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
         tr->tokenizer_src = tr->cfg.tokenizer_dir[0] ? tr->cfg.tokenizer_dir : NULL;
         if (check_config(&tr->cfg, err) != 0) goto done;
         if (backpack_config_validate(&tr->cfg.model, err) != 0) goto done;
-        if (check_new_out_dir(tr->cfg.out_dir, err) != 0) goto done;
         if (backpack_build(&tr->model, &tr->cfg.model, err) != 0) goto done;
         backpack_init_weights(&tr->model, tr->cfg.seed);
         rng_seed(&tr->prog.dropout_rng, tr->cfg.seed ^ 0xd1b54a32d192ed03ULL);
@@ -626,12 +625,15 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
     if (adamw_build_for_model(&tr->opt, &ac, &tr->model, err) != 0) goto done;
     if (path_join(tr->metrics_path, sizeof tr->metrics_path, tr->cfg.out_dir, TRAIN_METRICS_FILE, err) != 0)
         goto done;
+    if (resume_dir && read_train_state(tr, resume_dir, err) != 0) goto done;
+    if (open_data(tr, err) != 0) goto done;
+    /* Only now, with everything checked, touch the output directory. */
     if (resume_dir) {
-        if (read_train_state(tr, resume_dir, err) != 0) goto done;
         if (!dir_exists(tr->cfg.out_dir) && make_dirs(tr->cfg.out_dir, err) != 0) goto done;
         if (metrics_rewind(tr, resume_dir, err) != 0) goto done;
+    } else if (check_new_out_dir(tr->cfg.out_dir, err) != 0) {
+        goto done;
     }
-    if (open_data(tr, err) != 0) goto done;
     dataloader_seek(&tr->train, tr->prog.data);
     if (metrics_open(tr, err) != 0) goto done;
 

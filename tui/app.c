@@ -75,6 +75,7 @@ void app_close(App *app) {
     free(app->word.bottom);
     store_edit_preview_free(&app->edit.preview);
     free(app->edits.records);
+    index_loader_free(app->loader, !app->exit_fast);
     if (app->store) store_close(app->store);
     memset(app, 0, sizeof *app);
 }

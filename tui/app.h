@@ -19,6 +19,7 @@
 #include "../senses/store.h"
 #include "../text/tokenizer.h"
 #include "canvas.h"
+#include "index_loader.h"
 #include "keys.h"
 
 #define APP_MIN_ROWS 24
@@ -112,6 +113,7 @@ typedef struct {
     WordScore top[APP_LIST_WORDS], bottom[APP_LIST_WORDS], near[APP_LIST_WORDS];
     /* the same sense of each neighbour: its top words */
     WordScore near_top[APP_LIST_WORDS][APP_NEIGHBOUR_WORDS];
+    int near_pending;       /* waiting for the nearest-neighbour index */
     int near_error;         /* nearest neighbours unavailable (message in near_msg) */
     char near_msg[BP_ERROR_MAX];
     int column;             /* 0 top, 1 bottom, 2 nearest */
@@ -206,7 +208,9 @@ struct App {
     EditsView edits;
     ListView help;
     LineEdit *input;        /* the open line editor, or NULL */
-    int index_loaded;       /* the nearest-neighbour index is in memory */
+    IndexLoader *loader;    /* the nearest-neighbour index, loading in the background */
+    int wait_for_index;     /* 1: a sense screen waits for the index (scripted mode) */
+    int exit_fast;          /* 1: app_close does not wait for a loading index */
     const char *key_note;   /* set by a key that did one-time work ("index-load"), for --timing */
 };
 
@@ -258,6 +262,9 @@ void search_step(App *app, int direction);
 extern const KeyBinding search_keys[], word_keys[], sense_keys[];
 int word_load(App *app, int token);
 int sense_load(App *app, int token, int sense);
+/* Fills the sense screen's neighbours once the index is ready (waits for it when
+ * app->wait_for_index). Returns 1 while still waiting. */
+int sense_try_nearest(App *app);
 
 /* screen_model.c */
 void prompt_draw(App *app, Canvas *c);

@@ -127,6 +127,7 @@ static int run_scripted(App *app, const BrowseOptions *o, BpError *err) {
         return bp_fail(err, "out of memory");
     }
     app->canvas = c;
+    app->wait_for_index = 1;  /* the same screens on every run */
     app_draw(app, c);
     for (int i = 0; i < n_events && !app->quit; i++) {
         double t0 = now_seconds();
@@ -228,8 +229,13 @@ static int run_terminal(App *app, BpError *err) {
         return bp_fail(err, "out of memory");
     }
     app->canvas = c;
+    /* load the nearest-neighbour index while the user searches; quitting does not wait */
+    app->loader = index_loader_start(app->db_path);
+    app->exit_fast = 1;
     while (!app->quit) {
         app_draw(app, c);
+        /* while the sense screen waits for the index, wake up to show its progress */
+        timeout(app->screen == SCREEN_SENSE && app->sense_view.near_pending ? 100 : -1);
         wint_t ch;
         int rc = get_wch(&ch);
         if (rc == ERR) continue;

@@ -268,15 +268,52 @@ const KeyBinding word_keys[] = {
 
 /* ---- sense ------------------------------------------------------------------------------ */
 
-static void index_progress(double fraction, void *ctx) {
-    App *app = ctx;
-    Canvas *c = app->canvas;
-    if (!c) return;
-    int row = c->rows - 1;
-    canvas_fill(c, row, 0, c->cols, STYLE_STATUS);
-    canvas_printf(c, row, 1, -1, STYLE_STATUS,
-                  "loading the nearest-neighbour index (once): %3.0f%%", fraction * 100);
-    canvas_present(c);
+int sense_try_nearest(App *app) {
+    SenseView *sv = &app->sense_view;
+    if (!sv->near_pending) return 0;
+    if (!app->loader) app->loader = index_loader_start(app->db_path);
+    if (!app->loader) {
+        sv->near_pending = 0;
+        sv->near_error = 1;
+        snprintf(sv->near_msg, sizeof sv->near_msg, "cannot start loading the nearest-neighbour index");
+        return 0;
+    }
+    IndexState state = index_loader_poll(app->loader, NULL);
+    if (state == INDEX_LOADING && app->wait_for_index) {
+        app->key_note = "index-load";
+        state = index_loader_wait(app->loader);
+    }
+    if (state == INDEX_LOADING) return 1;
+    sv->near_pending = 0;
+    if (state == INDEX_FAILED) {
+        sv->near_error = 1;
+        snprintf(sv->near_msg, sizeof sv->near_msg, "%s", index_loader_error(app->loader));
+        return 0;
+    }
+    /* the query is the sense in force, read through the main store */
+    BpError err = {0};
+    float *query = calloc((size_t)app->k * app->d, sizeof(float));
+    int m = -1;
+    if (!query)
+        bp_fail(&err, "out of memory");
+    else if (store_sense_vector(app->store, sv->token, sv->sense, STORE_IN_FORCE,
+                                query + (size_t)sv->sense * app->d, &err) == 0)
+        m = store_nearest(index_loader_store(app->loader), query, sv->sense, sv->token, APP_LIST_WORDS,
+                          sv->near, &err);
+    free(query);
+    if (m < 0) {
+        sv->near_error = 1;
+        snprintf(sv->near_msg, sizeof sv->near_msg, "%s", err.msg);
+        return 0;
+    }
+    sv->n_near = m;
+    for (int i = 0; i < m; i++) {
+        int got = store_sense_words(app->store, sv->near[i].id, sv->sense, APP_NEIGHBOUR_WORDS,
+                                    sv->near_top[i], NULL, &err);
+        for (int j = got < 0 ? 0 : got; j < APP_NEIGHBOUR_WORDS; j++) sv->near_top[i][j].id = -1;
+    }
+    list_set_count(&sv->lists[2], sv->n_near);
+    return 0;
 }
 
 int sense_load(App *app, int token, int sense) {
@@ -289,57 +326,32 @@ int sense_load(App *app, int token, int sense) {
     BpError err = {0};
     int n = app->info->top_n < APP_LIST_WORDS ? app->info->top_n : APP_LIST_WORDS;
     if (n < 1) n = APP_LIST_WORDS;
-    if (store_sense_info(app->store, token, sense, &sv->info, &err) != 0) goto fail;
-    int got = store_sense_words(app->store, token, sense, n, sv->top, sv->bottom, &err);
-    if (got < 0) goto fail;
+    int got;
+    if (store_sense_info(app->store, token, sense, &sv->info, &err) != 0 ||
+        (got = store_sense_words(app->store, token, sense, n, sv->top, sv->bottom, &err)) < 0) {
+        sv->token = -1;
+        app_message(app, 1, "%s", err.msg);
+        return -1;
+    }
     sv->n_top = sv->n_bottom = got;
-    /* nearest neighbours by this sense's cosine, and their same sense */
-    sv->near_error = 0;
-    sv->n_near = 0;
-    float *query = calloc((size_t)app->k * app->d, sizeof(float));
-    if (!query) {
-        bp_fail(&err, "out of memory");
-        goto fail;
-    }
-    if (!app->index_loaded) app->key_note = "index-load";
-    if (store_sense_vector(app->store, token, sense, STORE_IN_FORCE, query + (size_t)sense * app->d,
-                           &err) != 0 ||
-        store_load_index(app->store, index_progress, app, &err) != 0) {
-        sv->near_error = 1;
-        snprintf(sv->near_msg, sizeof sv->near_msg, "%s", err.msg);
-    } else {
-        app->index_loaded = 1;
-        int m = store_nearest(app->store, query, sense, token, APP_LIST_WORDS, sv->near, &err);
-        if (m < 0) {
-            sv->near_error = 1;
-            snprintf(sv->near_msg, sizeof sv->near_msg, "%s", err.msg);
-        } else {
-            sv->n_near = m;
-            for (int i = 0; i < m; i++) {
-                int got_top = store_sense_words(app->store, sv->near[i].id, sense, APP_NEIGHBOUR_WORDS,
-                                                sv->near_top[i], NULL, &err);
-                for (int j = got_top < 0 ? 0 : got_top; j < APP_NEIGHBOUR_WORDS; j++)
-                    sv->near_top[i][j].id = -1;
-            }
-        }
-    }
-    free(query);
     sv->token = token;
     sv->sense = sense;
     sv->generation = app->generation;
+    /* nearest neighbours by this sense's cosine, and their same sense: when the index is in */
+    sv->near_error = 0;
+    sv->n_near = 0;
+    sv->near_pending = 1;
     list_set_count(&sv->lists[0], sv->n_top);
     list_set_count(&sv->lists[1], sv->n_bottom);
-    list_set_count(&sv->lists[2], sv->n_near);
+    list_set_count(&sv->lists[2], 0);
+    sense_try_nearest(app);
     return 0;
-fail:
-    sv->token = -1;
-    app_message(app, 1, "%s", err.msg);
-    return -1;
 }
 
 void sense_draw(App *app, Canvas *c) {
     SenseView *sv = &app->sense_view;
     int row = app_top_row(c), bottom = app_bottom_row(c);
+    sense_try_nearest(app);  /* the index may have come in since the last draw */
     if (sv->token < 0) {
         canvas_text(c, row + 1, 2, -1, STYLE_NORMAL, "No sense yet: press / to search.");
         return;
@@ -365,6 +377,13 @@ void sense_draw(App *app, Canvas *c) {
         list_scroll(l, visible);
         if (col == 2 && sv->near_error) {
             canvas_text(c, row, xs[2], ws[2], STYLE_ERROR, sv->near_msg);
+            continue;
+        }
+        if (col == 2 && sv->near_pending) {
+            double fraction = 0;
+            if (app->loader) index_loader_poll(app->loader, &fraction);
+            canvas_printf(c, row, xs[2], ws[2], STYLE_DIM, "loading the index of all senses: %.0f%%",
+                          fraction * 100);
             continue;
         }
         const WordScore *list = col == 0 ? sv->top : col == 1 ? sv->bottom : sv->near;

@@ -1,0 +1,235 @@
+/* backpack tokenize: documents, the train/validation split, streaming in chunks (ids
+ * equal to encoding each document whole), bad inputs leaving nothing behind, and the
+ * command line's error format. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../common/fileio.h"
+#include "../common/rng.h"
+#include "../text/docstream.h"
+#include "../text/tokenize.h"
+#include "../text/tokenizer.h"
+#include "../text/tokfile.h"
+
+static char tmpdir[256];
+static Tokenizer *gpt2;
+
+static int setup(void **state) {
+    (void)state;
+    BpError err = {0};
+    if (tokenizer_load(&gpt2, "data/gpt2", &err) != 0) {
+        fprintf(stderr, "cannot load the GPT-2 tokenizer (run make data): %s\n", err.msg);
+        return -1;
+    }
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-tokenize-XXXXXX");
+    return mkdtemp(tmpdir) ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tokenizer_free(gpt2);
+    remove_tree(tmpdir);
+    return 0;
+}
+
+static void write_text(const char *name, const char *text, size_t len, char *path, size_t path_size) {
+    snprintf(path, path_size, "%s/%s", tmpdir, name);
+    BpError err = {0};
+    assert_int_equal(write_file_atomic(path, text, len, &err), 0);
+}
+
+/* Appends the ids of text + <|endoftext|> to (ids, n, cap). */
+static void expect_doc(const char *text, int **ids, size_t *n, size_t *cap) {
+    BpError err = {0};
+    assert_int_equal(tokenizer_encode(gpt2, text, strlen(text), ids, n, cap, &err), 0);
+    int eot = 50256;
+    assert_int_equal(tokenizer_encode(gpt2, "<|endoftext|>", 13, ids, n, cap, &err), 0);
+    assert_int_equal((*ids)[*n - 1], eot);
+}
+
+static void assert_tokfile(const char *path, const int *ids, size_t n) {
+    TokFile tf;
+    BpError err = {0};
+    if (tokfile_open(&tf, path, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(tf.vocab_size, 50257);
+    if (tf.count != n) fail_msg("%s: %llu ids, expected %zu", path, (unsigned long long)tf.count, n);
+    for (size_t i = 0; i < n; i++) assert_int_equal(tokfile_get(&tf, i), (uint32_t)ids[i]);
+    tokfile_close(&tf);
+}
+
+static void test_validation_rule(void **state) {
+    (void)state;
+    int val = 0;
+    for (uint64_t i = 0; i < 1000; i++) val += tokenize_is_validation(i, 0.1);
+    assert_int_equal(val, 100);
+    assert_false(tokenize_is_validation(0, 0.1));
+    assert_true(tokenize_is_validation(9, 0.1));
+    assert_true(tokenize_is_validation(1, 0.5));
+    assert_false(tokenize_is_validation(5, 0.0));
+    assert_true(tokenize_is_validation(0, 1.0));
+}
+
+static void test_documents_and_split(void **state) {
+    (void)state;
+    /* Documents: "one", "two\n\nlines", "three" (file 1), "four", "five" (file 2); the
+     * empty ones between separators are skipped. With F = 0.5 documents 1 and 3 go to
+     * validation. */
+    char f1[512], f2[512], prefix[512], path[600];
+    const char t1[] = "one\n<|endoftext|>\ntwo\n\nlines\n<|endoftext|>\n<|endoftext|>three\n";
+    const char t2[] = "four<|endoftext|>\n\n<|endoftext|>five";
+    write_text("f1.txt", t1, sizeof t1 - 1, f1, sizeof f1);
+    write_text("f2.txt", t2, sizeof t2 - 1, f2, sizeof f2);
+    snprintf(prefix, sizeof prefix, "%s/out", tmpdir);
+    const char *files[] = {f1, f2};
+    TokenizeStats st;
+    BpError err = {0};
+    if (tokenize_corpus(gpt2, files, 2, prefix, 0.5, &st, &err) != 0) fail_msg("%s", err.msg);
+    assert_int_equal(st.docs[0], 3);
+    assert_int_equal(st.docs[1], 2);
+    int *train = NULL, *val = NULL;
+    size_t n_train = 0, n_val = 0, c1 = 0, c2 = 0;
+    expect_doc("one", &train, &n_train, &c1);
+    expect_doc("two\n\nlines", &val, &n_val, &c2);
+    expect_doc("three", &train, &n_train, &c1);
+    expect_doc("four", &val, &n_val, &c2);
+    expect_doc("five", &train, &n_train, &c1);
+    assert_int_equal(st.ids[0], n_train);
+    assert_int_equal(st.ids[1], n_val);
+    snprintf(path, sizeof path, "%s.train.tok", prefix);
+    assert_tokfile(path, train, n_train);
+    snprintf(path, sizeof path, "%s.val.tok", prefix);
+    assert_tokfile(path, val, n_val);
+    free(train);
+    free(val);
+}
+
+static void test_safe_cut(void **state) {
+    (void)state;
+    assert_int_equal(docstream_safe_cut("ab cd ef", 8), 5);
+    assert_int_equal(docstream_safe_cut("ab  ", 4), 2);         /* only after alnum */
+    assert_int_equal(docstream_safe_cut("x<|endoftext|>yy", 16), 14);
+    assert_int_equal(docstream_safe_cut("..  !!\n\n", 8), 0);
+    assert_int_equal(docstream_safe_cut("a\n b", 4), 0);
+}
+
+static void test_streaming_equals_whole_encoding(void **state) {
+    (void)state;
+    /* A 2.5 MB document crosses several chunk boundaries; its ids must equal encoding it
+     * whole. Words, runs of spaces and newlines, multi-byte characters, bad bytes. */
+    static const char *pieces[] = {"word", " ", "  ", "\n", "\n\n", "it's", "42", "\xc3\xa9t\xc3\xa9",
+                                   "\xe4\xbd\xa0", "\xf0\x9f\x98\x80", "\xff", "...", "\t"};
+    size_t cap = 2500000, len = 0;
+    char *text = malloc(cap + 16);
+    Rng rng;
+    rng_seed(&rng, 7);
+    while (len < cap) {
+        const char *p = pieces[rng_next(&rng) % (sizeof pieces / sizeof *pieces)];
+        memcpy(text + len, p, strlen(p));
+        len += strlen(p);
+    }
+    text[0] = 'x';          /* no newline to drop at the start */
+    text[len++] = 'z';      /* nor at the end */
+    char file[512], prefix[512], path[600];
+    write_text("big.txt", text, len, file, sizeof file);
+    snprintf(prefix, sizeof prefix, "%s/big", tmpdir);
+    const char *files[] = {file};
+    TokenizeStats st;
+    BpError err = {0};
+    if (tokenize_corpus(gpt2, files, 1, prefix, 0.0, &st, &err) != 0) fail_msg("%s", err.msg);
+    int *ids = NULL;
+    size_t n = 0, c = 0;
+    assert_int_equal(tokenizer_encode(gpt2, text, len, &ids, &n, &c, &err), 0);
+    ids = realloc(ids, (n + 1) * sizeof *ids);
+    ids[n++] = 50256;
+    snprintf(path, sizeof path, "%s.train.tok", prefix);
+    assert_tokfile(path, ids, n);
+    snprintf(path, sizeof path, "%s.val.tok", prefix);
+    assert_tokfile(path, NULL, 0);
+    free(ids);
+    free(text);
+}
+
+static void test_bad_inputs_leave_nothing(void **state) {
+    (void)state;
+    char good[512], empty[512], missing[600], prefix[512], path[600];
+    write_text("good.txt", "text", 4, good, sizeof good);
+    write_text("empty.txt", "\n<|endoftext|>\n\n", 16, empty, sizeof empty);
+    snprintf(missing, sizeof missing, "%s/missing.txt", tmpdir);
+    snprintf(prefix, sizeof prefix, "%s/bad", tmpdir);
+    TokenizeStats st;
+    BpError err = {0};
+    const char *with_missing[] = {good, missing};
+    assert_int_equal(tokenize_corpus(gpt2, with_missing, 2, prefix, 0.1, &st, &err), -1);
+    assert_non_null(strstr(err.msg, "missing.txt: cannot open"));
+    const char *only_empty[] = {empty};
+    assert_int_equal(tokenize_corpus(gpt2, only_empty, 1, prefix, 0.1, &st, &err), -1);
+    assert_non_null(strstr(err.msg, "empty.txt: empty corpus"));
+    const char *dir[] = {tmpdir};
+    assert_int_equal(tokenize_corpus(gpt2, dir, 1, prefix, 0.1, &st, &err), -1);
+    assert_non_null(strstr(err.msg, "is a directory"));
+    assert_int_equal(tokenize_corpus(gpt2, only_empty, 1, prefix, 1.5, &st, &err), -1);
+    assert_non_null(strstr(err.msg, "--val-fraction"));
+    snprintf(path, sizeof path, "%s.train.tok", prefix);
+    assert_false(file_exists(path));
+    snprintf(path, sizeof path, "%s.val.tok", prefix);
+    assert_false(file_exists(path));
+    /* No temporary files either. */
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp-", tmpdir);
+    assert_int_not_equal(system(cmd), 0);
+}
+
+/* Runs the backpack binary (from tests/run.sh's BACKPACK) and captures stderr. */
+static int run_backpack(const char *args, char *out, size_t out_size) {
+    const char *bin = getenv("BACKPACK");
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1 >/dev/null", bin, args);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    size_t n = fread(out, 1, out_size - 1, p);
+    out[n] = '\0';
+    int status = pclose(p);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void test_command_line_errors(void **state) {
+    (void)state;
+    if (!getenv("BACKPACK")) skip();   /* run by tests/run.sh, which sets it */
+    char out[2048], args[2048], good[512];
+    write_text("cli.txt", "hello", 5, good, sizeof good);
+    snprintf(args, sizeof args, "tokenize --tokenizer data/gpt2 --out %s/cli %s/nope.txt", tmpdir, tmpdir);
+    assert_int_equal(run_backpack(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "backpack: "));
+    assert_non_null(strstr(out, "nope.txt: cannot open"));
+    snprintf(args, sizeof args, "tokenizer train --vocab-size 200 --out %s/cli-tok %s", tmpdir, good);
+    assert_int_equal(run_backpack(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "vocab size 200 is below 257"));
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --out %s/cli %s", tmpdir, tmpdir, good);
+    assert_int_equal(run_backpack(args, out, sizeof out), 1);
+    assert_non_null(strstr(out, "vocab.json: cannot open"));
+    assert_int_equal(run_backpack("tokenize --help", out, sizeof out), 0);
+    assert_int_equal(run_backpack("tokenizer --help", out, sizeof out), 0);
+    assert_int_equal(run_backpack("corpus-brown --help", out, sizeof out), 0);
+    assert_int_equal(run_backpack("corpus-brown --out", out, sizeof out), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_validation_rule),
+        cmocka_unit_test(test_documents_and_split),
+        cmocka_unit_test(test_safe_cut),
+        cmocka_unit_test(test_streaming_equals_whole_encoding),
+        cmocka_unit_test(test_bad_inputs_leave_nothing),
+        cmocka_unit_test(test_command_line_errors),
+    };
+    return cmocka_run_group_tests_name("text/tokenize", tests, setup, teardown);
+}
