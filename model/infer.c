@@ -11,9 +11,15 @@
  * vector products of one position; its sense network runs only the first time the
  * token appears in the context (C(x) depends on x alone).
  *
- * All buffers are allocated by infer_build: infer_step does not allocate. Matrix-vector
- * products go through OpenBLAS (its OpenMP threads); the loops over the context are
- * small and stay on the calling thread.
+ * Mixing sums the alphas of repeated words first, so it reads each distinct word's
+ * k sense rows once.
+ *
+ * All buffers are allocated by infer_build: infer_step does not allocate (only the
+ * first infer_step_greedy builds its bfloat16 table). At batch 1 every product is a
+ * matrix-vector product bound by reading the weights; the kernels below split them
+ * over the OpenMP threads (AVX-512 where compiled for it) rather than calling
+ * OpenBLAS, whose sgemv was 1.5-2x slower here and would add a second thread pool.
+ * The loops over the context are small and stay on the calling thread.
  */
 #include "infer.h"
 
@@ -35,7 +41,7 @@ typedef struct {
     float *h;          /* (d) LN_f(X) of the new position */
     float *z;          /* (2d) sense-weight query | key */
     float *o;          /* (d) sum_l sum_j alpha_l[j] C(x_j)_l */
-    float *mix;        /* (max_len, k) alpha transposed, the weights of the mixing gemv */
+    float *mix;        /* (max_len k) summed alphas of each distinct word's senses */
     float *r1, *r2;    /* (d) sense-network residuals */
     float *edit_scale; /* (max_len, k) product of edit weights for (x_j, l); 1 = none */
 } Scratch;
@@ -92,7 +98,10 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
         s->sense_keys = malloc(n * d * sizeof(float));
         s->sense_vectors = malloc(n * k * d * sizeof(float));
         s->alpha = malloc(k * n * sizeof(float));
-        ok = ok && s->sense_keys && s->sense_vectors && s->alpha;
+        s->first_position = malloc(n * sizeof(int));
+        s->mix_rows = malloc(n * k * sizeof(int));
+        ok = ok && s->sense_keys && s->sense_vectors && s->alpha && s->first_position &&
+             s->mix_rows;
     }
     if (!ok) {
         infer_free(s);
@@ -110,6 +119,8 @@ void infer_free(InferState *s) {
     free(s->alpha);
     free(s->logits);
     free(s->scratch);
+    free(s->first_position);
+    free(s->mix_rows);
     free(s->wte_bf16);
     free(s->wte_norm);
     memset(s, 0, sizeof *s);
@@ -202,8 +213,10 @@ static void matvec_rows(float *y, const float *A, const float *x, int rows, int 
     }
 }
 
-/* y[0..nc) += x W[:, 0..nc) for one block of nc <= 128 columns of W (row stride ld). */
-static void axpy_block(float *y, const float *x, const float *W, size_t ld, int n_in, int nc) {
+/* y[0..nc) += x W[:, 0..nc) for one block of nc <= 128 columns of W (row stride ld);
+ * with rows != NULL, x[i] multiplies row rows[i] of W instead of row i. */
+static void axpy_block(float *y, const float *x, const float *W, size_t ld, int n_in, int nc,
+                       const int *rows) {
 #if defined(__AVX512F__)
     __mmask16 m[8];
     for (int q = 0; q < 8; q++) {
@@ -215,7 +228,7 @@ static void axpy_block(float *y, const float *x, const float *W, size_t ld, int 
            a4 = _mm512_maskz_loadu_ps(m[4], y + 64), a5 = _mm512_maskz_loadu_ps(m[5], y + 80),
            a6 = _mm512_maskz_loadu_ps(m[6], y + 96), a7 = _mm512_maskz_loadu_ps(m[7], y + 112);
     for (int i = 0; i < n_in; i++) {
-        const float *w = W + (size_t)i * ld;
+        const float *w = W + (size_t)(rows ? rows[i] : i) * ld;
         const __m512 xi = _mm512_set1_ps(x[i]);
         a0 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[0], w), a0);
         a1 = _mm512_fmadd_ps(xi, _mm512_maskz_loadu_ps(m[1], w + 16), a1);
@@ -236,7 +249,7 @@ static void axpy_block(float *y, const float *x, const float *W, size_t ld, int 
     _mm512_mask_storeu_ps(y + 112, m[7], a7);
 #else
     for (int i = 0; i < n_in; i++) {
-        const float *w = W + (size_t)i * ld;
+        const float *w = W + (size_t)(rows ? rows[i] : i) * ld;
         const float xi = x[i];
 #pragma omp simd
         for (int c = 0; c < nc; c++) y[c] += xi * w[c];
@@ -244,13 +257,15 @@ static void axpy_block(float *y, const float *x, const float *W, size_t ld, int 
 #endif
 }
 
-/* y (n_out) += x (n_in) W, W (n_in, n_out) row-major: the Conv1D layout [in, out]. */
-static void matvec_cols(float *y, const float *x, const float *W, int n_in, int n_out) {
+/* y (n_out) += x (n_in) W, W (n_in, n_out) row-major: the Conv1D layout [in, out].
+ * With rows != NULL, x[i] multiplies row rows[i] of W. */
+static void matvec_cols(float *y, const float *x, const float *W, int n_in, int n_out,
+                        const int *rows) {
     const int blocks = (n_out + 127) / 128;
 #pragma omp parallel for schedule(dynamic, 1) if ((size_t)n_in * n_out >= PARALLEL_MIN_FLOATS)
     for (int b = 0; b < blocks; b++) {
         const int c0 = 128 * b, nc = n_out - c0 < 128 ? n_out - c0 : 128;
-        axpy_block(y + c0, x, W + c0, (size_t)n_out, n_in, nc);
+        axpy_block(y + c0, x, W + c0, (size_t)n_out, n_in, nc, rows);
     }
 }
 
@@ -261,7 +276,7 @@ static void conv1d(float *out, const float *x, const float *W, const float *b, i
     if (!accumulate) memcpy(out, b, (size_t)n_out * sizeof(float));
     else
         for (int i = 0; i < n_out; i++) out[i] += b[i];
-    matvec_cols(out, x, W, n_in, n_out);
+    matvec_cols(out, x, W, n_in, n_out, NULL);
 }
 
 /* In-place softmax of x[0..n). */
@@ -304,6 +319,7 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
             for (int j = 0; j < n; j++) {
                 const float *kj = kc + (size_t)j * d + hd * dh;
                 float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                 for (int i = 0; i < dh; i++) dot += q[i] * kj[i];
                 v->att[j] = dot * scale;
             }
@@ -313,6 +329,7 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
             for (int j = 0; j < n; j++) {
                 const float *vj = vc + (size_t)j * d + hd * dh;
                 const float a = v->att[j];
+#pragma omp simd
                 for (int i = 0; i < dh; i++) y[i] += a * vj[i];
             }
         }
@@ -363,6 +380,7 @@ static void append_senses(InferState *s, const Scratch *v, int token) {
             earlier = j;
             break;
         }
+    s->first_position[pos] = earlier >= 0 ? s->first_position[earlier] : pos;
     if (earlier >= 0) { /* same word, same (edited) senses */
         memcpy(out, s->sense_vectors + (size_t)earlier * row, row * sizeof(float));
         memcpy(scale, v->edit_scale + (size_t)earlier * k, (size_t)k * sizeof(float));
@@ -380,7 +398,7 @@ static void append_senses(InferState *s, const Scratch *v, int token) {
 }
 
 /* alpha_l[pos, j] for every sense and j <= pos into s->alpha (edit weights applied),
- * its transpose into v->mix, and o = sum alpha C into v->o. */
+ * and o = sum alpha C into v->o. */
 static void sense_weights_and_mix(InferState *s, const Scratch *v) {
     const Backpack *m = s->model;
     const ParameterTensors *p = &m->params;
@@ -399,19 +417,33 @@ static void sense_weights_and_mix(InferState *s, const Scratch *v) {
         for (int j = 0; j < n; j++) {
             const float *kj = s->sense_keys + (size_t)j * d + l * dk;
             float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
             for (int i = 0; i < dk; i++) dot += q[i] * kj[i];
             a[j] = dot * scale;
         }
         softmax(a, n);
         /* sense-weight scaling: multiply, do not renormalize (the spec) */
-        for (int j = 0; j < n; j++) {
-            a[j] *= v->edit_scale[(size_t)j * k + l];
-            v->mix[(size_t)j * k + l] = a[j];
-        }
+        for (int j = 0; j < n; j++) a[j] *= v->edit_scale[(size_t)j * k + l];
     }
-    /* o = sum_{j,l} alpha_l[j] C(x_j)_l: sense_vectors viewed as (n k, d) */
+    /* o = sum_{j,l} alpha_l[j] C(x_j)_l. Positions holding the same word share its
+     * sense vectors, so their alphas are summed first (at the word's first position)
+     * and each distinct word's k rows are read once. */
+    const int *first = s->first_position;
+    for (int j = 0; j < n; j++)
+        if (first[j] == j)
+            for (int l = 0; l < k; l++) v->mix[(size_t)j * k + l] = 0.0f;
+    for (int j = 0; j < n; j++)
+        for (int l = 0; l < k; l++)
+            v->mix[(size_t)first[j] * k + l] += s->alpha[(size_t)l * max_len + j];
+    int rows = 0; /* compact in place: rows <= j k + l */
+    for (int j = 0; j < n; j++)
+        if (first[j] == j)
+            for (int l = 0; l < k; l++) {
+                v->mix[rows] = v->mix[(size_t)j * k + l];
+                s->mix_rows[rows++] = j * k + l;
+            }
     memset(v->o, 0, (size_t)d * sizeof(float));
-    matvec_cols(v->o, v->mix, s->sense_vectors, n * k, d);
+    matvec_cols(v->o, v->mix, s->sense_vectors, rows, d, s->mix_rows);
 }
 
 static int advance(InferState *s, int token, int want_logits, BpError *err) {
@@ -420,8 +452,7 @@ static int advance(InferState *s, int token, int want_logits, BpError *err) {
     if (token < 0 || token >= c->vocab_size)
         return bp_fail(err, "token id %d out of range [0, %d)", token, c->vocab_size);
     if (s->len >= s->max_len)
-        return bp_fail(err, "context full: %d tokens (the model's limit is %d)", s->len,
-                       s->max_len);
+        return bp_fail(err, "context full: %d of %d tokens", s->len, s->max_len);
     Scratch v = scratch_views(s);
     transformer_step(s, &v, token);
     const float *out = v.h;
@@ -480,7 +511,9 @@ static int build_greedy_tables(InferState *s, BpError *err) {
     s->wte_bf16 = malloc(V * d * sizeof(uint16_t));
     s->wte_norm = malloc(V * sizeof(float));
     if (!s->wte_bf16 || !s->wte_norm) {
-        free(s->wte_bf16);
+        free(s->first_position);
+    free(s->mix_rows);
+    free(s->wte_bf16);
         free(s->wte_norm);
         s->wte_bf16 = NULL;
         s->wte_norm = NULL;

@@ -27,6 +27,8 @@ typedef struct {
     float *alpha;         /* (k, max_len) alpha_l[last, j], with edit weights applied */
     float *logits;        /* (V) */
     float *scratch;       /* private */
+    int *first_position;  /* (max_len) the first position j' <= j with x_j' == x_j */
+    int *mix_rows;        /* (max_len k) rows of sense_vectors the mixing reads */
     /* infer_step_greedy's tables, built on its first call */
     uint16_t *wte_bf16;   /* (V, d) E rounded to bfloat16 */
     float *wte_norm;      /* (V) |E[v]|_2, rounded up */

@@ -27,7 +27,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    if (!getenv("KEEP")) remove_tree(tmpdir);
+    remove_tree(tmpdir);
     return 0;
 }
 

@@ -431,7 +431,7 @@ static void test_sense_screen_lists_and_jumps(void **state) {
     assert_int_equal(store_sense_vector(s->app.store, bank, 2, STORE_IN_FORCE, query + 2 * s->app.d, &err), 0);
     assert_int_equal(store_nearest(s->app.store, query, 2, bank, 5, near, &err), 5);
     free(query);
-    int first = row_with(s, "top words (score)") + 1;
+    int first = row_with(s, "nearest (cos of sense") + 1;
     char label[64];
     for (int i = 0; i < 5; i++) {
         /* top words in the first column, bottom words next, neighbours with cosines last */
@@ -480,7 +480,7 @@ static void test_index_loads_in_background(void **state) {
     assert_false(s->app.sense_view.near_error);
     assert_int_equal(s->app.sense_view.n_near, APP_LIST_WORDS);
     char label[64];
-    int first = row_with(s, "top words (score)") + 1;
+    int first = row_with(s, "nearest (cos of sense") + 1;
     assert_true(starts_at(s, first, 53, label_of(s, s->app.sense_view.near[0].id, label, sizeof label)));
     session_close(s);
 }
@@ -516,11 +516,11 @@ static void test_prompt_explains_prediction(void **state) {
     assert_true(r > 0);
     assert_true(starts_at(s, r, 2, label_of(s, best, label, sizeof label)));
     const Contribution *top_ct = &pv->contrib[0][0];
-    assert_true(starts_at(s, r, 32, label_of(s, top_ct->token, label, sizeof label)));
+    assert_true(starts_at(s, r, 26, label_of(s, top_ct->token, label, sizeof label)));
     char *row = row_text(s, r);
     /* and the largest contribution is on the first row of the right-hand column */
     const Contribution *ct = &pv->contrib[0][0];
-    snprintf(line, sizeof line, "= %+8.3f", ct->contribution);
+    snprintf(line, sizeof line, "= %+7.3f", ct->contribution);
     assert_non_null(strstr(row, line));
     free(row);
     for (int i = 1; i < pv->n_contrib[0]; i++)
@@ -579,6 +579,11 @@ static void test_edit_before_after_save_undo(void **state) {
     assert_non_null(strstr(b + strlen(before), after));
     free(row);
     assert_shows(s, "greedy:");
+    /* a new prompt keeps the pending edit and recomputes both sides for it */
+    press(s, "pi<C-u>a bank<Enter>/bank<Enter>e");
+    assert_true(ev->have_preview);
+    assert_true(ev->before.valid && ev->after.valid);
+    assert_int_equal(ev->before.top[0].id, s->app.prompt.pred.top[0].id);
     /* save: the header counts it, the edits list shows it; undo removes it */
     press(s, "<Enter>");
     assert_shows(s, "saved edit #");
@@ -736,6 +741,15 @@ static void test_binary_scripted_mode(void **state) {
     assert_true(S_ISLNK(st.st_mode));
     assert_int_equal(read_file(target, &screen, &len, &err), 0);
     assert_non_null(strstr(screen, "\xe2\x90\xa3" "bank  #"));
+    free(screen);
+    /* keys from a file (newlines are not keys) */
+    char keys_file[400];
+    snprintf(keys_file, sizeof keys_file, "%s/keys.txt", tmpdir);
+    assert_int_equal(write_file_atomic(keys_file, "/band\n<Enter>\n", 13, &err), 0);
+    snprintf(cmd, sizeof cmd, "%s browse --db %s --keys @%s --screen-out %s", bin, db_path, keys_file, out);
+    assert_int_equal(run(cmd, line, sizeof line), 0);
+    assert_int_equal(read_file(out, &screen, &len, &err), 0);
+    assert_non_null(strstr(screen, "\xe2\x90\xa3" "band  #"));
     free(screen);
     /* --each-key: one screen per key */
     snprintf(cmd, sizeof cmd, "%s browse --db %s --keys '/b<Resize:50x10>' --screen-out %s --each-key",

@@ -49,7 +49,7 @@ wait_for "terminal too small: 70x20"
 t resize-window -t browse -x 100 -y 30
 wait_for "sense 2: norm"
 t send-keys -t browse Enter
-wait_for "top words (score)"
+wait_for "nearest (cos of sense 2)"
 t send-keys -t browse "?"
 wait_for "Keys (on the sense screen now"
 t send-keys -t browse "?" "p" "the bank" Enter
@@ -57,7 +57,7 @@ wait_for "prob"
 t send-keys -t browse "q"
 wait_for "EXIT=0"
 # the alternate screen is gone: the browser's header is no longer on the pane
-t capture-pane -p -t browse | grep -qF "backpack browse" && fail "screen not restored after q"
+t capture-pane -p -t browse | grep -qF "? help  q quit" && fail "screen not restored after q"
 t kill-session -t browse
 
 # 2. Ctrl-C quits cleanly too
@@ -74,5 +74,5 @@ pid=$(pgrep -n -f "browse --db $db" || true)
 [ -n "$pid" ] || fail "browse process not found"
 kill -TERM "$pid"
 wait_for "EXIT=143"
-t capture-pane -p -t browse | grep -qF "backpack browse" && fail "screen not restored after SIGTERM"
+t capture-pane -p -t browse | grep -qF "? help  q quit" && fail "screen not restored after SIGTERM"
 exit 0

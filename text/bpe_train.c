@@ -259,7 +259,7 @@ static int merge_in_word(Trainer *tr, int w, int a, int b, int m) {
     return 0;
 }
 
-static int write_outputs(Trainer *tr, int eot, const char *out_dir, BpError *err) {
+static int write_outputs(Trainer *tr, const char *out_dir, BpError *err) {
     char vocab_path[4096], merges_path[4096];
     if (make_dirs(out_dir, err) != 0 ||
         path_join(vocab_path, sizeof vocab_path, out_dir, "vocab.json", err) != 0 ||
@@ -276,7 +276,6 @@ static int write_outputs(Trainer *tr, int eot, const char *out_dir, BpError *err
             goto done;
         }
     }
-    (void)eot;
     /* merges.txt first: a vocab.json only ever sits next to the merges it was made with
      * or older ones that are a prefix of them. */
     AtomicFile af;
@@ -396,8 +395,8 @@ int tokenizer_train(const char *const *files, int n_files, int vocab_size, const
     }
 
     int target = vocab_size - 1;   /* the last id is <|endoftext|> */
-    tr.merges = malloc((size_t)(target > 256 ? target - 256 : 1) * 2 * sizeof(int) + 64 * 2 * sizeof(int));
-    int cap_merges = (target > 256 ? target - 256 : 1) + 64;
+    int cap_merges = target - 256 + 64;   /* more when merges reuse existing tokens */
+    tr.merges = malloc((size_t)cap_merges * sizeof *tr.merges);
     if (!tr.merges) goto oom;
     while (tr.n_tokens < target && tr.heap_n) {
         HeapEntry e = heap_pop(&tr);
@@ -462,12 +461,12 @@ int tokenizer_train(const char *const *files, int n_files, int vocab_size, const
             free(shown);
         }
     }
-    int eot;
+    int eot;   /* the last id: no merge can make these bytes (the regex splits them) */
     if (add_token(&tr, PRETOK_EOT_TEXT, PRETOK_EOT_LEN, &eot) != 0) goto oom;
     if (verbose && tr.n_tokens < vocab_size)
         fprintf(stderr, "tokenizer train: no pairs left: vocab size %d instead of %d\n", tr.n_tokens,
                 vocab_size);
-    rc = write_outputs(&tr, eot, out_dir, err);
+    rc = write_outputs(&tr, out_dir, err);
     if (rc == 0 && verbose)
         fprintf(stderr, "tokenizer train: wrote %s (%d tokens, %d merges, %.1f s)\n", out_dir,
                 tr.n_tokens, tr.n_merges, now_seconds() - t0);

@@ -727,8 +727,10 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
         double per_step = (now_seconds() - session_start) / (double)(tr->prog.step - session_start_step);
         double eta = INFINITY;
         if (c->max_steps) eta = fmin(eta, (double)(c->max_steps - tr->prog.step) * per_step);
-        if (c->max_tokens && c->max_tokens > tr->prog.tokens)
-            eta = fmin(eta, (double)((c->max_tokens - tr->prog.tokens + step_tokens - 1) / step_tokens) * per_step);
+        if (c->max_tokens)
+            eta = c->max_tokens <= tr->prog.tokens
+                      ? 0.0
+                      : fmin(eta, (double)((c->max_tokens - tr->prog.tokens + step_tokens - 1) / step_tokens) * per_step);
         if (c->max_minutes > 0) eta = fmin(eta, fmax(0.0, c->max_minutes * 60.0 - tr->prog.elapsed));
         show_progress(tr, &report, eta, !isnan(report.val_loss) && !(hooks && hooks->progress_line));
         if (c->save_every && tr->prog.step % (uint64_t)c->save_every == 0) {

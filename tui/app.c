@@ -236,7 +236,6 @@ void list_set_count(ListView *l, int count) {
 }
 
 int list_key(ListView *l, int key, int page) {
-    int old = l->cursor;
     if (page < 1) page = 1;
     switch (key) {
     case 'j': case BK_DOWN: l->cursor++; break;
@@ -248,7 +247,6 @@ int list_key(ListView *l, int key, int page) {
     default: return 0;
     }
     list_set_count(l, l->count);
-    (void)old;
     return 1;
 }
 
@@ -316,7 +314,7 @@ const KeyBinding app_global_keys[] = {
 
 const Screen app_screens[SCREEN_COUNT] = {
     [SCREEN_SEARCH] = {"search", "type-ahead search over the vocabulary", search_keys, search_draw,
-                       search_text_key},
+                       NULL},
     [SCREEN_WORD] = {"word", "a word's k senses: top and bottom words, norms", word_keys, word_draw,
                      NULL},
     [SCREEN_SENSE] = {"sense", "one sense: top, bottom and nearest words", sense_keys, sense_draw,
@@ -400,16 +398,17 @@ static const char *base_name(const char *path) {
 
 static void draw_header(App *app, Canvas *c) {
     canvas_fill(c, 0, 0, c->cols, STYLE_HEADER);
-    int x = canvas_text(c, 0, 0, -1, STYLE_HEADER, " backpack browse");
-    x += canvas_printf(c, 0, x, -1, STYLE_HEADER, "  db: %s", base_name(app->db_path));
-    x += canvas_printf(c, 0, x, -1, STYLE_HEADER, " (V=%d k=%d d=%d%s)", app->V, app->k, app->d,
+    /* the edit count at the right, so a long path never hides it */
+    char right[64] = "";
+    if (app->have_model) snprintf(right, sizeof right, "edits in force: %d ", app->edits_in_force.count);
+    int right_w = utf8_display_width(right), room = c->cols - right_w - 1;
+    int x = canvas_text(c, 0, 0, room, STYLE_HEADER, " backpack");
+    x += canvas_printf(c, 0, x, room - x, STYLE_HEADER, "  db: %s (V=%d k=%d d=%d%s)",
+                       base_name(app->db_path), app->V, app->k, app->d,
                        app->db_mode == STORE_READ_ONLY ? ", read-only" : "");
-    if (app->have_model)
-        x += canvas_printf(c, 0, x, -1, STYLE_HEADER, "  model: %s", base_name(app->model_dir));
-    else
-        x += canvas_text(c, 0, x, -1, STYLE_HEADER, "  model: none");
-    if (app->have_model)
-        canvas_printf(c, 0, x, -1, STYLE_HEADER, "  edits in force: %d", app->edits_in_force.count);
+    canvas_printf(c, 0, x, room - x, STYLE_HEADER, "  model: %s",
+                  app->have_model ? base_name(app->model_dir) : "none");
+    if (right[0]) canvas_text(c, 0, c->cols - right_w, -1, STYLE_HEADER, right);
 }
 
 static void draw_status(App *app, Canvas *c) {

@@ -256,7 +256,6 @@ ListView *app_current_list(App *app);
 void search_draw(App *app, Canvas *c);
 void word_draw(App *app, Canvas *c);
 void sense_draw(App *app, Canvas *c);
-int search_text_key(App *app, int key);
 void search_start(App *app);
 void search_step(App *app, int direction);
 extern const KeyBinding search_keys[], word_keys[], sense_keys[];

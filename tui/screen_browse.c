@@ -83,12 +83,6 @@ void search_step(App *app, int direction) {
     if (keep[0] && !app->message[0]) app_message(app, 0, "%s", keep);
 }
 
-int search_text_key(App *app, int key) {
-    (void)app;
-    (void)key;
-    return 0;
-}
-
 static void act_search_open(App *app) {
     SearchView *sv = &app->search;
     if (sv->count == 0) {
@@ -361,8 +355,9 @@ void sense_draw(App *app, Canvas *c) {
                   app_word_label(app, sv->token, label, sizeof label), sv->token, sv->sense, app->k,
                   sv->info.norm, sv->info.vector_edited ? " (edited)" : "", sv->info.weight);
     row += 1;
-    int w0 = 26, w1 = 26, x2 = 1 + w0 + w1;
-    const char *heads[3] = {"top words (score)", "bottom words (score)", NULL};
+    /* narrower word columns on a narrow terminal leave the neighbours room */
+    int w0 = c->cols >= 110 ? 26 : 20, w1 = w0, x2 = 1 + w0 + w1;
+    const char *heads[3] = {"top words", "bottom words", NULL};
     char near_head[96];
     snprintf(near_head, sizeof near_head, "nearest (cos of sense %d)  their sense %d's top words",
              sv->sense, sv->sense);

@@ -153,8 +153,9 @@ static void prompt_done(App *app, int accepted) {
     free(ids);
     pv->lists[0].cursor = pv->lists[1].cursor = 0;
     pv->column = 0;
-    app->edit.have_preview = 0;
+    /* a pending edit stays; its before and after are recomputed for the new prompt */
     app->edit.before.valid = 0;
+    app->edit.after.valid = 0;
     prompt_refresh(app);
 }
 
@@ -255,13 +256,17 @@ void prompt_draw(App *app, Canvas *c) {
         return;
     }
     if (!pv->pred.valid) return;
-    int left = 30, x1 = left + 2;
-    canvas_text(c, row, 1, left, pv->column == 0 ? STYLE_TITLE : STYLE_DIM, "next token       prob");
+    /* predictions on the left; on the right the (word, sense) pairs behind the selected
+     * one: the logit is exactly the sum of alpha x score over all pairs */
+    int left = 24, x1 = left + 2;
     int p = pv->lists[0].cursor;
     char label[160];
+    canvas_text(c, row, 1, left, pv->column == 0 ? STYLE_TITLE : STYLE_DIM, "next token       prob");
     canvas_printf(c, row, x1, -1, pv->column == 1 ? STYLE_TITLE : STYLE_DIM,
-                  "why %s (logit %.2f): word[pos] sense  alpha x score = contribution",
+                  "why %s? logit %.3f = sum of the contributions",
                   app_word_label(app, pv->pred.top[p].id, label, sizeof label), pv->logit[p]);
+    row++;
+    canvas_text(c, row, x1, -1, STYLE_DIM, "word[pos]          sense alpha x   score = contrib");
     row++;
     list_set_count(&pv->lists[1], pv->n_contrib[p]);
     list_scroll(&pv->lists[1], bottom - row);
@@ -269,8 +274,8 @@ void prompt_draw(App *app, Canvas *c) {
         int sel = i == p;
         CanvasStyle st = sel ? (pv->column == 0 ? STYLE_SELECTED : STYLE_TITLE) : STYLE_NORMAL;
         if (sel && pv->column == 0) canvas_fill(c, row + i, 1, left, STYLE_SELECTED);
-        canvas_text(c, row + i, 2, 18, st, app_word_label(app, pv->pred.top[i].id, label, sizeof label));
-        canvas_printf(c, row + i, 20, 10, st, "%8.4f", pv->pred.top[i].score);
+        canvas_text(c, row + i, 2, 13, st, app_word_label(app, pv->pred.top[i].id, label, sizeof label));
+        canvas_printf(c, row + i, 15, 9, st, "%8.4f", pv->pred.top[i].score);
     }
     ListView *cl = &pv->lists[1];
     for (int i = cl->top, r = row; i < pv->n_contrib[p] && r < bottom; i++, r++) {
@@ -278,9 +283,11 @@ void prompt_draw(App *app, Canvas *c) {
         int sel = pv->column == 1 && i == cl->cursor;
         CanvasStyle st = sel ? STYLE_SELECTED : ct->contribution >= 0 ? STYLE_PROMOTED : STYLE_SUPPRESSED;
         if (sel) canvas_fill(c, r, x1, c->cols - x1, STYLE_SELECTED);
-        int x = canvas_text(c, r, x1, 18, st, app_word_label(app, ct->token, label, sizeof label));
-        x += canvas_printf(c, r, x1 + x, -1, sel ? st : STYLE_DIM, "[%d]", ct->context_pos);
-        canvas_printf(c, r, x1 + 24, -1, sel ? st : STYLE_NORMAL, "%3d  %6.3f x %+8.3f = %+8.3f",
+        char pos[16];
+        int pos_w = snprintf(pos, sizeof pos, "[%d]", ct->context_pos);
+        int x = canvas_text(c, r, x1, 18 - pos_w, st, app_word_label(app, ct->token, label, sizeof label));
+        canvas_text(c, r, x1 + x, -1, sel ? st : STYLE_DIM, pos);
+        canvas_printf(c, r, x1 + 19, -1, sel ? st : STYLE_NORMAL, "%3d %6.3f x %+7.3f = %+7.3f",
                       ct->sense, ct->alpha, ct->score, ct->contribution);
     }
 }
@@ -572,6 +579,9 @@ void edit_draw(App *app, Canvas *c) {
         draw_needs_model(app, c, "edit");
         return;
     }
+    if (ev->have_preview && app->prompt.n_tokens > 0 && !ev->error[0] &&
+        (!ev->before.valid || !ev->after.valid))
+        edit_compute(app);  /* the prompt changed since the preview */
     char label[160];
     SenseInfo si = {0};
     BpError err = {0};
@@ -580,7 +590,8 @@ void edit_draw(App *app, Canvas *c) {
                   app_word_label(app, ev->token, label, sizeof label), ev->token, ev->sense, si.norm,
                   si.vector_edited ? " (edited)" : "", si.weight);
     canvas_text(c, row++, 1, -1, STYLE_DIM,
-                "s scale  w weight  r replace OLD:NEW  c copy WORD[:L]  x reset | Enter save  d discard  u undo");
+                "s scale  w weight  r replace OLD:NEW  c copy WORD[:SENSE]  x reset");
+    canvas_text(c, row++, 1, -1, STYLE_DIM, "Enter save to the database  d discard  u undo the last saved edit");
     if (ev->error[0])
         canvas_text(c, row, 1, -1, STYLE_ERROR, ev->error);
     else if (ev->have_preview)
