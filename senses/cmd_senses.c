@@ -118,7 +118,7 @@ int cmd_export(int argc, char **argv) {
     }
     Backpack m;
     if (checkpoint_load(&m, model_dir, &err)) return cli_error(err.msg);
-    const BackpackConfig *c = &m.config;
+    const BackpackConfig config = m.config, *c = &config;  /* m is freed before the summary */
     double sense_bytes = (double)c->vocab_size * c->num_senses * c->n_embd * sizeof(float);
     Progress p = {now_seconds(), sense_bytes, isatty(2), -1};
     opts.model_dir = model_dir;

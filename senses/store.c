@@ -68,16 +68,29 @@ void select_extremes(const float *scores, int V, int n, WordScore *top, WordScor
     if (n <= 0) return;
     int n_top = 0, n_bottom = 0;
     float top_threshold = -INFINITY, bottom_threshold = INFINITY;
-    for (int i = 0; i < V; i++) {
-        float x = scores[i];
-        /* The fast path: most scores are neither among the top nor the bottom. */
-        if (top && (n_top < n || x > top_threshold)) {
-            insert_top(top, &n_top, n, i, x);
-            if (n_top == n) top_threshold = top[n - 1].score;
+    const int block = 64;
+    for (int start = 0; start < V; start += block) {
+        int end = start + block < V ? start + block : V;
+        /* Most blocks hold neither a top nor a bottom score: one SIMD max/min decides. */
+        if ((!top || n_top == n) && (!bottom || n_bottom == n)) {
+            float hi = -INFINITY, lo = INFINITY;
+#pragma omp simd reduction(max : hi) reduction(min : lo)
+            for (int i = start; i < end; i++) {
+                hi = scores[i] > hi ? scores[i] : hi;
+                lo = scores[i] < lo ? scores[i] : lo;
+            }
+            if ((!top || !(hi > top_threshold)) && (!bottom || !(lo < bottom_threshold))) continue;
         }
-        if (bottom && (n_bottom < n || x < bottom_threshold)) {
-            insert_bottom(bottom, &n_bottom, n, i, x);
-            if (n_bottom == n) bottom_threshold = bottom[n - 1].score;
+        for (int i = start; i < end; i++) {
+            float x = scores[i];
+            if (top && (n_top < n || x > top_threshold)) {
+                insert_top(top, &n_top, n, i, x);
+                if (n_top == n) top_threshold = top[n - 1].score;
+            }
+            if (bottom && (n_bottom < n || x < bottom_threshold)) {
+                insert_bottom(bottom, &n_bottom, n, i, x);
+                if (n_bottom == n) bottom_threshold = bottom[n - 1].score;
+            }
         }
     }
 }
@@ -403,24 +416,33 @@ int store_prefix_search(const SenseStore *s, const char *prefix, int *ids, int m
     return n;
 }
 
+/* Optimal-string-alignment distance (insert, delete, substitute, swap two neighbours:
+ * "bnak" is 1 from "bank"), giving up with limit + 1 once every cell exceeds limit. */
 static int edit_distance(const char *a, size_t na, const char *b, size_t nb, int limit) {
-    int row[129];
+    int rows[3][129];
     if (na > 128) na = 128;
-    for (size_t j = 0; j <= na; j++) row[j] = (int)j;
+    int *prev2 = rows[0], *prev = rows[1], *row = rows[2];
+    for (size_t j = 0; j <= na; j++) prev[j] = (int)j;
     for (size_t i = 1; i <= nb; i++) {
-        int prev = row[0], best = (int)i;
         row[0] = (int)i;
+        int best = row[0];
         for (size_t j = 1; j <= na; j++) {
-            int cur = row[j];
-            int sub = prev + (a[j - 1] != b[i - 1]);
-            int del = row[j] + 1, ins = row[j - 1] + 1;
-            row[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-            if (row[j] < best) best = row[j];
-            prev = cur;
+            int sub = prev[j - 1] + (a[j - 1] != b[i - 1]);
+            int del = prev[j] + 1, ins = row[j - 1] + 1;
+            int v = sub < del ? sub : del;
+            if (ins < v) v = ins;
+            if (i > 1 && j > 1 && a[j - 1] == b[i - 2] && a[j - 2] == b[i - 1] && prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            row[j] = v;
+            if (v < best) best = v;
         }
         if (best > limit) return limit + 1;
+        int *t = prev2;
+        prev2 = prev;
+        prev = row;
+        row = t;
     }
-    return row[na];
+    return prev[na];
 }
 
 int store_closest_tokens(const SenseStore *s, const char *word, int *ids, int max) {

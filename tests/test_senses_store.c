@@ -360,6 +360,10 @@ static void test_word_lookup(void **state) {
     n = store_closest_tokens(s, "rivers", ids, 3);
     assert_true(n >= 1);
     assert_string_equal(store_token_text(s, ids[0]), " river");
+    n = store_closest_tokens(s, "bnak", ids, 2);  /* a swap of two letters is one edit */
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 259);
+    assert_int_equal(ids[1], 281);
     store_close(s);
 }
 

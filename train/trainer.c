@@ -629,7 +629,10 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
     if (open_data(tr, err) != 0) goto done;
     /* Only now, with everything checked, touch the output directory. */
     if (resume_dir) {
-        if (!dir_exists(tr->cfg.out_dir) && make_dirs(tr->cfg.out_dir, err) != 0) goto done;
+        struct stat a, b;
+        int same_dir = stat(resume_dir, &a) == 0 && stat(tr->cfg.out_dir, &b) == 0 &&
+                       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+        if (!same_dir && check_new_out_dir(tr->cfg.out_dir, err) != 0) goto done;
         if (metrics_rewind(tr, resume_dir, err) != 0) goto done;
     } else if (check_new_out_dir(tr->cfg.out_dir, err) != 0) {
         goto done;
