@@ -244,21 +244,24 @@ def cmd_train(args):
                             lr=6e-4, betas=(0.9, 0.999), eps=1e-8, foreach=True)
     params = list(model.parameters())
     total = args["warmup"] + args["steps"]
-    secs, losses = [], []
+    secs, losses, cpu = [], [], 0.0
     for s in range(total):
         x, y = batches[s % len(batches)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         logits = model(x)
         loss = F.cross_entropy(logits.reshape(-1, model.V), y.reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        secs.append(time.perf_counter() - t0)
         losses.append(loss.item())
+        secs.append(time.perf_counter() - t0)
+        if s >= args["warmup"]:
+            cpu += time.process_time() - c0
         del logits, loss
     timed = sum(secs[args["warmup"]:])
     print(json.dumps({"tokens_per_s": round(B * T * args["steps"] / timed, 2),
+                      "cpu_seconds_per_step": round(cpu / args["steps"], 4),
                       "threads": torch.get_num_threads(), "peak_rss_kib": peak_rss_kib(),
                       "step_seconds": [round(v, 4) for v in secs],
                       "losses": [round(v, 6) for v in losses], "warmup": args["warmup"]}))

@@ -35,7 +35,7 @@ typedef struct {
     float *x;          /* (d) the residual stream of the new position */
     float *xn;         /* (d) a LayerNorm's output */
     float *qkv;        /* (3d) query, key, value of the new position */
-    float *att;        /* (max_len) one head's attention probabilities */
+    float *att;        /* (H, max_len) attention probabilities of every head */
     float *atty;       /* (d) concat_h(P_h V_h) */
     float *hidden;     /* (max(4d, S)) an MLP's hidden layer */
     float *h;          /* (d) LN_f(X) of the new position */
@@ -50,7 +50,8 @@ static size_t scratch_floats(const BackpackConfig *c, int max_len) {
     size_t d = (size_t)c->n_embd, k = (size_t)c->num_senses, n = (size_t)max_len;
     size_t S = (size_t)c->sense_intermediate_scale * d;
     size_t hidden = 4 * d > S ? 4 * d : S;
-    return d + d + 3 * d + n + d + hidden + d + 2 * d + d + n * k + d + d + n * k;
+    return d + d + 3 * d + (size_t)c->n_head * n + d + hidden + d + 2 * d + d + n * k + d + d +
+           n * k;
 }
 
 static Scratch scratch_views(const InferState *s) {
@@ -63,7 +64,7 @@ static Scratch scratch_views(const InferState *s) {
     v.x = p;          p += d;
     v.xn = p;         p += d;
     v.qkv = p;        p += 3 * d;
-    v.att = p;        p += n;
+    v.att = p;        p += (size_t)c->n_head * n;
     v.atty = p;       p += d;
     v.hidden = p;     p += hidden;
     v.h = p;          p += d;
@@ -147,11 +148,40 @@ static void layernorm(float *out, const float *x, const float *w, const float *b
     for (int i = 0; i < d; i++) out[i] = (x[i] - mean) * rstd * w[i] + b[i];
 }
 
+/* exp(x) for x <= 0 in a form the compiler vectorizes: 2^n p(r) with Cephes' expf
+ * polynomial (about 2 ulp); below -87 it returns exp(-87) ~ 1.6e-38 (only tanh's
+ * 1 - e, 1 + e use it, where that is 0). */
+static inline float exp_nonpositive(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round */
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * (r * r) + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } scale = {.i = ((int32_t)n + 127) << 23};
+    return p * scale.f;
+}
+
+/* The spec's tanh form as 0.5 v (1 + tanh y) = v sigmoid(2y), y = sqrt(2/pi)(v +
+ * 0.044715 v^3), with e = exp(-2|y|): v / (1 + e) for y >= 0, v e / (1 + e) below,
+ * which never cancels. Vectorized (tanhf is not), which matters for the 4d-wide MLP
+ * of every layer at batch 1. */
 static void gelu(float *x, int n) {
     const float s = 0.7978845608028654f; /* sqrt(2/pi) */
+#pragma omp simd
     for (int i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(s * (v + 0.044715f * v * v * v)));
+        const float v = x[i];
+        const float y = s * (v + 0.044715f * v * v * v);
+        const float e = exp_nonpositive(-2.0f * fabsf(y));
+        x[i] = v * (y >= 0.0f ? 1.0f : e) / (1.0f + e);
     }
 }
 
@@ -314,23 +344,28 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
         memcpy(vc + (size_t)pos * d, v->qkv + 2 * d, (size_t)d * sizeof(float));
         /* the spec's scaling: 1/sqrt(d_h) and the extra 1/(l+1) */
         const float scale = 1.0f / (sqrtf((float)dh) * (float)(l + 1));
-        for (int hd = 0; hd < H; hd++) {
-            const float *q = v->qkv + hd * dh;
-            for (int j = 0; j < n; j++) {
-                const float *kj = kc + (size_t)j * d + hd * dh;
+        /* Scores of every head, then values of every head: each sweep reads the
+         * cached rows (d floats per position) in order, once. att is (H, n). */
+        for (int j = 0; j < n; j++) {
+            const float *kj = kc + (size_t)j * d;
+            for (int hd = 0; hd < H; hd++) {
+                const float *q = v->qkv + hd * dh, *kh = kj + hd * dh;
                 float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                for (int i = 0; i < dh; i++) dot += q[i] * kj[i];
-                v->att[j] = dot * scale;
+                for (int i = 0; i < dh; i++) dot += q[i] * kh[i];
+                v->att[(size_t)hd * n + j] = dot * scale;
             }
-            softmax(v->att, n);
-            float *y = v->atty + hd * dh;
-            memset(y, 0, (size_t)dh * sizeof(float));
-            for (int j = 0; j < n; j++) {
-                const float *vj = vc + (size_t)j * d + hd * dh;
-                const float a = v->att[j];
+        }
+        for (int hd = 0; hd < H; hd++) softmax(v->att + (size_t)hd * n, n);
+        memset(v->atty, 0, (size_t)d * sizeof(float));
+        for (int j = 0; j < n; j++) {
+            const float *vj = vc + (size_t)j * d;
+            for (int hd = 0; hd < H; hd++) {
+                const float a = v->att[(size_t)hd * n + j];
+                float *y = v->atty + hd * dh;
+                const float *vh = vj + hd * dh;
 #pragma omp simd
-                for (int i = 0; i < dh; i++) y[i] += a * vj[i];
+                for (int i = 0; i < dh; i++) y[i] += a * vh[i];
             }
         }
         conv1d(v->x, v->atty, p->attprojw + (size_t)l * d * d, p->attprojb + (size_t)l * d, d, d,

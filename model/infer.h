@@ -7,6 +7,14 @@
  * rounding (tests/test_model_infer.c checks 1e-5).
  *
  * Lifetime follows llama2.c: infer_build / infer_free; infer_reset starts a new text.
+ * An InferState reads its model without changing it (several states may share one)
+ * and must not be used by two threads at once.
+ *
+ * Threads: each token runs some twenty short OpenMP parallel regions (the matrix-
+ * vector products, split over OMP_NUM_THREADS threads). On a machine shared with
+ * other busy processes set OMP_WAIT_POLICY=PASSIVE: spinning workers that lose their
+ * core stall every region (measured here under load: 880 tokens/s passive against
+ * 106 spinning, configuration A of issue 6).
  */
 #ifndef BP_INFER_H
 #define BP_INFER_H
@@ -74,7 +82,12 @@ const float *infer_alpha(const InferState *s);
 const float *infer_context_senses(const InferState *s);
 
 /* Sampling from logits: temperature 0 is greedy (argmax, lowest id on ties);
- * top_k 0 and top_p 1 disable those filters. */
+ * top_k 0 and top_p 1 disable those filters. Filters apply in Hugging Face's order:
+ * temperature, top-k, then top-p on the renormalized top k. The result depends only
+ * on the logits, cfg and the Rng state; a non-greedy call draws exactly one number
+ * from rng, a greedy one none. Returns -1 only when V <= 0 or memory runs out (a
+ * non-greedy call allocates V candidates). Logits that are NaN or infinite fall
+ * back to the argmax. */
 typedef struct {
     float temperature;
     int top_k;

@@ -300,6 +300,48 @@ static void causal_softmax_backward(real *dp, const real *p, int T, real scale) 
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* causal products: the (T,T) matrices of attention and sense weights are zero above the
+ * diagonal, so products with them run over row blocks of CAUSAL_BLOCK and skip the
+ * blocks that lie wholly above the diagonal (about 40% of the work at T = 256). */
+
+#define CAUSAL_BLOCK 64
+
+/* S (T,T) = scale X Y^T on the blocks on or below the diagonal: row block [i0, i1)
+ * gets columns [0, i1). X, Y (T,n) with strides ldx, ldy. Entries right of a row
+ * block's last column are not written. */
+static void causal_scores(real *S, int T, int n, real scale, const real *X, int ldx,
+                          const real *Y, int ldy) {
+    for (int i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
+        int i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, i1 - i0, i1, n, scale,
+                X + (size_t)i0 * ldx, ldx, Y, ldy, R(0), S + (size_t)i0 * T, T);
+    }
+}
+
+/* Out (T,n) = P Y (+ beta Out) for P (T,T) zero above the diagonal: row block [i0, i1)
+ * reads columns [0, i1) of P. */
+static void causal_rows(real *Out, int ldo, int T, int n, const real *P, const real *Y,
+                        int ldy, real beta) {
+    for (int i0 = 0; i0 < T; i0 += CAUSAL_BLOCK) {
+        int i1 = i0 + CAUSAL_BLOCK < T ? i0 + CAUSAL_BLOCK : T;
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, i1 - i0, n, i1, R(1),
+                P + (size_t)i0 * T, T, Y, ldy, beta, Out + (size_t)i0 * ldo, ldo);
+    }
+}
+
+/* Out (T,n) = P^T Y for P (T,T) zero above the diagonal: output row block [j0, j1)
+ * reads rows [j0, T) of P. */
+static void causal_cols(real *Out, int ldo, int T, int n, const real *P, const real *Y,
+                        int ldy) {
+    for (int j0 = 0; j0 < T; j0 += CAUSAL_BLOCK) {
+        int j1 = j0 + CAUSAL_BLOCK < T ? j0 + CAUSAL_BLOCK : T;
+        BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, j1 - j0, n, T - j0, R(1),
+                P + (size_t)j0 * T + j0, T, Y + (size_t)j0 * ldy, ldy, R(0),
+                Out + (size_t)j0 * ldo, ldo);
+    }
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* attention */
 
 /* dst (T,T) = src with the dropout of block (b,h) applied. */
@@ -325,8 +367,7 @@ void attention_forward(real *out, real *att, const real *qkv, int B, int T, int 
             const real *q = qkv + (size_t)b * T * C3 + h * hs;  // (T,hs) stride 3C
             const real *k = q + C, *v = q + 2 * C;
             real *a = att + ((size_t)b * NH + h) * T * T;      // (T,T)
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3,
-                    R(0), a, T);
+            causal_scores(a, T, hs, scale, q, C3, k, C3);
             for (int i = 0; i < T; i++) causal_softmax_row(a + (size_t)i * T, i, T);
             const real *pa = a;
             if (p > 0) {
@@ -335,8 +376,7 @@ void attention_forward(real *out, real *att, const real *qkv, int B, int T, int 
                 pa = s;
             }
             // out_h (T,hs) = P (T,T) V_h (T,hs)
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, R(1), pa, T, v, C3,
-                    R(0), out + (size_t)b * T * C + h * hs, C);
+            causal_rows(out + (size_t)b * T * C + h * hs, C, T, hs, pa, v, C3, R(0));
         }
 }
 
@@ -359,19 +399,15 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv, const rea
                 dropout_block(s, a, T, (size_t)b * NH + h, p, seed, site);
                 pa = s;
             }
-            // dP (T,T) = dout_h V_h^T
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, R(1), d, C, v, C3, R(0),
-                    dp, T);
+            // dP (T,T) = dout_h V_h^T (on and below the diagonal blocks)
+            causal_scores(dp, T, hs, R(1), d, C, v, C3);
             // dV_h (T,hs) = P^T dout_h
-            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, R(1), pa, T, d, C, R(0),
-                    dv, C3);
+            causal_cols(dv, C3, T, hs, pa, d, C);
             if (p > 0) dropout_block(dp, dp, T, (size_t)b * NH + h, p, seed, site);
             causal_softmax_backward(dp, a, T, scale);
             // dQ = dS K, dK = dS^T Q
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, R(1), dp, T, k, C3,
-                    R(0), dq, C3);
-            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, R(1), dp, T, q, C3, R(0),
-                    dk, C3);
+            causal_rows(dq, C3, T, hs, dp, k, C3, R(0));
+            causal_cols(dk, C3, T, hs, dp, q, C3);
         }
 }
 
@@ -388,8 +424,7 @@ void sense_weights_forward(real *alpha, const real *qk, int B, int T, int C, int
         for (int l = 0; l < K; l++) {
             const real *q = qk + (size_t)b * T * C2 + l * dk, *k = q + C;
             real *a = alpha + ((size_t)b * K + l) * T * T;
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, dk, scale, q, C2, k, C2,
-                    R(0), a, T);
+            causal_scores(a, T, dk, scale, q, C2, k, C2);
             for (int i = 0; i < T; i++) causal_softmax_row(a + (size_t)i * T, i, T);
         }
 }
@@ -406,10 +441,8 @@ void sense_weights_backward(real *dqk, real *dalpha, const real *qk, const real 
             size_t blk = ((size_t)b * K + l) * T * T;
             real *ds = dalpha + blk;
             causal_softmax_backward(ds, alpha + blk, T, scale);
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, dk, T, R(1), ds, T, k, C2,
-                    R(0), dq, C2);
-            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, dk, T, R(1), ds, T, q, C2, R(0),
-                    dkk, C2);
+            causal_rows(dq, C2, T, dk, ds, k, C2, R(0));
+            causal_cols(dkk, C2, T, dk, ds, q, C2);
         }
 }
 
@@ -419,9 +452,8 @@ void mix_forward(real *out, const real *alpha, const real *senses, int B, int T,
     for (int b = 0; b < B; b++)
         for (int l = 0; l < K; l++)
             // out_b (T,C) += alpha_bl (T,T) senses_bl (T,C) stride KC
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, C, T, R(1),
-                    alpha + ((size_t)b * K + l) * T * T, T, senses + (size_t)b * T * KC + l * C,
-                    (int)KC, l ? R(1) : R(0), out + (size_t)b * T * C, C);
+            causal_rows(out + (size_t)b * T * C, C, T, C, alpha + ((size_t)b * K + l) * T * T,
+                        senses + (size_t)b * T * KC + l * C, (int)KC, l ? R(1) : R(0));
 }
 
 void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alpha,
@@ -432,12 +464,15 @@ void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alp
         for (int l = 0; l < K; l++) {
             const real *d = dout + (size_t)b * T * C;
             size_t blk = ((size_t)b * K + l) * T * T;
-            // dalpha_bl (T,T) = dout_b (T,C) senses_bl^T
-            BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, C, R(1), d, C,
-                    senses + (size_t)b * T * KC + l * C, (int)KC, R(0), dalpha + blk, T);
+            // dalpha_bl (T,T) = dout_b (T,C) senses_bl^T, zero right of the blocks
+            causal_scores(dalpha + blk, T, C, R(1), d, C, senses + (size_t)b * T * KC + l * C,
+                          (int)KC);
+            for (int i0 = 0; i0 + CAUSAL_BLOCK < T; i0 += CAUSAL_BLOCK)
+                for (int i = i0; i < i0 + CAUSAL_BLOCK; i++)
+                    memset(dalpha + blk + (size_t)i * T + i0 + CAUSAL_BLOCK, 0,
+                           (size_t)(T - i0 - CAUSAL_BLOCK) * sizeof(real));
             // dsenses_bl (T,C) = alpha_bl^T dout_b
-            BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, C, T, R(1), alpha + blk, T, d, C,
-                    R(0), dsenses + (size_t)b * T * KC + l * C, (int)KC);
+            causal_cols(dsenses + (size_t)b * T * KC + l * C, (int)KC, T, C, alpha + blk, d, C);
         }
 }
 

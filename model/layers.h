@@ -112,9 +112,13 @@ void sense_weights_forward(real *alpha, const real *qk, int B, int T, int C, int
 void sense_weights_backward(real *dqk, real *dalpha, const real *qk, const real *alpha, int B,
                             int T, int C, int K);
 
-/* out (B,T,C): o_i = sum_l sum_j alpha (B,K,T,T)[b,l,i,j] senses (B,T,K,C)[b,j,l]. */
+/* out (B,T,C): o_i = sum_l sum_j alpha (B,K,T,T)[b,l,i,j] senses (B,T,K,C)[b,j,l].
+ * alpha must be causal (zero above the diagonal, as sense_weights_forward makes it):
+ * blocks of 64 x 64 wholly above the diagonal are not read. */
 void mix_forward(real *out, const real *alpha, const real *senses, int B, int T, int C, int K);
-/* dalpha (B,K,T,T), dsenses (B,T,K,C), both overwritten. */
+/* dalpha (B,K,T,T), dsenses (B,T,K,C), both overwritten (dalpha is 0 in the blocks
+ * wholly above the diagonal; elsewhere above the diagonal it holds the true products,
+ * which sense_weights_backward ignores). */
 void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alpha,
                   const real *senses, int B, int T, int C, int K);
 

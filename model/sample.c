@@ -12,6 +12,7 @@
 
 typedef struct {
     float logit;
+    float weight; /* exp((logit - max) / T): the unnormalized probability */
     int id;
 } Candidate;
 
@@ -67,24 +68,28 @@ int sample_token(const float *logits, int V, const SamplerConfig *cfg, Rng *rng)
     const int use_top_k = cfg->top_k > 0 && cfg->top_k < V;
     const int use_top_p = cfg->top_p > 0.0f && cfg->top_p < 1.0f;
 
-    /* Unnormalized probabilities exp((l - max) / T); their sum over the vocabulary. */
-    double total = 0.0;
-    for (int i = 0; i < V; i++) total += exp((logits[i] - top) * inv_t);
-    if (!(total > 0.0) || !isfinite(total)) return best; /* NaN or infinite logits */
-
     Candidate *c = malloc((size_t)V * sizeof *c);
     if (!c) return -1;
-    int n = 0;
+    /* Unnormalized probabilities, once per word, and their sum over the vocabulary. */
+    double total = 0.0;
+    for (int i = 0; i < V; i++) {
+        float w = expf((float)((logits[i] - top) * inv_t));
+        c[i] = (Candidate){logits[i], w, i};
+        total += w;
+    }
+    if (!(total > 0.0) || !isfinite(total)) { /* NaN or infinite logits */
+        free(c);
+        return best;
+    }
     /* A word with probability below (1 - p) / (V - 1) cannot be in the nucleus: all of
      * them together hold less than 1 - p, so the words ranked above them already reach
      * p (llama2.c's filter). Top-k keeps a prefix of the same ranking, so the filter
-     * stays exact when both apply. */
+     * stays exact when both apply. Words of probability 0 are never drawn. */
     const double cutoff = use_top_p && V > 1 ? (1.0 - cfg->top_p) / (V - 1) * total : 0.0;
-    for (int i = 0; i < V; i++) {
-        double w = exp((logits[i] - top) * inv_t);
-        if (w >= cutoff && w > 0.0) c[n++] = (Candidate){logits[i], i};
-    }
-    if (n == 0) c[n++] = (Candidate){logits[best], best};
+    int n = 0;
+    for (int i = 0; i < V; i++)
+        if (c[i].weight > 0.0f && c[i].weight >= cutoff) c[n++] = c[i];
+    if (n == 0) c[n++] = (Candidate){logits[best], 1.0f, best};
 
     if (use_top_k && cfg->top_k < n) {
         select_best(c, n, cfg->top_k);
@@ -93,13 +98,12 @@ int sample_token(const float *logits, int V, const SamplerConfig *cfg, Rng *rng)
     if (use_top_p) qsort(c, (size_t)n, sizeof *c, compare_candidates);
 
     double kept = 0.0;
-    for (int i = 0; i < n; i++) kept += exp((c[i].logit - top) * inv_t);
+    for (int i = 0; i < n; i++) kept += c[i].weight;
     if (use_top_p) { /* the shortest ranked prefix holding at least p of what is kept */
         double want = cfg->top_p * kept, cum = 0.0;
         int m = 0;
         while (m < n) {
-            cum += exp((c[m].logit - top) * inv_t);
-            m++;
+            cum += c[m++].weight;
             if (cum >= want) break;
         }
         n = m;
@@ -109,7 +113,7 @@ int sample_token(const float *logits, int V, const SamplerConfig *cfg, Rng *rng)
     double r = rng_uniform(rng) * kept, cum = 0.0;
     int chosen = c[n - 1].id;
     for (int i = 0; i < n; i++) {
-        cum += exp((c[i].logit - top) * inv_t);
+        cum += c[i].weight;
         if (r < cum) {
             chosen = c[i].id;
             break;

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -310,6 +312,35 @@ static void remove_db_files(const char *path) {
     unlink(p);
 }
 
+/* Removes "<db>.tmp-<pid>" files (and their -wal/-shm/-journal) of exports that were
+ * killed: their process is gone. They are never mistaken for a database (other name,
+ * meta.complete unset), but can be gigabytes. */
+static void remove_stale_temporaries(const char *db_path) {
+    char dir[4200], prefix[4200];
+    snprintf(dir, sizeof dir, "%s", db_path);
+    char *slash = strrchr(dir, '/');
+    const char *base = slash ? slash + 1 : db_path;
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    if (!dir[0]) snprintf(dir, sizeof dir, "/");
+    snprintf(prefix, sizeof prefix, "%s.tmp-", base);
+    size_t np = strlen(prefix);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, prefix, np)) continue;
+        char *end;
+        long pid = strtol(e->d_name + np, &end, 10);
+        if (end == e->d_name + np || *end || pid <= 0 || pid == getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;  /* still running */
+        char path[8500];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        remove_db_files(path);
+    }
+    closedir(d);
+}
+
 static int fsync_path(const char *path, int directory) {
     int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
     if (fd < 0) return -1;
@@ -341,6 +372,7 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
                            c->vocab_size);
         }
     }
+    remove_stale_temporaries(db_path);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", db_path, (int)getpid());
     remove_db_files(tmp);
@@ -352,7 +384,7 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
     }
     char pragmas[256];
     snprintf(pragmas, sizeof pragmas,
-             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;"
+             "PRAGMA page_size=65536; PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-65536;"
              "PRAGMA application_id=%d; PRAGMA user_version=%d;",
              STORE_APPLICATION_ID, STORE_SCHEMA_VERSION);
     if ((r = exec(&o, pragmas, err)) || (r = exec(&o, "BEGIN", err)) || (r = exec(&o, SCHEMA_SQL, err)) ||

@@ -933,6 +933,7 @@ static const float *index_row(const SenseStore *s, const EditedSet *e, int64_t k
 
 static float dot(const float *a, const float *b, int d) {
     float acc = 0;
+#pragma omp simd reduction(+ : acc)
     for (int i = 0; i < d; i++) acc += a[i] * b[i];
     return acc;
 }

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../cli/commands.h"
@@ -674,7 +675,15 @@ static void test_other_model(void **state) {
     assert_non_null(strstr(err.msg, "another model"));
     assert_int_equal(export_to(&model, path, 0, &err), -1);
     assert_non_null(strstr(err.msg, "already holds"));
+    /* the leftover of a killed export (its process is gone) is removed by the next one */
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    waitpid(child, NULL, 0);
+    char stale[500];
+    snprintf(stale, sizeof stale, "%s.tmp-%d", path, (int)child);
+    assert_int_equal(write_file_atomic(stale, "partial", 7, &err), 0);
     assert_int_equal(export_to(&other, path, 1, &err), 0);
+    assert_false(file_exists(stale));
     assert_int_equal(sense_edits_load(path, &other, &e, &err), 0);
     assert_int_equal(e.count, 0);  /* the old edits went with the old model */
     sense_edits_free(&e);

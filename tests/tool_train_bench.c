@@ -16,7 +16,8 @@
  *       W untimed then M timed training steps on batches 0, 1, ... (wrapping): forward,
  *       backward, gradient clipping at 1.0 and AdamW (lr 6e-4, the spec's betas and
  *       weight decay), without dropout. Prints one line of JSON: tokens_per_s (B N M over
- *       the M timed steps' wall time), every step's seconds and loss, peak RSS (KiB).
+ *       the M timed steps' wall time), the CPU seconds per timed step (all threads),
+ *       every step's seconds and loss, peak RSS (KiB).
  *
  *   tool_train_bench generate --dir DIR [--new T] [--runs R] [--threads T]
  *       Greedy generation, batch 1, through model/infer.h: feed the prompt token 0, then
@@ -30,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "../common/fileio.h"
 #include "../common/rng.h"
@@ -49,6 +51,13 @@ typedef struct {
 static int fail(const char *msg) {
     fprintf(stderr, "tool_train_bench: %s\n", msg);
     return 1;
+}
+
+/* CPU seconds of all the process's threads (work, without time spent waiting for a core). */
+static double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static long peak_rss_kib(void) {
@@ -209,7 +218,7 @@ static int cmd_train(const Options *o) {
     int *inputs = malloc((size_t)B * T * sizeof(int)), *targets = malloc((size_t)B * T * sizeof(int));
     int total = o->warmup + o->steps;
     double *secs = malloc((size_t)total * sizeof(double)), *losses = malloc((size_t)total * sizeof(double));
-    double timed = 0;
+    double timed = 0, cpu = 0;
     for (int s = 0; s < total; s++) {
         const int *win = tokens + (size_t)(s % nbatches) * per_batch;
         for (int b = 0; b < B; b++)
@@ -217,7 +226,7 @@ static int cmd_train(const Options *o) {
                 inputs[b * T + t] = win[(size_t)b * (T + 1) + t];
                 targets[b * T + t] = win[(size_t)b * (T + 1) + t + 1];
             }
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         backpack_zero_grad(&m);
         if (backpack_forward(&m, inputs, targets, B, T, NULL, &err) || backpack_backward(&m, &err))
             return fail(err.msg);
@@ -225,10 +234,11 @@ static int cmd_train(const Options *o) {
         adamw_step(&opt, m.params_memory, m.grads_memory, 6e-4f);
         secs[s] = now_seconds() - t0;
         losses[s] = m.mean_loss;
-        if (s >= o->warmup) timed += secs[s];
+        if (s >= o->warmup) timed += secs[s], cpu += cpu_seconds() - c0;
     }
-    printf("{\"tokens_per_s\": %.2f, \"threads\": %d, \"peak_rss_kib\": %ld, \"step_seconds\": [",
-           (double)B * T * o->steps / timed, omp_get_max_threads(), peak_rss_kib());
+    printf("{\"tokens_per_s\": %.2f, \"cpu_seconds_per_step\": %.4f, \"threads\": %d, "
+           "\"peak_rss_kib\": %ld, \"step_seconds\": [",
+           (double)B * T * o->steps / timed, cpu / o->steps, omp_get_max_threads(), peak_rss_kib());
     for (int s = 0; s < total; s++) printf("%s%.4f", s ? ", " : "", secs[s]);
     printf("], \"losses\": [");
     for (int s = 0; s < total; s++) printf("%s%.6f", s ? ", " : "", losses[s]);

@@ -54,6 +54,8 @@ int app_open(App *app, const char *db_path, const char *model_dir, BpError *err)
             goto fail;
         }
         if (app_reload_edits(app, err) != 0) goto fail;
+        /* E now rather than on the first edit preview (154 MB for the small shape) */
+        if (!store_embeddings(app->store, err)) goto fail;
     }
     app->screen = SCREEN_SEARCH;
     return 0;
@@ -67,6 +69,7 @@ void app_close(App *app) {
         infer_free(&app->infer);
         backpack_free(&app->model);
     }
+    model_job_free(app);
     if (app->tokenizer) tokenizer_free(app->tokenizer);
     sense_edits_free(&app->edits_in_force);
     free(app->prompt.tokens);
@@ -378,8 +381,19 @@ int app_top_row(const Canvas *c) {
 }
 int app_bottom_row(const Canvas *c) { return c->rows - 1; }
 
-const char *app_word_label(const App *app, int id, char *out, size_t out_size) {
+const char *app_token_text(const App *app, int id, char *out, size_t out_size) {
     const char *text = store_token_text(app->store, id);
+    /* a database exported without a tokenizer names tokens "<id N>": the model's
+     * tokenizer, when there is one, knows better */
+    if (text && !strncmp(text, "<id ", 4) && app->tokenizer && id < tokenizer_vocab_size(app->tokenizer))
+        return tokenizer_token_readable(app->tokenizer, id, out, out_size);
+    snprintf(out, out_size, "%s", text ? text : "");
+    return out;
+}
+
+const char *app_word_label(const App *app, int id, char *out, size_t out_size) {
+    char readable[160];
+    const char *text = app_token_text(app, id, readable, sizeof readable);
     if (!text || !*text) {
         snprintf(out, out_size, "#%d", id);
         return out;

@@ -129,27 +129,34 @@ typedef struct {
     float contribution;     /* alpha * score */
 } Contribution;
 
+/* What a model run was made for: a prompt (its version), the edits in force (the
+ * generation) and, for the edit screen's "after", the pending edit. */
+typedef struct {
+    long prompt_version, generation, preview_id;
+} RunKey;
+
 /* A model run on the prompt: next-token top predictions and a greedy continuation. */
 typedef struct {
-    int valid;
+    int valid;              /* complete (or failed: error set) for `key` */
+    RunKey key;
     WordScore top[APP_TOP_PREDICTIONS];  /* score = probability */
     int n_top;
     int continuation[APP_CONTINUATION];
     int n_continuation;
+    char error[BP_ERROR_MAX];
 } Prediction;
 
 typedef struct {
     LineEdit input;
     int *tokens;
     int n_tokens;
-    long generation;        /* of the edits the predictions were made with */
-    Prediction pred;
+    long version;           /* bumped by every new prompt */
+    Prediction pred;        /* with the edits in force (the edit screen's "before") */
     Contribution contrib[APP_TOP_PREDICTIONS][APP_CONTRIBUTIONS];
     int n_contrib[APP_TOP_PREDICTIONS];
     float logit[APP_TOP_PREDICTIONS];
     int column;             /* 0 predictions, 1 contributions */
     ListView lists[2];
-    char error[BP_ERROR_MAX];
 } PromptView;
 
 typedef struct {
@@ -157,14 +164,28 @@ typedef struct {
     LineEdit input;         /* the value of the pending edit kind */
     EditKind pending_kind;
     int have_preview;
+    long preview_id;        /* bumped by every new preview */
     EditRequest request;
     EditPreview preview;
     WordScore top_before[5], top_after[5];
     int n_before, n_after;
-    Prediction before, after;
-    long before_generation;
+    Prediction after;       /* the prompt with the edits in force plus the pending one */
     char error[BP_ERROR_MAX];
 } EditView;
+
+/* The model runs one token step at a time between keys (screen_model.c), so the
+ * screen answers keys while a prompt or an edit preview is computed. */
+typedef enum { JOB_NONE = 0, JOB_PROMPT, JOB_AFTER } JobKind;
+
+typedef struct {
+    JobKind kind;
+    RunKey key;
+    int fed, produced;      /* prompt tokens fed, continuation tokens made */
+    const float *logits;    /* of the last step */
+    Prediction result;
+    SenseEdit *composed;    /* JOB_AFTER: the edits in force with the preview on top */
+    SenseEdits edits;
+} ModelJob;
 
 typedef struct {
     EditRecord *records;
@@ -188,6 +209,7 @@ struct App {
     InferState infer;
     SenseEdits edits_in_force;
     long generation;        /* bumped whenever the edits in force change */
+    ModelJob job;
 
     /* ui */
     Canvas *canvas;
@@ -237,6 +259,8 @@ void app_open_sense(App *app, int token, int sense);
 void app_back(App *app);
 void app_open_input(App *app, LineEdit *input, const char *label, const char *initial);
 
+/* A token's readable text (" the", "\\n" for a newline), for running text. */
+const char *app_token_text(const App *app, int id, char *out, size_t out_size);
 /* A word as shown: the readable text with a leading space drawn as '␣'. */
 const char *app_word_label(const App *app, int id, char *out, size_t out_size);
 /* The content area: rows [app_top_row, app_bottom_row). */
@@ -271,11 +295,17 @@ void edit_draw(App *app, Canvas *c);
 extern const KeyBinding prompt_keys[], edit_keys[];
 /* Opens the prompt's line editor (Enter runs the model on it). */
 void prompt_start_typing(App *app);
-/* Re-runs the model on the prompt (after edits changed). */
-void prompt_refresh(App *app);
 void edit_begin(App *app, int token, int sense);
-/* After a commit or undo: reload the edits in force, bump the generation. */
+/* After a commit or undo: reload the edits in force, bump the generation (the model's
+ * predictions are then recomputed). */
 int app_reload_edits(App *app, BpError *err);
+/* 1 while a model run is wanted or under way. */
+int model_busy(App *app);
+/* One step of model work (one token through the model); returns model_busy(). */
+int model_work(App *app);
+/* All of it (the scripted mode and the tests: screens that do not depend on timing). */
+void model_drain(App *app);
+void model_job_free(App *app);
 
 /* screen_lists.c */
 void edits_draw(App *app, Canvas *c);

@@ -81,7 +81,6 @@ static void act_edits_undo(App *app) {
     }
     if (app->have_model) {
         if (app_reload_edits(app, &err) != 0) app_message(app, 1, "%s", err.msg);
-        prompt_refresh(app);
     } else {
         app->generation++;
     }

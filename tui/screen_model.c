@@ -43,34 +43,10 @@ static int argmax(const float *x, int n) {
     return best;
 }
 
-/* Runs tokens[0..n) with the given edits: the next-token predictions and, when
- * continuation > 0, that many greedy tokens. The InferState is left after the prompt's
- * last token when continuation == 0 (for the contributions). */
-static int run_model(App *app, const SenseEdits *edits, const int *tokens, int n, int continuation,
-                     Prediction *out, BpError *err) {
-    InferState *s = &app->infer;
-    memset(out, 0, sizeof *out);
-    if (n < 1) return bp_fail(err, "empty prompt");
-    infer_set_edits(s, edits);
-    infer_reset(s);
-    for (int j = 0; j + 1 < n; j++)
-        if (infer_feed(s, tokens[j], err) != 0) return -1;
-    const float *logits = infer_step(s, tokens[n - 1], err);
-    if (!logits) return -1;
-    int V = app->model.config.vocab_size;
-    top_predictions(logits, V, out);
-    for (int i = 0; i < continuation && i < APP_CONTINUATION; i++) {
-        int next = argmax(logits, V);
-        out->continuation[out->n_continuation++] = next;
-        if (i + 1 == continuation || s->len >= s->max_len) break;
-        logits = infer_step(s, next, err);
-        if (!logits) return -1;
-    }
-    out->valid = 1;
-    return 0;
-}
-
 /* ---- prompt ---------------------------------------------------------------------------- */
+
+static void draw_continuation(App *app, Canvas *c, int row, int col, int width, const int *prompt,
+                              int n_prompt, const Prediction *p);
 
 static float dot(const float *a, const float *b, int n) {
     float s = 0;
@@ -78,14 +54,14 @@ static float dot(const float *a, const float *b, int n) {
     return s;
 }
 
-/* After run_model with continuation 0: every prediction's largest contributions. */
-static void compute_contributions(App *app) {
+/* Right after the prompt's last token: every prediction's largest contributions. */
+static void compute_contributions(App *app, const Prediction *pred) {
     PromptView *pv = &app->prompt;
     const float *alpha = infer_alpha(&app->infer);
     const float *senses = infer_context_senses(&app->infer);
     int k = app->k, d = app->d, n = app->infer.len, max_len = app->infer.max_len;
-    for (int p = 0; p < pv->pred.n_top; p++) {
-        const float *e = app->model.params.wte + (size_t)pv->pred.top[p].id * d;
+    for (int p = 0; p < pred->n_top; p++) {
+        const float *e = app->model.params.wte + (size_t)pred->top[p].id * d;
         Contribution *best = pv->contrib[p];
         int count = 0;
         float logit = 0;
@@ -109,20 +85,163 @@ static void compute_contributions(App *app) {
     }
 }
 
-void prompt_refresh(App *app) {
-    PromptView *pv = &app->prompt;
-    pv->error[0] = 0;
-    pv->pred.valid = 0;
-    pv->generation = app->generation;
-    if (!app->have_model || pv->n_tokens == 0) return;
-    BpError err = {0};
-    if (run_model(app, &app->edits_in_force, pv->tokens, pv->n_tokens, 0, &pv->pred, &err) != 0) {
-        snprintf(pv->error, sizeof pv->error, "%s", err.msg);
-        return;
+/* ---- model work, one token at a time ----------------------------------------------------- */
+
+static int key_equal(RunKey a, RunKey b) {
+    return a.prompt_version == b.prompt_version && a.generation == b.generation &&
+           a.preview_id == b.preview_id;
+}
+
+static RunKey prompt_key(const App *app) {
+    return (RunKey){app->prompt.version, app->generation, 0};
+}
+static RunKey after_key(const App *app) {
+    return (RunKey){app->prompt.version, app->generation, app->edit.preview_id};
+}
+
+static int prediction_current(const Prediction *p, RunKey key) {
+    return p->valid && key_equal(p->key, key);
+}
+
+/* What the screens want computed next, or JOB_NONE. */
+static JobKind wanted_job(const App *app) {
+    if (!app->have_model || app->prompt.n_tokens == 0) return JOB_NONE;
+    if (!prediction_current(&app->prompt.pred, prompt_key(app))) return JOB_PROMPT;
+    if (app->edit.have_preview && !prediction_current(&app->edit.after, after_key(app))) return JOB_AFTER;
+    return JOB_NONE;
+}
+
+void model_job_free(App *app) {
+    free(app->job.composed);
+    memset(&app->job, 0, sizeof app->job);
+}
+
+/* The edits in force with the preview's changes on top (each change replaces the
+ * state of its sense: vector and weight). */
+static SenseEdit *compose_edits(App *app, const EditPreview *pv, int *count) {
+    const SenseEdits *in = &app->edits_in_force;
+    SenseEdit *out = malloc((size_t)(in->count + pv->count + 1) * sizeof *out);
+    if (!out) return NULL;
+    int n = 0;
+    for (int i = 0; i < in->count; i++) {
+        int replaced = 0;
+        for (int c = 0; c < pv->count; c++)
+            if (pv->changes[c].token == in->items[i].token && pv->changes[c].sense == in->items[i].sense)
+                replaced = 1;
+        if (!replaced) out[n++] = in->items[i];
     }
-    compute_contributions(app);
-    list_set_count(&pv->lists[0], pv->pred.n_top);
-    list_set_count(&pv->lists[1], pv->n_contrib[pv->lists[0].cursor]);
+    for (int c = 0; c < pv->count; c++) {
+        const SenseChange *ch = &pv->changes[c];
+        out[n++] = (SenseEdit){ch->token, ch->sense, ch->vector_after, ch->weight_after};
+    }
+    *count = n;
+    return out;
+}
+
+static int job_start(App *app, JobKind kind, BpError *err) {
+    ModelJob *j = &app->job;
+    model_job_free(app);
+    j->kind = kind;
+    if (kind == JOB_PROMPT) {
+        j->key = prompt_key(app);
+        j->edits = app->edits_in_force;
+    } else {
+        j->key = after_key(app);
+        int count = 0;
+        j->composed = compose_edits(app, &app->edit.preview, &count);
+        if (!j->composed) return bp_fail(err, "out of memory");
+        j->edits = (SenseEdits){j->composed, count};
+    }
+    infer_set_edits(&app->infer, &j->edits);
+    infer_reset(&app->infer);
+    return 0;
+}
+
+/* One token through the model. Returns 1 when the job is complete. */
+static int job_step(App *app, BpError *err) {
+    ModelJob *j = &app->job;
+    PromptView *pv = &app->prompt;
+    InferState *s = &app->infer;
+    int V = app->model.config.vocab_size, n = pv->n_tokens;
+    if (j->fed < n - 1) {
+        if (infer_feed(s, pv->tokens[j->fed], err) != 0) return -1;
+        j->fed++;
+        return 0;
+    }
+    if (j->fed == n - 1) {
+        j->logits = infer_step(s, pv->tokens[n - 1], err);
+        if (!j->logits) return -1;
+        j->fed++;
+        top_predictions(j->logits, V, &j->result);
+        if (j->kind == JOB_PROMPT) compute_contributions(app, &j->result);
+        return 0;
+    }
+    /* the greedy continuation */
+    int next = argmax(j->logits, V);
+    j->result.continuation[j->result.n_continuation++] = next;
+    if (j->result.n_continuation == APP_CONTINUATION || s->len >= s->max_len) return 1;
+    j->logits = infer_step(s, next, err);
+    return j->logits ? 0 : -1;
+}
+
+int model_busy(App *app) {
+    if (app->job.kind != JOB_NONE) {
+        RunKey want = app->job.kind == JOB_PROMPT ? prompt_key(app) : after_key(app);
+        if (key_equal(app->job.key, want) && app->prompt.n_tokens > 0 &&
+            (app->job.kind == JOB_PROMPT || app->edit.have_preview))
+            return 1;
+        model_job_free(app);  /* what it was computing changed: drop it */
+    }
+    return wanted_job(app) != JOB_NONE;
+}
+
+int model_work(App *app) {
+    if (!model_busy(app)) return 0;
+    BpError err = {0};
+    if (app->job.kind == JOB_NONE && job_start(app, wanted_job(app), &err) != 0) {
+        /* record the failure for what was wanted, so it is not retried forever */
+        Prediction *target = wanted_job(app) == JOB_PROMPT ? &app->prompt.pred : &app->edit.after;
+        memset(target, 0, sizeof *target);
+        target->valid = 1;
+        target->key = wanted_job(app) == JOB_PROMPT ? prompt_key(app) : after_key(app);
+        snprintf(target->error, sizeof target->error, "%s", err.msg);
+        model_job_free(app);
+        return model_busy(app);
+    }
+    int rc = job_step(app, &err);
+    if (rc != 0) {
+        ModelJob *j = &app->job;
+        Prediction *target = j->kind == JOB_PROMPT ? &app->prompt.pred : &app->edit.after;
+        *target = j->result;
+        target->valid = 1;
+        target->key = j->key;
+        if (rc < 0) snprintf(target->error, sizeof target->error, "%s", err.msg);
+        if (j->kind == JOB_PROMPT) {
+            PromptView *pv = &app->prompt;
+            list_set_count(&pv->lists[0], target->n_top);
+            list_set_count(&pv->lists[1], pv->n_contrib[pv->lists[0].cursor]);
+        }
+        model_job_free(app);
+    }
+    return model_busy(app);
+}
+
+void model_drain(App *app) {
+    while (model_work(app)) {
+    }
+}
+
+/* The prompt's predictions are computed, for this prompt and the edits in force. */
+static int prompt_ready(const App *app) {
+    return prediction_current(&app->prompt.pred, prompt_key(app)) && !app->prompt.pred.error[0];
+}
+
+/* "running the model: 3/12" while a job computes this prediction. */
+static void draw_progress(App *app, Canvas *c, int row, int col, int width, JobKind kind) {
+    const ModelJob *j = &app->job;
+    int total = app->prompt.n_tokens + APP_CONTINUATION, done = 0;
+    if (j->kind == kind) done = j->fed + j->result.n_continuation;
+    canvas_printf(c, row, col, width, STYLE_DIM, "running the model: token %d/%d", done, total);
 }
 
 static void prompt_done(App *app, int accepted) {
@@ -141,7 +260,7 @@ static void prompt_done(App *app, int accepted) {
         free(ids);
         return;
     }
-    /* keep room for the edit screen's continuation */
+    /* keep room for the greedy continuation */
     size_t room = (size_t)(app->infer.max_len - APP_CONTINUATION);
     if (n > room) {
         app_message(app, 0, "prompt cut to its last %zu tokens", room);
@@ -153,10 +272,8 @@ static void prompt_done(App *app, int accepted) {
     free(ids);
     pv->lists[0].cursor = pv->lists[1].cursor = 0;
     pv->column = 0;
-    /* a pending edit stays; its before and after are recomputed for the new prompt */
-    app->edit.before.valid = 0;
-    app->edit.after.valid = 0;
-    prompt_refresh(app);
+    /* a new version: the predictions (and a pending edit's after) are recomputed */
+    pv->version++;
 }
 
 void prompt_start_typing(App *app) {
@@ -176,7 +293,7 @@ static void act_prompt_column(App *app) {
 
 static void act_prompt_open(App *app) {
     PromptView *pv = &app->prompt;
-    if (!pv->pred.valid) {
+    if (!prompt_ready(app)) {
         prompt_start_typing(app);
         return;
     }
@@ -191,7 +308,7 @@ static void act_prompt_open(App *app) {
 
 static void act_prompt_edit(App *app) {
     PromptView *pv = &app->prompt;
-    if (!pv->pred.valid) return;
+    if (!prompt_ready(app)) return;
     int p = pv->lists[0].cursor;
     if (pv->column == 1 && pv->n_contrib[p] > 0) {
         const Contribution *ct = &pv->contrib[p][pv->lists[1].cursor];
@@ -240,7 +357,6 @@ void prompt_draw(App *app, Canvas *c) {
         draw_needs_model(app, c, "prompt");
         return;
     }
-    if (pv->n_tokens > 0 && pv->generation != app->generation) prompt_refresh(app);
     if (pv->n_tokens == 0) {
         canvas_text(c, row + 1, 2, -1, STYLE_NORMAL,
                     "Type a prompt and press Enter (i types again): the next-token predictions");
@@ -250,12 +366,17 @@ void prompt_draw(App *app, Canvas *c) {
     }
     canvas_printf(c, row++, 1, -1, STYLE_TITLE, "prompt (%d tokens):", pv->n_tokens);
     draw_tokens(app, c, row++, 2, c->cols - 3, pv->tokens, pv->n_tokens, STYLE_NORMAL, STYLE_PROMOTED);
-    row++;
-    if (pv->error[0]) {
-        canvas_text(c, row, 2, -1, STYLE_ERROR, pv->error);
+    if (!prediction_current(&pv->pred, prompt_key(app))) {
+        draw_progress(app, c, row + 1, 2, -1, JOB_PROMPT);
         return;
     }
-    if (!pv->pred.valid) return;
+    if (pv->pred.error[0]) {
+        canvas_text(c, row + 1, 2, -1, STYLE_ERROR, pv->pred.error);
+        return;
+    }
+    int x = canvas_text(c, row, 2, -1, STYLE_DIM, "greedy: ");
+    draw_continuation(app, c, row, 2 + x, c->cols - 3 - x, pv->tokens, pv->n_tokens, &pv->pred);
+    row += 2;
     /* predictions on the left; on the right the (word, sense) pairs behind the selected
      * one: the logit is exactly the sum of alpha x score over all pairs */
     int left = 24, x1 = left + 2;
@@ -275,7 +396,8 @@ void prompt_draw(App *app, Canvas *c) {
         CanvasStyle st = sel ? (pv->column == 0 ? STYLE_SELECTED : STYLE_TITLE) : STYLE_NORMAL;
         if (sel && pv->column == 0) canvas_fill(c, row + i, 1, left, STYLE_SELECTED);
         canvas_text(c, row + i, 2, 13, st, app_word_label(app, pv->pred.top[i].id, label, sizeof label));
-        canvas_printf(c, row + i, 15, 9, st, "%8.4f", pv->pred.top[i].score);
+        canvas_printf(c, row + i, 15, 9, st, pv->pred.top[i].score >= 1e-3f ? "%8.4f" : "%8.1e",
+                      pv->pred.top[i].score);
     }
     ListView *cl = &pv->lists[1];
     for (int i = cl->top, r = row; i < pv->n_contrib[p] && r < bottom; i++, r++) {
@@ -311,35 +433,15 @@ void edit_begin(App *app, int token, int sense) {
     ev->n_before = got < 0 ? 0 : got;
 }
 
-/* The edits in force with the preview's changes on top (each change replaces the
- * state of its sense: vector and weight). */
-static SenseEdit *compose_edits(App *app, const EditPreview *pv, int *count) {
-    const SenseEdits *in = &app->edits_in_force;
-    SenseEdit *out = malloc((size_t)(in->count + pv->count) * sizeof *out);
-    if (!out) return NULL;
-    int n = 0;
-    for (int i = 0; i < in->count; i++) {
-        int replaced = 0;
-        for (int c = 0; c < pv->count; c++)
-            if (pv->changes[c].token == in->items[i].token && pv->changes[c].sense == in->items[i].sense)
-                replaced = 1;
-        if (!replaced) out[n++] = in->items[i];
-    }
-    for (int c = 0; c < pv->count; c++) {
-        const SenseChange *ch = &pv->changes[c];
-        out[n++] = (SenseEdit){ch->token, ch->sense, ch->vector_after, ch->weight_after};
-    }
-    *count = n;
-    return out;
-}
-
+/* A new pending edit: its preview (what it changes) now; the model's "after" runs
+ * token by token (model_work). */
 static void edit_compute(App *app) {
     EditView *ev = &app->edit;
-    PromptView *pv = &app->prompt;
     BpError err = {0};
     ev->error[0] = 0;
     store_edit_preview_free(&ev->preview);
     ev->have_preview = 0;
+    ev->preview_id++;
     if (store_edit_preview(app->store, &ev->request, &ev->preview, &err) != 0) {
         snprintf(ev->error, sizeof ev->error, "%s", err.msg);
         return;
@@ -353,26 +455,6 @@ static void edit_compute(App *app) {
             ev->n_after = got < 0 ? 0 : got;
         }
     }
-    if (pv->n_tokens == 0) return;
-    if (!ev->before.valid || ev->before_generation != app->generation) {
-        if (run_model(app, &app->edits_in_force, pv->tokens, pv->n_tokens, APP_CONTINUATION,
-                      &ev->before, &err) != 0) {
-            snprintf(ev->error, sizeof ev->error, "%s", err.msg);
-            return;
-        }
-        ev->before_generation = app->generation;
-    }
-    int count = 0;
-    SenseEdit *items = compose_edits(app, &ev->preview, &count);
-    if (!items) {
-        snprintf(ev->error, sizeof ev->error, "out of memory");
-        return;
-    }
-    SenseEdits composed = {items, count};
-    if (run_model(app, &composed, pv->tokens, pv->n_tokens, APP_CONTINUATION, &ev->after, &err) != 0)
-        snprintf(ev->error, sizeof ev->error, "%s", err.msg);
-    infer_set_edits(&app->infer, &app->edits_in_force);  /* `composed` dies here */
-    free(items);
 }
 
 static int parse_float(const char *s, float *out) {
@@ -469,11 +551,9 @@ static void act_edit_reset(App *app) {
 static void after_store_change(App *app) {
     BpError err = {0};
     if (app_reload_edits(app, &err) != 0) app_message(app, 1, "%s", err.msg);
-    prompt_refresh(app);
     EditView *ev = &app->edit;
     int got = store_sense_words(app->store, ev->token, ev->sense, 5, ev->top_before, NULL, &err);
     ev->n_before = got < 0 ? 0 : got;
-    ev->before.valid = 0;
 }
 
 static void act_edit_save(App *app) {
@@ -550,7 +630,8 @@ static void draw_prediction(App *app, Canvas *c, int row, int col, int width, in
         CanvasStyle st = !other ? STYLE_NORMAL
                          : !found || p->top[i].score > before * 1.001f ? STYLE_PROMOTED
                          : p->top[i].score < before * 0.999f ? STYLE_SUPPRESSED : STYLE_NORMAL;
-        canvas_printf(c, row, col, 9, STYLE_NORMAL, "%7.4f", p->top[i].score);
+        canvas_printf(c, row, col, 9, STYLE_NORMAL, p->top[i].score >= 1e-3f ? "%7.4f" : "%7.1e",
+                      p->top[i].score);
         canvas_text(c, row, col + 9, width - 9, st,
                     app_word_label(app, p->top[i].id, label, sizeof label));
     }
@@ -563,11 +644,10 @@ static void draw_continuation(App *app, Canvas *c, int row, int col, int width, 
     char text[160];
     int from = n_prompt > 2 ? n_prompt - 2 : 0;
     for (int i = from; i < n_prompt; i++) {
-        const char *t = store_token_text(app->store, prompt[i]);
-        x += canvas_text(c, row, col + x, width - x, STYLE_DIM, t);
+        x += canvas_text(c, row, col + x, width - x, STYLE_DIM, app_token_text(app, prompt[i], text, sizeof text));
     }
     for (int i = 0; i < p->n_continuation && x < width; i++) {
-        snprintf(text, sizeof text, "%s", store_token_text(app->store, p->continuation[i]));
+        app_token_text(app, p->continuation[i], text, sizeof text);
         x += canvas_text(c, row, col + x, width - x, STYLE_PROMOTED, text);
     }
 }
@@ -579,9 +659,6 @@ void edit_draw(App *app, Canvas *c) {
         draw_needs_model(app, c, "edit");
         return;
     }
-    if (ev->have_preview && app->prompt.n_tokens > 0 && !ev->error[0] &&
-        (!ev->before.valid || !ev->after.valid))
-        edit_compute(app);  /* the prompt changed since the preview */
     char label[160];
     SenseInfo si = {0};
     BpError err = {0};
@@ -628,18 +705,30 @@ void edit_draw(App *app, Canvas *c) {
     canvas_text(c, row, 1, w, STYLE_DIM, "next token:");
     canvas_text(c, row, half + 1, w, STYLE_DIM, "next token:");
     row++;
-    if (ev->have_preview && ev->before.valid && ev->after.valid) {
-        int rows = APP_TOP_PREDICTIONS;
-        if (row + rows + 2 > bottom) rows = bottom - row - 2;
-        draw_prediction(app, c, row, 1, w, row + rows, &ev->before, NULL);
-        draw_prediction(app, c, row, half + 1, w, row + rows, &ev->after, &ev->before);
-        row += rows + 1;
-        if (row < bottom) {
-            canvas_text(c, row, 1, -1, STYLE_DIM, "greedy:");
-            draw_continuation(app, c, row, 9, half - 10, pv->tokens, pv->n_tokens, &ev->before);
-            draw_continuation(app, c, row, half + 1, w, pv->tokens, pv->n_tokens, &ev->after);
-        }
-    } else {
+    if (!ev->have_preview) {
         canvas_text(c, row, 1, -1, STYLE_NORMAL, "choose an edit (s w r c x) to see before and after");
+        return;
+    }
+    /* before = the prompt screen's run with the edits in force; after = with this edit */
+    const Prediction *before = &pv->pred, *after = &ev->after;
+    int before_ok = prediction_current(before, prompt_key(app));
+    int after_ok = prediction_current(after, after_key(app));
+    int rows = APP_TOP_PREDICTIONS;
+    if (row + rows + 2 > bottom) rows = bottom - row - 2;
+    for (int side = 0; side < 2; side++) {
+        const Prediction *p = side ? after : before;
+        int col = side ? half + 1 : 1;
+        if (!(side ? after_ok : before_ok))
+            draw_progress(app, c, row, col + 1, w - 1, side ? JOB_AFTER : JOB_PROMPT);
+        else if (p->error[0])
+            canvas_text(c, row, col, w, STYLE_ERROR, p->error);
+        else
+            draw_prediction(app, c, row, col, w, row + rows, p, side && before_ok ? before : NULL);
+    }
+    row += rows + 1;
+    if (row < bottom && before_ok && after_ok) {
+        canvas_text(c, row, 1, -1, STYLE_DIM, "greedy:");
+        draw_continuation(app, c, row, 9, half - 10, pv->tokens, pv->n_tokens, before);
+        draw_continuation(app, c, row, half + 1, w, pv->tokens, pv->n_tokens, after);
     }
 }
