@@ -25,10 +25,13 @@
 # 3. GEN_RUNS rounds of greedy generation, batch 1, 256 new tokens from the prompt token
 #    0, with caches (C: model/infer.h; PyTorch: bench/torch_model.py), interleaved; the
 #    greedy token ids of both must be identical.
-# PyTorch runs with OMP_NUM_THREADS=THREADS, torch.set_num_threads(THREADS) and
-# OMP_WAIT_POLICY=PASSIVE (its best setting: its OpenMP pool and the pthread OpenBLAS
-# it calls otherwise spin against each other); the C side with OMP_NUM_THREADS=THREADS
-# and its one OpenMP pool (OpenBLAS openmp variant).
+# Both sides run with OMP_NUM_THREADS=THREADS and OMP_WAIT_POLICY=PASSIVE (PyTorch also
+# with torch.set_num_threads(THREADS)). PASSIVE is PyTorch's best setting (its OpenMP
+# pool and the pthread OpenBLAS it calls otherwise spin against each other) and costs
+# the C side nothing measurable (one OpenMP pool, shared with the OpenMP OpenBLAS); on
+# a shared machine, idle threads that spin steal the cores of the working ones. Both
+# use the OpenBLAS kernels of the environment (OPENBLAS_CORETYPE, if set, applies to
+# both; the report names the kernel each side used).
 #
 # Model FLOPs (bench/report.py, flops_per_token): the FULL per-position computation of
 # ../shared/backpack-spec.md, matrix products only (elementwise work is not counted),
@@ -76,11 +79,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/bp-bench-XXXXXX")
 if [ "${BENCH_KEEP:-0}" = 1 ]; then echo "bench/run.sh: raw results in $work" >&2
 else trap 'rm -rf "$work"' EXIT; fi
 
-c_env=(env OMP_NUM_THREADS="$THREADS")
+c_env=(env OMP_NUM_THREADS="$THREADS" OMP_WAIT_POLICY=PASSIVE)
 torch_env=(env OMP_NUM_THREADS="$THREADS" OMP_WAIT_POLICY=PASSIVE)
 log() { echo "bench: $*" >&2; }
 
 start=$(date +%s)
+BENCH_LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+export BENCH_LOAD_START
 for cfg in $CONFIGS; do
     case $cfg in
         A) V=8192 ;;

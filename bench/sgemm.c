@@ -101,7 +101,8 @@ int main(int argc, char **argv) {
         B[i] = (float)((i * 40503u) % 1000) * 1e-3f - 0.5f;
     }
     double total_flops = 0, total_time = 0;
-    printf("{\"threads\": %d, \"products\": {", threads);
+    printf("{\"threads\": %d, \"blas_core\": \"%s\", \"products\": {", threads,
+           openblas_get_corename());
     for (int i = 0; i < nw; i++) {
         int r = w[i].rows, in = w[i].in, out = w[i].out;
         /* forward, input gradient, weight gradient */

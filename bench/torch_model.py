@@ -230,6 +230,17 @@ def set_threads(n):
     torch.set_num_threads(n)
 
 
+def blas_core():
+    """The OpenBLAS kernel set torch's BLAS runs (the library it has loaded)."""
+    try:
+        import ctypes
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        return lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        return "?"
+
+
 def cmd_train(args):
     cfg, tensors = load_checkpoint(os.path.join(args["dir"], "model"))
     model = Backpack(cfg, tensors, unique_senses=args["unique"])
@@ -262,7 +273,8 @@ def cmd_train(args):
     timed = sum(secs[args["warmup"]:])
     print(json.dumps({"tokens_per_s": round(B * T * args["steps"] / timed, 2),
                       "cpu_seconds_per_step": round(cpu / args["steps"], 4),
-                      "threads": torch.get_num_threads(), "peak_rss_kib": peak_rss_kib(),
+                      "threads": torch.get_num_threads(), "blas_core": blas_core(),
+                      "peak_rss_kib": peak_rss_kib(),
                       "step_seconds": [round(v, 4) for v in secs],
                       "losses": [round(v, 6) for v in losses], "warmup": args["warmup"]}))
 
