@@ -65,9 +65,25 @@ static int fsync_parent_dir(const char *path) {
 
 int atomic_open(AtomicFile *af, const char *path, BpError *err) {
     memset(af, 0, sizeof *af);
-    if (snprintf(af->path, sizeof af->path, "%s", path) >= (int)sizeof af->path ||
-        snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp-%ld", path, (long)getpid()) >=
-            (int)sizeof af->tmp_path)
+    if (snprintf(af->path, sizeof af->path, "%s", path) >= (int)sizeof af->path)
+        return bp_fail(err, "%s: path too long", path);
+    /* Renaming over a symbolic link would replace the link, and over a device or FIFO
+     * (/dev/null, /dev/stderr) the device itself: write through a link to its target, and
+     * into anything that is not a regular file directly. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+        char resolved[PATH_MAX];
+        if (!realpath(path, resolved)) return bp_fail_errno(err, "%s: cannot resolve link", path);
+        snprintf(af->path, sizeof af->path, "%s", resolved);
+    }
+    if (stat(af->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        af->direct = 1;
+        af->fp = fopen(af->path, "wb");
+        if (!af->fp) return bp_fail_errno(err, "%s: cannot open for writing", path);
+        return 0;
+    }
+    if (snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp-%ld", af->path, (long)getpid()) >=
+        (int)sizeof af->tmp_path)
         return bp_fail(err, "%s: path too long", path);
     af->fp = fopen(af->tmp_path, "wb");
     if (!af->fp) return bp_fail_errno(err, "%s: cannot create", af->tmp_path);
@@ -85,6 +101,12 @@ int atomic_write(AtomicFile *af, const void *data, size_t len, BpError *err) {
 
 int atomic_commit(AtomicFile *af, BpError *err) {
     if (!af->fp) return bp_fail(err, "%s: write already aborted", af->path);
+    if (af->direct) {
+        int failed = fflush(af->fp) != 0;
+        failed |= fclose(af->fp) != 0;
+        af->fp = NULL;
+        return failed ? bp_fail_errno(err, "%s: write failed", af->path) : 0;
+    }
     if (fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0) {
         int rc = bp_fail_errno(err, "%s: write failed", af->path);
         atomic_abort(af);
@@ -111,7 +133,7 @@ void atomic_abort(AtomicFile *af) {
         fclose(af->fp);
         af->fp = NULL;
     }
-    if (af->tmp_path[0]) unlink(af->tmp_path);
+    if (af->tmp_path[0] && !af->direct) unlink(af->tmp_path);
 }
 
 int write_file_atomic(const char *path, const void *data, size_t len, BpError *err) {

@@ -4,6 +4,8 @@
  * never a half-written file, whatever happens during the write (Ctrl-C, kill -9, a
  * full disk). Files are written under a temporary name in the same directory, flushed,
  * fsync'ed, and renamed over the target; the directory is fsync'ed after the rename.
+ * A symbolic link is written through (its target is replaced, the link kept); a target
+ * that is not a regular file (/dev/null, a FIFO) is written in place.
  * Directories (checkpoints) are built whole in a sibling staging directory and swapped
  * in with one rename (see dir_commit).
  */
@@ -25,6 +27,7 @@ typedef struct {
     FILE *fp;
     char path[4096];      /* the final name */
     char tmp_path[4096];  /* the temporary name in the same directory */
+    int direct;           /* the target is a device or FIFO: written in place, not renamed */
 } AtomicFile;
 
 int atomic_open(AtomicFile *af, const char *path, BpError *err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/fileio.h"
@@ -123,6 +124,29 @@ static void test_dir_abort_leaves_old(void **state) {
     assert_true(file_exists(path));
 }
 
+static void test_write_through_link_and_device(void **state) {
+    (void)state;
+    char target[512], link[512];
+    BpError err = {0};
+    snprintf(target, sizeof target, "%s/target.txt", tmpdir);
+    snprintf(link, sizeof link, "%s/link.txt", tmpdir);
+    assert_int_equal(write_file_atomic(target, "old", 3, &err), 0);
+    assert_int_equal(symlink(target, link), 0);
+    assert_int_equal(write_file_atomic(link, "new", 3, &err), 0);
+    struct stat st;
+    assert_int_equal(lstat(link, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    char *data;
+    size_t len;
+    assert_int_equal(read_file(target, &data, &len, &err), 0);
+    assert_string_equal(data, "new");
+    free(data);
+    /* A device is written in place, never renamed over. */
+    assert_int_equal(write_file_atomic("/dev/null", "x", 1, &err), 0);
+    assert_int_equal(stat("/dev/null", &st), 0);
+    assert_true(S_ISCHR(st.st_mode));
+}
+
 static void test_rng_is_deterministic_and_normal(void **state) {
     (void)state;
     Rng a, b;
@@ -148,6 +172,7 @@ int main(void) {
         cmocka_unit_test(test_full_disk_is_an_error),
         cmocka_unit_test(test_dir_commit_swaps_whole_directory),
         cmocka_unit_test(test_dir_abort_leaves_old),
+        cmocka_unit_test(test_write_through_link_and_device),
         cmocka_unit_test(test_rng_is_deterministic_and_normal),
     };
     return cmocka_run_group_tests_name("common/fileio", tests, setup, teardown);

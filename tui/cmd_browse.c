@@ -96,16 +96,7 @@ static int write_out(const char *path, const char *data, size_t len, BpError *er
             return bp_fail_errno(err, "browse: writing the screen to stdout");
         return 0;
     }
-    /* A regular file (or a new one) is replaced atomically. Anything else - /dev/null, a
-     * FIFO, /dev/stderr, a symbolic link - is written through: renaming over it would
-     * replace the device or link itself. */
-    struct stat st;
-    if (lstat(path, &st) != 0 || S_ISREG(st.st_mode)) return write_file_atomic(path, data, len, err);
-    FILE *f = fopen(path, "w");
-    if (!f) return bp_fail_errno(err, "%s", path);
-    int bad = fwrite(data, 1, len, f) != len;
-    bad |= fclose(f) != 0;
-    return bad ? bp_fail_errno(err, "%s: write failed", path) : 0;
+    return write_file_atomic(path, data, len, err);
 }
 
 static int run_scripted(App *app, const BrowseOptions *o, BpError *err) {
