@@ -153,22 +153,23 @@ void layernorm_backward(real *dinp, real *dweight, real *dbias, const real *dout
         }
     }
     /* parameter gradients: column blocks, so threads never share an output */
-    const int CB = 32;
+    enum { CB = 32 };
 #pragma omp parallel for if ((size_t)N * C >= BP_PAR_MIN)
     for (int c0 = 0; c0 < C; c0 += CB) {
-        int c1 = c0 + CB < C ? c0 + CB : C;
-        real dw[32] = {0}, db[32] = {0};
+        int w = C - c0 < CB ? C - c0 : CB;
+        real dw[CB] = {0}, db[CB] = {0};
         for (int n = 0; n < N; n++) {
-            const real *x = inp + (size_t)n * C, *d = dout + (size_t)n * C;
+            const real *x = inp + (size_t)n * C + c0, *d = dout + (size_t)n * C + c0;
             real m = mean[n], s = rstd[n];
-            for (int c = c0; c < c1; c++) {
-                dw[c - c0] += (x[c] - m) * s * d[c];
-                db[c - c0] += d[c];
+#pragma omp simd
+            for (int c = 0; c < w; c++) {
+                dw[c] += (x[c] - m) * s * d[c];
+                db[c] += d[c];
             }
         }
-        for (int c = c0; c < c1; c++) {
-            dweight[c] += dw[c - c0];
-            dbias[c] += db[c - c0];
+        for (int c = 0; c < w; c++) {
+            dweight[c0 + c] += dw[c];
+            dbias[c0 + c] += db[c];
         }
     }
 }
@@ -182,16 +183,17 @@ static void bias_rows(real *out, const real *bias, int N, int OC) {
 }
 
 static void bias_backward(real *dbias, const real *dout, int N, int OC) {
-    const int CB = 64;
+    enum { CB = 64 };
 #pragma omp parallel for if ((size_t)N * OC >= BP_PAR_MIN)
     for (int c0 = 0; c0 < OC; c0 += CB) {
-        int c1 = c0 + CB < OC ? c0 + CB : OC;
-        real acc[64] = {0};
+        int w = OC - c0 < CB ? OC - c0 : CB;
+        real acc[CB] = {0};
         for (int n = 0; n < N; n++) {
-            const real *d = dout + (size_t)n * OC;
-            for (int c = c0; c < c1; c++) acc[c - c0] += d[c];
+            const real *d = dout + (size_t)n * OC + c0;
+#pragma omp simd
+            for (int c = 0; c < w; c++) acc[c] += d[c];
         }
-        for (int c = c0; c < c1; c++) dbias[c] += acc[c - c0];
+        for (int c = 0; c < w; c++) dbias[c0 + c] += acc[c];
     }
 }
 

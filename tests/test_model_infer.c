@@ -113,6 +113,46 @@ static void test_incremental_equals_full_transformer(void **state) {
     check_incremental_equals_full(ARCH_TRANSFORMER);
 }
 
+/* Widths that are not multiples of the 16-float vectors, a vocabulary that is not a
+ * multiple of 4 rows, and products large enough to be split over threads: the
+ * kernels' tails and parallel paths against the full forward, and the greedy path. */
+static void test_incremental_equals_full_wide(void **state) {
+    (void)state;
+    BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = 333, .n_embd = 104, .n_layer = 2,
+                        .n_head = 2, .num_senses = 8, .n_positions = 20,
+                        .sense_intermediate_scale = 4};
+    Backpack m;
+    BpError err = {0};
+    assert_int_equal(backpack_build(&m, &c, &err), 0);
+    Rng rng;
+    rng_seed(&rng, 2024);
+    for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] = 0.1f * rng_normal(&rng);
+    enum { T = 20 };
+    int tokens[T];
+    for (int t = 0; t < T; t++) tokens[t] = (int)rng_below(&rng, 40) * 8; /* repeats */
+    assert_int_equal(backpack_forward(&m, tokens, NULL, 1, T, NULL, &err), 0);
+    const float *full = backpack_logits(&m);
+    InferState s, g;
+    assert_int_equal(infer_build(&s, &m, T, &err), 0);
+    assert_int_equal(infer_build(&g, &m, T, &err), 0);
+    SamplerConfig greedy = {0.0f, 0, 1.0f};
+    double worst = 0.0, scale = 0.0;
+    for (int t = 0; t < T; t++) {
+        const float *logits = infer_step(&s, tokens[t], &err);
+        assert_non_null(logits);
+        worst = fmax(worst, max_abs_diff(logits, full + (size_t)t * c.vocab_size, c.vocab_size));
+        scale = fmax(scale, max_abs(logits, c.vocab_size));
+        assert_int_equal(infer_step_greedy(&g, tokens[t], &err),
+                         sample_token(logits, c.vocab_size, &greedy, &rng));
+    }
+    print_message("wide: max |incremental - full| = %.3g, max |logit| = %.3g\n", worst, scale);
+    assert_true(worst <= 1e-5);
+    assert_true(scale > 0.5);
+    infer_free(&s);
+    infer_free(&g);
+    backpack_free(&m);
+}
+
 static void test_reset_is_bit_identical(void **state) {
     (void)state;
     Backpack m;
@@ -501,6 +541,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_incremental_equals_full_backpack),
         cmocka_unit_test(test_incremental_equals_full_transformer),
+        cmocka_unit_test(test_incremental_equals_full_wide),
         cmocka_unit_test(test_reset_is_bit_identical),
         cmocka_unit_test(test_alpha_and_contributions),
         cmocka_unit_test(test_edit_effect_one_word),
