@@ -110,8 +110,11 @@ $(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $$(foreach m,$$(DEPS_$$(call test
 # --- tests ---------------------------------------------------------------------------
 # Every suite, then every suite again under ASan + UBSan, then the PyTorch reference
 # where Debian's torch is installed.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: data
+	$(MAKE) -j$(JOBS) test-build
 	$(MAKE) run-tests
+	$(MAKE) -j$(JOBS) BUILD=build/san SAN=1 test-build
 	$(MAKE) BUILD=build/san SAN=1 run-tests
 	@if $(PYTHON) -c 'import torch, numpy' 2>/dev/null; then $(MAKE) check-reference; \
 	 else echo "check-reference: skipped (no python3-torch; 'make check-reference' installs it)"; fi

@@ -73,8 +73,20 @@ int atomic_open(AtomicFile *af, const char *path, BpError *err) {
     struct stat st;
     if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
         char resolved[PATH_MAX];
-        if (!realpath(path, resolved)) return bp_fail_errno(err, "%s: cannot resolve link", path);
-        snprintf(af->path, sizeof af->path, "%s", resolved);
+        if (realpath(path, resolved)) {
+            snprintf(af->path, sizeof af->path, "%s", resolved);
+        } else {
+            /* A dangling link: create its target. */
+            ssize_t n = readlink(path, resolved, sizeof resolved - 1);
+            if (n < 0) return bp_fail_errno(err, "%s: cannot resolve link", path);
+            resolved[n] = '\0';
+            const char *slash = strrchr(path, '/');
+            int fits = (resolved[0] == '/' || !slash)
+                           ? snprintf(af->path, sizeof af->path, "%s", resolved)
+                           : snprintf(af->path, sizeof af->path, "%.*s/%s", (int)(slash - path), path,
+                                      resolved);
+            if (fits < 0 || fits >= (int)sizeof af->path) return bp_fail(err, "%s: path too long", path);
+        }
     }
     if (stat(af->path, &st) == 0 && !S_ISREG(st.st_mode)) {
         af->direct = 1;

@@ -141,6 +141,15 @@ static void test_write_through_link_and_device(void **state) {
     assert_int_equal(read_file(target, &data, &len, &err), 0);
     assert_string_equal(data, "new");
     free(data);
+    /* A dangling link gets its target created. */
+    char dangling[512], missing[512];
+    snprintf(dangling, sizeof dangling, "%s/dangling.txt", tmpdir);
+    snprintf(missing, sizeof missing, "%s/missing.txt", tmpdir);
+    assert_int_equal(symlink("missing.txt", dangling), 0);
+    assert_int_equal(write_file_atomic(dangling, "made", 4, &err), 0);
+    assert_int_equal(read_file(missing, &data, &len, &err), 0);
+    assert_string_equal(data, "made");
+    free(data);
     /* A device is written in place, never renamed over. */
     assert_int_equal(write_file_atomic("/dev/null", "x", 1, &err), 0);
     assert_int_equal(stat("/dev/null", &st), 0);
