@@ -186,11 +186,17 @@ static void gelu(float *x, int n) {
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* matrix-vector products: batch 1 is bound by reading the weights, so both cores stream
- * disjoint parts of a matrix (dynamic schedule: a core busy elsewhere does not hold up
- * the other for long). Small products stay on the calling thread. */
+/* matrix-vector products: batch 1 is bound by reading the weights, so large products
+ * are split over the threads (dynamic schedule: a core busy elsewhere does not hold up
+ * the other for long). A product is split only when its matrix holds at least 4 MB:
+ * waking a thread costs some 10-50 us (more with OMP_WAIT_POLICY=PASSIVE, far more
+ * when the other core is busy), as much as a whole d x 4d product of configuration A
+ * from the L3 cache. So in A and B only the vocabulary products (E, its bfloat16 copy)
+ * and F_2 run on both cores: one or two parallel regions per token, which also keeps
+ * generation fast on a loaded machine (measured: 1.3-2x faster under load than
+ * splitting every product, at most ~15% slower when idle). */
 
-#define PARALLEL_MIN_FLOATS 32768 /* below this a product is cheaper than waking a thread */
+#define PARALLEL_MIN_FLOATS ((size_t)1 << 20)
 
 /* y[r] = row[r] . x for the 4 rows of `row` (cols long each). Every row gets the same
  * sequence of operations whatever its neighbours, so a logit is bit-identical whether

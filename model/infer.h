@@ -10,11 +10,9 @@
  * An InferState reads its model without changing it (several states may share one)
  * and must not be used by two threads at once.
  *
- * Threads: each token runs some twenty short OpenMP parallel regions (the matrix-
- * vector products, split over OMP_NUM_THREADS threads). On a machine shared with
- * other busy processes set OMP_WAIT_POLICY=PASSIVE: spinning workers that lose their
- * core stall every region (measured here under load: 880 tokens/s passive against
- * 106 spinning, configuration A of issue 6).
+ * Threads: the matrix-vector products of at least 4 MB (those over the vocabulary,
+ * the sense network's last layer, and for large models the transformer's) are split
+ * over the OpenMP threads (OMP_NUM_THREADS); everything else runs on the caller's.
  */
 #ifndef BP_INFER_H
 #define BP_INFER_H

@@ -15,8 +15,10 @@
 static inline real exp_fast(real x) { return exp(x); }
 #else
 static inline float exp_fast(float x) {
-    float xc = x > 88.37f ? 88.37f : x;                 /* e^88.37 < FLT_MAX */
-    xc = xc < -87.33f ? -87.33f : xc;
+    /* Written so that NaN clamps into range here (no undefined conversion below) and is
+     * passed through at the end: a NaN loss must stay visible to the trainer. */
+    float xc = x < 88.37f ? x : 88.37f;                 /* e^88.37 < FLT_MAX */
+    xc = xc > -87.33f ? xc : -87.33f;
     /* n = round(x / ln2) (adding 1.5 * 2^23 rounds to an integer; floorf would not
      * vectorize without -fno-trapping-math); x = n ln2 + r, |r| <= ln2 / 2 */
     float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
@@ -29,10 +31,10 @@ static inline float exp_fast(float x) {
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r2 + r + 1.0f;
-    int32_t bits = ((int32_t)n + 127) << 23;            /* 2^n, n in [-126, 128) */
+    uint32_t bits = (uint32_t)((int32_t)n + 127) << 23; /* 2^n, n in [-126, 128) */
     float two_n;
     memcpy(&two_n, &bits, sizeof two_n);
-    return x < -87.33f ? 0.0f : p * two_n;
+    return x != x ? x : x < -87.33f ? 0.0f : p * two_n;
 }
 #endif
 
@@ -197,18 +199,43 @@ static void bias_backward(real *dbias, const real *dout, int N, int OC) {
     }
 }
 
+/* C (M,N) = alpha op(A) op(B) + beta C, row-major. Tall products with a short inner
+ * dimension are cut into row chunks that the OpenMP threads take dynamically, each a
+ * single-threaded BLAS call (OpenBLAS runs single-threaded inside a parallel region):
+ * no synchronization inside BLAS, and a thread that loses its core on a shared machine
+ * hands its chunks to the other. Each chunk packs op(B) again, which costs ~1/(2 rows)
+ * of the work per chunk, so only chunks of >= 256 rows and K <= 4096 are cut; other
+ * products use BLAS's own threads. */
+static void gemm_rows(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, real alpha,
+                      const real *A, int lda, const real *B, int ldb, real beta, real *C,
+                      int ldc) {
+    int threads = omp_get_max_threads();
+    int chunks = 2 * threads, rows = (M + chunks - 1) / chunks;
+    rows = (rows + 15) / 16 * 16;
+    if (threads < 2 || rows < 256 || K > 4096 || omp_in_parallel()) {
+        BP_GEMM(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int i0 = 0; i0 < M; i0 += rows) {
+        int m = M - i0 < rows ? M - i0 : rows;
+        const real *Ai = ta == CblasNoTrans ? A + (size_t)i0 * lda : A + i0;
+        BP_GEMM(CblasRowMajor, ta, tb, m, N, K, alpha, Ai, lda, B, ldb, beta,
+                C + (size_t)i0 * ldc, ldc);
+    }
+}
+
 void matmul_forward(real *out, const real *inp, const real *weight, const real *bias, int N,
                     int C, int OC) {
     if (bias) bias_rows(out, bias, N, OC);
-    BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, C, R(1), inp, C, weight, OC,
-            bias ? R(1) : R(0), out, OC);
+    gemm_rows(CblasNoTrans, CblasNoTrans, N, OC, C, R(1), inp, C, weight, OC,
+              bias ? R(1) : R(0), out, OC);
 }
 
 void matmul_backward(real *dinp, real *dweight, real *dbias, const real *dout,
                      const real *inp, const real *weight, int N, int C, int OC) {
     if (dinp)  // (N,C) = (N,OC) (OC,C)
-        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, C, OC, R(1), dout, OC, weight, OC,
-                R(0), dinp, C);
+        gemm_rows(CblasNoTrans, CblasTrans, N, C, OC, R(1), dout, OC, weight, OC, R(0), dinp, C);
     // (C,OC) += (C,N) (N,OC)
     BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, C, OC, N, R(1), inp, C, dout, OC, R(1),
             dweight, OC);
@@ -218,15 +245,15 @@ void matmul_backward(real *dinp, real *dweight, real *dbias, const real *dout,
 void linear_forward(real *out, const real *inp, const real *weight, const real *bias, int N,
                     int C, int OC) {
     if (bias) bias_rows(out, bias, N, OC);
-    BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, R(1), inp, C, weight, C,
-            bias ? R(1) : R(0), out, OC);
+    gemm_rows(CblasNoTrans, CblasTrans, N, OC, C, R(1), inp, C, weight, C, bias ? R(1) : R(0),
+              out, OC);
 }
 
 void linear_backward(real *dinp, real *dweight, real *dbias, const real *dout,
                      const real *inp, const real *weight, int N, int C, int OC) {
     if (dinp)  // (N,C) = (N,OC) (OC,C)
-        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, C, OC, R(1), dout, OC, weight, C,
-                R(0), dinp, C);
+        gemm_rows(CblasNoTrans, CblasNoTrans, N, C, OC, R(1), dout, OC, weight, C, R(0), dinp,
+                  C);
     // (OC,C) += (OC,N) (N,C)
     BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, N, R(1), dout, OC, inp, C, R(1),
             dweight, C);

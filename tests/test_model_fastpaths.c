@@ -5,7 +5,9 @@
  *    block); here T = 150 (three blocks, the last one partial) and every output and
  *    gradient is compared with plain loops over the full T x T square, in double
  *    (layers.c compiled a second time with BP_REAL_DOUBLE, as in test_model_layers).
- * 2. The vectorizable exp of the float build: GELU and its derivative, the causal
+ * 2. Row-chunked products: tall matrix products run as row chunks over the threads;
+ *    matmul and linear, forward and backward, against plain loops (N = 1030 rows).
+ * 3. The vectorizable exp of the float build: GELU and its derivative, the causal
  *    softmax and the fused cross-entropy (float, the model library) against the same
  *    formulas in double with libm, including inputs far into both tails.
  */
@@ -202,6 +204,59 @@ static void test_sense_weights_and_mix_blocks(void **state) {
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* row-chunked products */
+
+static void test_chunked_products(void **state) {
+    (void)state;
+    int N = 1030, C = 20, OC = 24;
+    double *x = vec((size_t)N * C, -1, 1), *w = vec((size_t)C * OC, -1, 1), *b = vec(OC, -1, 1);
+    double *dout = vec((size_t)N * OC, -1, 1), *out = zeros((size_t)N * OC);
+    double *want = zeros((size_t)N * OC), *dx = zeros((size_t)N * C), *want_dx = zeros((size_t)N * C);
+    double *dw = zeros((size_t)C * OC), *want_dw = zeros((size_t)C * OC), *db = zeros(OC),
+           *want_db = zeros(OC);
+    for (int linear = 0; linear <= 1; linear++) {
+        /* Conv1D: W (C,OC), y = x W + b; nn.Linear: W (OC,C), y = x W^T + b */
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double s = b[o];
+                for (int c = 0; c < C; c++)
+                    s += x[(size_t)n * C + c] * (linear ? w[(size_t)o * C + c] : w[(size_t)c * OC + o]);
+                want[(size_t)n * OC + o] = s;
+            }
+        memset(want_dx, 0, (size_t)N * C * sizeof(double));
+        memset(want_dw, 0, (size_t)C * OC * sizeof(double));
+        memset(want_db, 0, OC * sizeof(double));
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) {
+                double g = dout[(size_t)n * OC + o];
+                want_db[o] += g;
+                for (int c = 0; c < C; c++) {
+                    size_t wi = linear ? (size_t)o * C + c : (size_t)c * OC + o;
+                    want_dx[(size_t)n * C + c] += g * w[wi];
+                    want_dw[wi] += g * x[(size_t)n * C + c];
+                }
+            }
+        memset(dw, 0, (size_t)C * OC * sizeof(double));
+        memset(db, 0, OC * sizeof(double));
+        if (linear) {
+            linear_forward(out, x, w, b, N, C, OC);
+            linear_backward(dx, dw, db, dout, x, w, N, C, OC);
+        } else {
+            matmul_forward(out, x, w, b, N, C, OC);
+            matmul_backward(dx, dw, db, dout, x, w, N, C, OC);
+        }
+        double e = fmax(fmax(max_abs_diff(out, want, (size_t)N * OC),
+                             max_abs_diff(dx, want_dx, (size_t)N * C)),
+                        fmax(max_abs_diff(dw, want_dw, (size_t)C * OC), max_abs_diff(db, want_db, OC)));
+        printf("  %s N=%d (%d threads): max |diff| %.1e\n", linear ? "linear" : "matmul", N,
+               omp_get_max_threads(), e);
+        assert_true(e < 1e-11);
+    }
+    free(x), free(w), free(b), free(dout), free(out), free(want), free(dx), free(want_dx);
+    free(dw), free(want_dw), free(db), free(want_db);
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* float exp */
 
 static double gelu_ref(double x) {
@@ -300,6 +355,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_attention_blocks),
         cmocka_unit_test(test_sense_weights_and_mix_blocks),
+        cmocka_unit_test(test_chunked_products),
         cmocka_unit_test(test_gelu_float),
         cmocka_unit_test(test_crossentropy_float),
         cmocka_unit_test(test_softmax_float),

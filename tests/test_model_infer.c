@@ -114,11 +114,12 @@ static void test_incremental_equals_full_transformer(void **state) {
 }
 
 /* Widths that are not multiples of the 16-float vectors, a vocabulary that is not a
- * multiple of 4 rows, and products large enough to be split over threads: the
- * kernels' tails and parallel paths against the full forward, and the greedy path. */
+ * multiple of 4 rows, and products large enough to be split over threads (E and F_2
+ * hold more than 2^20 floats): the kernels' tails and parallel paths against the full
+ * forward, and the greedy path. */
 static void test_incremental_equals_full_wide(void **state) {
     (void)state;
-    BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = 333, .n_embd = 104, .n_layer = 2,
+    BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = 4099, .n_embd = 264, .n_layer = 1,
                         .n_head = 2, .num_senses = 8, .n_positions = 20,
                         .sense_intermediate_scale = 4};
     Backpack m;
@@ -126,10 +127,10 @@ static void test_incremental_equals_full_wide(void **state) {
     assert_int_equal(backpack_build(&m, &c, &err), 0);
     Rng rng;
     rng_seed(&rng, 2024);
-    for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] = 0.1f * rng_normal(&rng);
+    for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] = 0.05f * rng_normal(&rng);
     enum { T = 20 };
     int tokens[T];
-    for (int t = 0; t < T; t++) tokens[t] = (int)rng_below(&rng, 40) * 8; /* repeats */
+    for (int t = 0; t < T; t++) tokens[t] = (int)rng_below(&rng, 40) * 100; /* repeats */
     assert_int_equal(backpack_forward(&m, tokens, NULL, 1, T, NULL, &err), 0);
     const float *full = backpack_logits(&m);
     InferState s, g;
