@@ -121,8 +121,10 @@ test: data
 
 test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
+# Shell checks that run the binary end to end (the README's examples).
+SCRIPT_TESTS := tests/senses_readme_example.sh
 run-tests: test-build
-	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS)
+	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 
 check-reference: data $(BUILD)/backpack $(BUILD)/tests/tool_model_refdump
 	@$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { \
