@@ -149,10 +149,11 @@ static void layernorm(float *out, const float *x, const float *w, const float *b
 }
 
 /* exp(x) for x <= 0 in a form the compiler vectorizes: 2^n p(r) with Cephes' expf
- * polynomial (about 2 ulp); below -87 it returns exp(-87) ~ 1.6e-38 (only tanh's
- * 1 - e, 1 + e use it, where that is 0). */
+ * polynomial (about 2 ulp); below -87 (and for NaN, which gelu's factor v carries
+ * on) it returns exp(-87) ~ 1.6e-38, so 2^n stays a normal float and the shift below
+ * never sees a negative or out-of-range exponent. */
 static inline float exp_nonpositive(float x) {
-    x = x < -87.0f ? -87.0f : x;
+    x = x > -87.0f ? x : -87.0f;
     const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round */
     float r = x - n * 0.693359375f;
     r = r - n * -2.12194440e-4f;
@@ -172,8 +173,8 @@ static inline float exp_nonpositive(float x) {
 
 /* The spec's tanh form as 0.5 v (1 + tanh y) = v sigmoid(2y), y = sqrt(2/pi)(v +
  * 0.044715 v^3), with e = exp(-2|y|): v / (1 + e) for y >= 0, v e / (1 + e) below,
- * which never cancels. Vectorized (tanhf is not), which matters for the 4d-wide MLP
- * of every layer at batch 1. */
+ * which never cancels (within 5e-7 of the double-precision value for |v| <= 20).
+ * Vectorized (tanhf is not), which matters for the 4d-wide MLPs at batch 1. */
 static void gelu(float *x, int n) {
     const float s = 0.7978845608028654f; /* sqrt(2/pi) */
 #pragma omp simd
@@ -188,15 +189,15 @@ static void gelu(float *x, int n) {
 /* ---------------------------------------------------------------------------------- */
 /* matrix-vector products: batch 1 is bound by reading the weights, so large products
  * are split over the threads (dynamic schedule: a core busy elsewhere does not hold up
- * the other for long). A product is split only when its matrix holds at least 4 MB:
- * waking a thread costs some 10-50 us (more with OMP_WAIT_POLICY=PASSIVE, far more
- * when the other core is busy), as much as a whole d x 4d product of configuration A
- * from the L3 cache. So in A and B only the vocabulary products (E, its bfloat16 copy)
- * and F_2 run on both cores: one or two parallel regions per token, which also keeps
- * generation fast on a loaded machine (measured: 1.3-2x faster under load than
- * splitting every product, at most ~15% slower when idle). */
+ * the other for long). A product is split only when its matrix holds at least 1 MB:
+ * waking a thread costs microseconds when the workers spin and far more when they
+ * sleep (OMP_WAIT_POLICY=PASSIVE) or the other core is busy, as much as a smaller
+ * product takes from the L3 cache. In configurations A and B that leaves some ten
+ * parallel regions per token (the MLPs, the sense network, the vocabulary product)
+ * instead of twenty; the largest gain of two threads is on the vocabulary product,
+ * which streams from memory. */
 
-#define PARALLEL_MIN_FLOATS ((size_t)1 << 20)
+#define PARALLEL_MIN_FLOATS ((size_t)1 << 18)
 
 /* y[r] = row[r] . x for the 4 rows of `row` (cols long each). Every row gets the same
  * sequence of operations whatever its neighbours, so a logit is bit-identical whether
@@ -581,8 +582,9 @@ static void dot_rows4_bf16(float y[4], const uint16_t *const row[4], const float
     int c = 0;
 #if defined(__AVX512F__)
     __m512 s0 = _mm512_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
-#define BF16_LOAD(p) \
-    _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
+#define BF16_LOAD(p)                                                                   \
+    _mm512_castsi512_ps(                                                               \
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
     for (; c + 16 <= cols; c += 16) {
         __m512 xv = _mm512_loadu_ps(x + c);
         s0 = _mm512_fmadd_ps(BF16_LOAD(row[0] + c), xv, s0);

@@ -10,9 +10,11 @@
  * An InferState reads its model without changing it (several states may share one)
  * and must not be used by two threads at once.
  *
- * Threads: the matrix-vector products of at least 4 MB (those over the vocabulary,
- * the sense network's last layer, and for large models the transformer's) are split
- * over the OpenMP threads (OMP_NUM_THREADS); everything else runs on the caller's.
+ * Threads: matrix-vector products of at least 1 MB of weights are split over the
+ * OpenMP threads (OMP_NUM_THREADS); everything else runs on the caller's. With
+ * libgomp's default spinning workers, a machine whose cores are busy with other
+ * processes slows generation several-fold; OMP_WAIT_POLICY=PASSIVE avoids that at
+ * some cost when the machine is idle (tests/tool_model_genbench measures both).
  */
 #ifndef BP_INFER_H
 #define BP_INFER_H

@@ -114,9 +114,9 @@ static void test_incremental_equals_full_transformer(void **state) {
 }
 
 /* Widths that are not multiples of the 16-float vectors, a vocabulary that is not a
- * multiple of 4 rows, and products large enough to be split over threads (E and F_2
- * hold more than 2^20 floats): the kernels' tails and parallel paths against the full
- * forward, and the greedy path. */
+ * multiple of 4 rows, and products large enough to be split over threads (E, F_2 and
+ * the sense MLPs hold at least 2^18 floats): the kernels' tails and parallel paths
+ * against the full forward, and the greedy path. */
 static void test_incremental_equals_full_wide(void **state) {
     (void)state;
     BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = 4099, .n_embd = 264, .n_layer = 1,
@@ -162,7 +162,8 @@ static void test_reset_is_bit_identical(void **state) {
     BpError err = {0};
     assert_int_equal(infer_build(&s, &m, TINY_N, &err), 0);
     float first[TINY_N][TINY_V];
-    for (int t = 0; t < TINY_N; t++) memcpy(first[t], infer_step(&s, context[t], &err), sizeof first[t]);
+    for (int t = 0; t < TINY_N; t++)
+        memcpy(first[t], infer_step(&s, context[t], &err), sizeof first[t]);
     infer_reset(&s);
     for (int t = 0; t < TINY_N; t++)
         assert_memory_equal(first[t], infer_step(&s, context[t], &err), sizeof first[t]);
@@ -254,7 +255,8 @@ static void test_edit_effect_one_word(void **state) {
         moved = fmax(moved, fabs(want[v]));
     }
     assert_true(moved > 0.1);
-    assert_memory_equal(infer_context_senses(&s) + (size_t)sense * d, replacement, sizeof replacement);
+    assert_memory_equal(infer_context_senses(&s) + (size_t)sense * d, replacement,
+                        sizeof replacement);
 
     /* weight edit: logits change by (w - 1) E C(x)_l; alpha is scaled, not renormalized */
     const float w = 0.25f;
