@@ -22,6 +22,7 @@
  * The loops over the context are small and stay on the calling thread.
  */
 #include "infer.h"
+#include "layers.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -134,57 +135,14 @@ void infer_set_edits(InferState *s, const SenseEdits *edits) { s->edits = edits;
 /* ---------------------------------------------------------------------------------- */
 /* the pieces of one position */
 
+/* One row of the training path's LayerNorm and GELU (model/layers.h), so that the
+ * incremental and the full forward share their numerics. */
 static void layernorm(float *out, const float *x, const float *w, const float *b, int d) {
-    float mean = 0.0f;
-    for (int i = 0; i < d; i++) mean += x[i];
-    mean /= d;
-    float var = 0.0f;
-    for (int i = 0; i < d; i++) {
-        float t = x[i] - mean;
-        var += t * t;
-    }
-    var /= d;
-    float rstd = 1.0f / sqrtf(var + 1e-5f);
-    for (int i = 0; i < d; i++) out[i] = (x[i] - mean) * rstd * w[i] + b[i];
+    float mean, rstd;
+    layernorm_forward(out, &mean, &rstd, x, w, b, 1, d);
 }
 
-/* exp(x) for x <= 0 in a form the compiler vectorizes: 2^n p(r) with Cephes' expf
- * polynomial (about 2 ulp); below -87 (and for NaN, which gelu's factor v carries
- * on) it returns exp(-87) ~ 1.6e-38, so 2^n stays a normal float and the shift below
- * never sees a negative or out-of-range exponent. */
-static inline float exp_nonpositive(float x) {
-    x = x > -87.0f ? x : -87.0f;
-    const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round */
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * (r * r) + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } scale = {.i = ((int32_t)n + 127) << 23};
-    return p * scale.f;
-}
-
-/* The spec's tanh form as 0.5 v (1 + tanh y) = v sigmoid(2y), y = sqrt(2/pi)(v +
- * 0.044715 v^3), with e = exp(-2|y|): v / (1 + e) for y >= 0, v e / (1 + e) below,
- * which never cancels (within 5e-7 of the double-precision value for |v| <= 20).
- * Vectorized (tanhf is not), which matters for the 4d-wide MLPs at batch 1. */
-static void gelu(float *x, int n) {
-    const float s = 0.7978845608028654f; /* sqrt(2/pi) */
-#pragma omp simd
-    for (int i = 0; i < n; i++) {
-        const float v = x[i];
-        const float y = s * (v + 0.044715f * v * v * v);
-        const float e = exp_nonpositive(-2.0f * fabsf(y));
-        x[i] = v * (y >= 0.0f ? 1.0f : e) / (1.0f + e);
-    }
-}
+static void gelu(float *x, int n) { gelu_forward(x, x, (size_t)n); }
 
 /* ---------------------------------------------------------------------------------- */
 /* matrix-vector products: batch 1 is bound by reading the weights, so large products
