@@ -23,12 +23,24 @@ int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int 
     infer_reset(&s);
     Rng rng;
     rng_seed(&rng, cfg->seed);
-    const float *logits = NULL;
-    int rc = 0;
-    for (int i = 0; i < n_prompt && rc == 0; i++)
-        if (!(logits = infer_step(&s, prompt[i], err))) rc = -1;
+    /* Greedy decoding needs only the argmax: infer_step_greedy finds the same token as
+     * argmax(infer_step) without the full-precision V x d product. */
+    const int greedy = cfg->sampler.temperature <= 0.0f;
+    int rc = 0, token = -1;
+    for (int i = 0; i + 1 < n_prompt && rc == 0; i++) rc = infer_feed(&s, prompt[i], err);
+    int next = prompt[n_prompt - 1];
     while (rc == 0) {
-        int token = sample_token(logits, V, &cfg->sampler, &rng);
+        if (greedy) {
+            token = infer_step_greedy(&s, next, err);
+        } else {
+            const float *logits = infer_step(&s, next, err);
+            token = logits ? sample_token(logits, V, &cfg->sampler, &rng) : -1;
+            if (logits && token < 0) bp_fail(err, "generate: out of memory while sampling");
+        }
+        if (token < 0) {
+            rc = -1;
+            break;
+        }
         result->generated++;
         if (on_token && on_token(token, ctx) != 0) break;
         if (result->generated >= cfg->max_tokens) break;
@@ -36,7 +48,7 @@ int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int 
             result->hit_context_limit = 1;
             break;
         }
-        if (!(logits = infer_step(&s, token, err))) rc = -1;
+        next = token;
     }
     infer_free(&s);
     return rc;
