@@ -19,10 +19,12 @@
 static const char generate_usage[] =
     "usage: backpack generate --model DIR --prompt TEXT [--max-tokens N (100)]\n"
     "                         [--temperature T (0.8)] [--top-k K (0: off)] [--top-p P (0.95)]\n"
-    "                         [--seed S (random)] [--edits DB] [--threads N]\n"
+    "                         [--seed S (random)] [--edits DB] [--threads N] [--next N]\n"
     "Writes the prompt, then each new token as soon as it is chosen. Temperature 0 is\n"
     "greedy and deterministic. Generation stops after N tokens or when the model's context\n"
-    "(n_positions tokens) is full. An empty prompt starts from <|endoftext|>.\n";
+    "(n_positions tokens) is full. An empty prompt starts from <|endoftext|>.\n"
+    "--next N first prints the N most probable next tokens after the prompt with their\n"
+    "probabilities, one per line; with --max-tokens 0 nothing else.\n";
 
 typedef struct {
     const Tokenizer *tok;
@@ -37,12 +39,28 @@ static int write_token(int token, void *ctx) {
     return ferror(stdout) ? 1 : 0;  /* a closed pipe stops generation */
 }
 
+static int print_next_tokens(const Backpack *m, const SenseEdits *edits, const Tokenizer *tok,
+                             const int *ids, int n, int top, BpError *err) {
+    int *next = malloc((size_t)top * sizeof *next);
+    float *probs = malloc((size_t)top * sizeof *probs);
+    int rc = next && probs ? next_token_top(m, edits, ids, n, top, next, probs, err)
+                           : bp_fail(err, "out of memory");
+    for (int i = 0; rc == 0 && i < top; i++) {
+        char readable[256];
+        printf("%.6f  %6d  '%s'\n", probs[i], next[i],
+               tokenizer_token_readable(tok, next[i], readable, sizeof readable));
+    }
+    free(next);
+    free(probs);
+    return rc;
+}
+
 int cmd_generate(int argc, char **argv) {
     BpError err = {{0}};
     const char *model_dir = NULL, *prompt = NULL, *edits_db = NULL;
     GenerateConfig cfg = {.sampler = {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f},
                           .max_tokens = 100};
-    int seed_given = 0, threads = 0;
+    int seed_given = 0, threads = 0, next_top = 0;
     for (int i = 1; i < argc; i++) {
         const char *f = argv[i], *v;
         if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
@@ -51,7 +69,8 @@ int cmd_generate(int argc, char **argv) {
         }
         if (strcmp(f, "--model") && strcmp(f, "--prompt") && strcmp(f, "--max-tokens") &&
             strcmp(f, "--temperature") && strcmp(f, "--top-k") && strcmp(f, "--top-p") &&
-            strcmp(f, "--seed") && strcmp(f, "--edits") && strcmp(f, "--threads")) {
+            strcmp(f, "--seed") && strcmp(f, "--edits") && strcmp(f, "--threads") &&
+            strcmp(f, "--next")) {
             fprintf(stderr, "backpack: generate: unknown option '%s'\n%s", f, generate_usage);
             return 2;
         }
@@ -60,16 +79,19 @@ int cmd_generate(int argc, char **argv) {
         if (!strcmp(f, "--model")) model_dir = v;
         else if (!strcmp(f, "--prompt")) prompt = v;
         else if (!strcmp(f, "--edits")) edits_db = v;
-        else if (!strcmp(f, "--max-tokens")) rc = arg_int(f, v, 1, 1 << 24, &cfg.max_tokens, &err);
+        else if (!strcmp(f, "--max-tokens")) rc = arg_int(f, v, 0, 1 << 24, &cfg.max_tokens, &err);
         else if (!strcmp(f, "--temperature")) rc = arg_float(f, v, 0, 100, &cfg.sampler.temperature, &err);
         else if (!strcmp(f, "--top-k")) rc = arg_int(f, v, 0, 1 << 24, &cfg.sampler.top_k, &err);
         else if (!strcmp(f, "--top-p")) rc = arg_float(f, v, 1e-6, 1, &cfg.sampler.top_p, &err);
         else if (!strcmp(f, "--seed")) rc = arg_u64(f, v, 0, UINT64_MAX, &cfg.seed, &err), seed_given = 1;
+        else if (!strcmp(f, "--next")) rc = arg_int(f, v, 1, 1000, &next_top, &err);
         else rc = arg_int(f, v, 0, 1024, &threads, &err);
         if (rc) return cli_error(err.msg);
     }
     if (!model_dir) return cli_error("generate: --model DIR is required");
     if (!prompt) return cli_error("generate: --prompt TEXT is required");
+    if (cfg.max_tokens == 0 && next_top == 0)
+        return cli_error("generate: --max-tokens 0 needs --next N");
     if (!seed_given) cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (threads > 0) {
         omp_set_num_threads(threads);
@@ -112,6 +134,13 @@ int cmd_generate(int argc, char **argv) {
     if (n > (size_t)m.config.n_positions) {
         bp_fail(&err, "generate: the prompt is %zu tokens, the model's context is %d", n,
                 m.config.n_positions);
+        goto done;
+    }
+    if (next_top > 0 && print_next_tokens(&m, have_edits ? &edits : NULL, tok, ids, (int)n,
+                                          next_top, &err) != 0)
+        goto done;
+    if (cfg.max_tokens == 0) {
+        rc = 0;
         goto done;
     }
     fputs(prompt, stdout);

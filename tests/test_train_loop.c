@@ -369,8 +369,38 @@ static void test_greedy_generation(void **state) {
     backpack_free(&m);
 }
 
+static void test_next_token_top(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    BackpackConfig c = tiny_model();
+    Backpack m;
+    ASSERT_OK(backpack_build(&m, &c, &err));
+    backpack_init_weights(&m, 5);
+    for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] *= 5.0f;
+    int prompt[4] = {3, 1, 4, 1};
+    int ids[5];
+    float probs[5];
+    ASSERT_OK(next_token_top(&m, NULL, prompt, 4, 5, ids, probs, &err));
+    /* Against the softmax of a full forward's last logits, ranked by brute force. */
+    ASSERT_OK(backpack_forward(&m, prompt, NULL, 1, 4, NULL, &err));
+    const float *logits = backpack_logits(&m) + 3 * V;
+    double max = logits[0], sum = 0;
+    for (int v = 1; v < V; v++) max = logits[v] > max ? logits[v] : max;
+    for (int v = 0; v < V; v++) sum += exp(logits[v] - max);
+    for (int i = 0; i < 5; i++) {
+        int rank = 0;
+        for (int v = 0; v < V; v++) rank += logits[v] > logits[ids[i]];
+        assert_int_equal(rank, i);
+        assert_float_equal(probs[i], exp(logits[ids[i]] - max) / sum, 1e-5);
+        if (i) assert_true(probs[i] <= probs[i - 1]);
+    }
+    assert_int_equal(next_token_top(&m, NULL, prompt, 4, V + 1, ids, probs, &err), -1);
+    backpack_free(&m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_next_token_top),
         cmocka_unit_test(test_resume_gives_identical_losses),
         cmocka_unit_test(test_resume_rejects_state_of_other_weights),
         cmocka_unit_test(test_nan_stops_and_keeps_last_checkpoint),

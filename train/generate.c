@@ -1,5 +1,7 @@
 #include "generate.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int n_prompt,
@@ -49,6 +51,43 @@ int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int 
             break;
         }
         next = token;
+    }
+    infer_free(&s);
+    return rc;
+}
+
+int next_token_top(const Backpack *m, const SenseEdits *edits, const int *prompt, int n_prompt,
+                   int top, int *ids, float *probs, BpError *err) {
+    const int V = m->config.vocab_size;
+    if (n_prompt < 1 || n_prompt > m->config.n_positions)
+        return bp_fail(err, "next tokens: the prompt is %d tokens, the model's context is %d",
+                       n_prompt, m->config.n_positions);
+    if (top < 1 || top > V) return bp_fail(err, "next tokens: %d of a vocabulary of %d", top, V);
+    InferState s;
+    if (infer_build(&s, m, n_prompt, err) != 0) return -1;
+    infer_set_edits(&s, edits);
+    infer_reset(&s);
+    int rc = 0;
+    for (int i = 0; i + 1 < n_prompt && rc == 0; i++) rc = infer_feed(&s, prompt[i], err);
+    const float *logits = rc == 0 ? infer_step(&s, prompt[n_prompt - 1], err) : NULL;
+    if (logits) {
+        float max = logits[0];
+        for (int v = 1; v < V; v++) max = logits[v] > max ? logits[v] : max;
+        double sum = 0;
+        for (int v = 0; v < V; v++) sum += exp((double)logits[v] - max);
+        /* insertion into the sorted top list: top is small */
+        int filled = 0;
+        for (int v = 0; v < V; v++) {
+            int at = filled;
+            while (at > 0 && logits[ids[at - 1]] < logits[v]) at--;
+            if (at >= top) continue;
+            int last = filled < top ? filled++ : top - 1;
+            memmove(ids + at + 1, ids + at, (size_t)(last - at) * sizeof *ids);
+            ids[at] = v;
+        }
+        for (int i = 0; i < top; i++) probs[i] = (float)(exp((double)logits[ids[i]] - max) / sum);
+    } else {
+        rc = -1;
     }
     infer_free(&s);
     return rc;

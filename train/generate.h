@@ -34,4 +34,10 @@ int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int 
              const GenerateConfig *cfg, GenerateCallback on_token, void *ctx,
              GenerateResult *result, BpError *err);
 
+/* The `top` most probable next tokens after the prompt (softmax of the logits), most
+ * probable first (lowest id on ties): ids (top) and probs (top). For looking at what an
+ * edit does to one prediction. */
+int next_token_top(const Backpack *m, const SenseEdits *edits, const int *prompt, int n_prompt,
+                   int top, int *ids, float *probs, BpError *err);
+
 #endif
