@@ -10,7 +10,7 @@
 #include "../senses/edits.h"
 #include "../text/tokenizer.h"
 #include "../text/tokfile.h"
-#include "../train/args.h"
+#include "../common/args.h"
 #include "../train/evaluate.h"
 #include "commands.h"
 

@@ -9,7 +9,7 @@
 #include "../model/checkpoint.h"
 #include "../senses/edits.h"
 #include "../text/tokenizer.h"
-#include "../train/args.h"
+#include "../common/args.h"
 #include "../train/generate.h"
 #include "commands.h"
 

@@ -13,37 +13,9 @@
 #include "../model/checkpoint.h"
 #include "stats.h"
 #include "store.h"
+#include "../common/args.h"
 
 /* ---- option parsing ---------------------------------------------------------------- */
-
-static int parse_int(const char *flag, const char *s, long min, long max, int *out, BpError *err) {
-    char *end;
-    errno = 0;
-    long v = s ? strtol(s, &end, 10) : 0;
-    if (!s || !*s || *end || errno || v < min || v > max)
-        return bp_fail(err, "%s: expected an integer from %ld to %ld, got '%s'", flag, min, max, s ? s : "");
-    *out = (int)v;
-    return 0;
-}
-
-static int parse_float(const char *flag, const char *s, float *out, BpError *err) {
-    char *end;
-    errno = 0;
-    double v = s ? strtod(s, &end) : 0;
-    if (!s || !*s || *end || errno || !isfinite(v) || fabs(v) > 1e30)
-        return bp_fail(err, "%s: expected a finite number, got '%s'", flag, s ? s : "");
-    *out = (float)v;
-    return 0;
-}
-
-/* argv[*i] is a flag that takes a value: returns it and advances, or NULL. */
-static const char *flag_value(int argc, char **argv, int *i, BpError *err) {
-    if (*i + 1 >= argc) {
-        bp_fail(err, "%s: missing value", argv[*i]);
-        return NULL;
-    }
-    return argv[++*i];
-}
 
 static int usage_error(const char *usage, const char *msg) {
     fprintf(stderr, "backpack: %s\nusage: %s\n", msg, usage);
@@ -97,15 +69,15 @@ int cmd_export(int argc, char **argv) {
     BpError err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--model")) { if (!(model_dir = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
-        else if (!strcmp(a, "--db")) { if (!(db = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
-        else if (!strcmp(a, "--tokenizer")) { if (!(tok_dir = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        if (!strcmp(a, "--model")) { if (!(model_dir = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        else if (!strcmp(a, "--db")) { if (!(db = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        else if (!strcmp(a, "--tokenizer")) { if (!(tok_dir = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
         else if (!strcmp(a, "--top")) {
-            const char *v = flag_value(argc, argv, &i, &err);
-            if (!v || parse_int("--top", v, STORE_MIN_TOP_N, 10000, &opts.top_n, &err)) return usage_error(usage, err.msg);
+            const char *v = arg_value(argc, argv, &i, &err);
+            if (!v || arg_int("--top", v, STORE_MIN_TOP_N, 10000, &opts.top_n, &err)) return usage_error(usage, err.msg);
         } else if (!strcmp(a, "--chunk")) {
-            const char *v = flag_value(argc, argv, &i, &err);
-            if (!v || parse_int("--chunk", v, 1, 1 << 20, &opts.chunk_words, &err)) return usage_error(usage, err.msg);
+            const char *v = arg_value(argc, argv, &i, &err);
+            if (!v || arg_int("--chunk", v, 1, 1 << 20, &opts.chunk_words, &err)) return usage_error(usage, err.msg);
         } else if (!strcmp(a, "--force")) opts.force = 1;
         else return usage_error(usage, "unknown option");
     }
@@ -174,10 +146,10 @@ int cmd_senses(int argc, char **argv) {
     int n = 10;
     BpError err = {0};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--db")) { if (!(db = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        if (!strcmp(argv[i], "--db")) { if (!(db = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
         else if (!strcmp(argv[i], "-n")) {
-            const char *v = flag_value(argc, argv, &i, &err);
-            if (!v || parse_int("-n", v, 1, 10000, &n, &err)) return usage_error(usage, err.msg);
+            const char *v = arg_value(argc, argv, &i, &err);
+            if (!v || arg_int("-n", v, 1, 10000, &n, &err)) return usage_error(usage, err.msg);
         } else if (!word) word = argv[i];
         else return usage_error(usage, "one WORD only");
     }
@@ -241,13 +213,13 @@ int cmd_nearest(int argc, char **argv) {
     int n = 10, sense = -1;
     BpError err = {0};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--db")) { if (!(db = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        if (!strcmp(argv[i], "--db")) { if (!(db = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
         else if (!strcmp(argv[i], "-n")) {
-            const char *v = flag_value(argc, argv, &i, &err);
-            if (!v || parse_int("-n", v, 1, 100000, &n, &err)) return usage_error(usage, err.msg);
+            const char *v = arg_value(argc, argv, &i, &err);
+            if (!v || arg_int("-n", v, 1, 100000, &n, &err)) return usage_error(usage, err.msg);
         } else if (!strcmp(argv[i], "--sense")) {
-            const char *v = flag_value(argc, argv, &i, &err);
-            if (!v || parse_int("--sense", v, 0, 1 << 20, &sense, &err)) return usage_error(usage, err.msg);
+            const char *v = arg_value(argc, argv, &i, &err);
+            if (!v || arg_int("--sense", v, 0, 1 << 20, &sense, &err)) return usage_error(usage, err.msg);
         } else if (!strcmp(argv[i], "--min")) sense = -1;
         else if (!word) word = argv[i];
         else return usage_error(usage, "one WORD only");
@@ -316,7 +288,7 @@ int cmd_similarity(int argc, char **argv) {
     int single = 0;
     BpError err = {0};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--db")) { if (!(db = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        if (!strcmp(argv[i], "--db")) { if (!(db = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
         else if (!strcmp(argv[i], "--single-token")) single = 1;
         else if (!pairs) pairs = argv[i];
         else return usage_error(usage, "one PAIRS file only");
@@ -429,7 +401,7 @@ static int parse_word_sense(SenseStore *s, const char *arg, int default_sense, i
     char *colon = strrchr(buf, ':');
     if (colon && colon[1] && strspn(colon + 1, "0123456789") == strlen(colon + 1) && colon != buf) {
         *colon = 0;
-        if (parse_int("sense", colon + 1, 0, 1 << 20, sense, err)) return -1;
+        if (arg_int("sense", colon + 1, 0, 1 << 20, sense, err)) return -1;
     }
     return store_resolve_token(s, buf, token, err);
 }
@@ -456,19 +428,19 @@ int cmd_edit(int argc, char **argv) {
     BpError err = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--db")) { if (!(db = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        if (!strcmp(a, "--db")) { if (!(db = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
         else if (!strcmp(a, "--sense")) {
-            const char *v = flag_value(argc, argv, &i, &err);
-            if (!v || parse_int("--sense", v, 0, 1 << 20, &sense, &err)) return usage_error(usage, err.msg);
+            const char *v = arg_value(argc, argv, &i, &err);
+            if (!v || arg_int("--sense", v, 0, 1 << 20, &sense, &err)) return usage_error(usage, err.msg);
         } else if (!strcmp(a, "--scale") || !strcmp(a, "--weight")) {
             value_flag = a;
-            if (!(value = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg);
+            if (!(value = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg);
             n_actions++;
         } else if (!strcmp(a, "--copy")) {
-            if (!(copy = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg);
+            if (!(copy = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg);
             n_actions++;
         } else if (!strcmp(a, "--replace")) {
-            if (!(replace = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg);
+            if (!(replace = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg);
             n_actions++;
         } else if (!strcmp(a, "--reset")) {
             reset = 1;
@@ -507,7 +479,7 @@ int cmd_edit(int argc, char **argv) {
     r = store_resolve_token(s, word, &req.token, &err);
     if (!r && value_flag) {
         req.kind = !strcmp(value_flag, "--scale") ? EDIT_SCALE : EDIT_WEIGHT;
-        r = parse_float(value_flag, value, &req.value, &err);
+        r = arg_float(value_flag, value, -1e30, 1e30, &req.value, &err);
     } else if (!r && copy) {
         req.kind = EDIT_COPY;
         r = parse_word_sense(s, copy, sense, &req.src_token, &req.src_sense, &err);
@@ -551,7 +523,7 @@ int cmd_edits(int argc, char **argv) {
     const char *db = NULL;
     BpError err = {0};
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--db")) { if (!(db = flag_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
+        if (!strcmp(argv[i], "--db")) { if (!(db = arg_value(argc, argv, &i, &err))) return usage_error(usage, err.msg); }
         else return usage_error(usage, "unknown argument");
     }
     SenseStore *s;

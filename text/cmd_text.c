@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "../cli/commands.h"
+#include "../common/args.h"
 #include "../common/fileio.h"
 #include "corpus_brown.h"
 #include "tokenize.h"
@@ -28,15 +29,6 @@ static double cpu_seconds(void) {
 }
 
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
-
-static int parse_int(const char *s, long *out) {
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end) return -1;
-    *out = v;
-    return 0;
-}
 
 /* --- corpus-brown ---------------------------------------------------------------------- */
 
@@ -90,7 +82,7 @@ static const char TOKENIZER_USAGE[] =
     "DIR holds vocab.json and merges.txt (Hugging Face names), e.g. data/gpt2.\n";
 
 static int tokenizer_train_cmd(int argc, char **argv) {
-    long vocab_size = -1;
+    int vocab_size = -1;
     const char *out = NULL;
     int verbose = 0, n_files = 0;
     const char **files = calloc((size_t)argc, sizeof *files);
@@ -102,8 +94,9 @@ static int tokenizer_train_cmd(int argc, char **argv) {
             rc = 0;
             goto done;
         } else if (!strcmp(argv[i], "--vocab-size") && i + 1 < argc) {
-            if (parse_int(argv[++i], &vocab_size) != 0 || vocab_size > (1L << 30)) {
-                rc = usage_error(TOKENIZER_USAGE, "tokenizer train: --vocab-size '%s' is not a number", argv[i]);
+            BpError parse_err;
+            if (arg_int("--vocab-size", argv[++i], 0, 1 << 30, &vocab_size, &parse_err) != 0) {
+                rc = usage_error(TOKENIZER_USAGE, "tokenizer train: %s", parse_err.msg);
                 goto done;
             }
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
@@ -122,7 +115,7 @@ static int tokenizer_train_cmd(int argc, char **argv) {
         goto done;
     }
     BpError err = {0};
-    if (tokenizer_train(files, n_files, (int)vocab_size, out, verbose, &err) != 0) {
+    if (tokenizer_train(files, n_files, vocab_size, out, verbose, &err) != 0) {
         rc = cli_error(err.msg);
         goto done;
     }

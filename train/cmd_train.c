@@ -10,7 +10,7 @@
 #include "../common/fileio.h"
 #include "../model/checkpoint.h"
 #include "../text/tokenizer.h"
-#include "args.h"
+#include "../common/args.h"
 #include "trainer.h"
 
 static const char train_usage[] =

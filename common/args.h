@@ -1,4 +1,4 @@
-/* args.h - command-line option values for the train/eval/generate commands: each parser
+/* args.h - command-line option values for every command: each parser
  * checks the whole string and the range, and names the flag in its error
  * ("--batch: expected an integer from 1 to 65536, got 'x'"). */
 #ifndef BP_ARGS_H
