@@ -67,7 +67,7 @@ static void adamw_update_range(AdamW *opt, float *params, const float *grads, si
                                size_t hi, float lr, float wd, float bias1, float bias2) {
     const float b1 = opt->config.beta1, b2 = opt->config.beta2, eps = opt->config.eps;
     float *m = opt->m, *v = opt->v;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for simd schedule(static)
     for (size_t i = lo; i < hi; i++) {
         float g = grads[i];
         float mi = b1 * m[i] + (1.0f - b1) * g;
@@ -109,7 +109,8 @@ double clip_grad_norm(float *grads, size_t n, double max_norm) {
     double sum = 0.0;
     /* A fixed reduction order (static schedule, per-thread partials summed by OpenMP)
      * would still depend on the thread count; a serial sum is cheap next to backward
-     * and makes the norm independent of threads. */
+     * and makes the norm independent of threads (the vector lanes' order is fixed). */
+#pragma omp simd reduction(+ : sum)
     for (size_t i = 0; i < n; i++) sum += (double)grads[i] * (double)grads[i];
     double norm = sqrt(sum);
     if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) {
