@@ -20,9 +20,11 @@
  *       every step's seconds and loss, peak RSS (KiB).
  *
  *   tool_train_bench generate --dir DIR [--new T] [--runs R] [--threads T]
- *       Greedy generation, batch 1, through model/infer.h: feed the prompt token 0, then
- *       T times take the argmax (lowest id on ties) and feed it (T infer_step calls in
- *       all, the last one's logits decide the T-th token). R timed runs after one warm-up.
+ *       Greedy generation, batch 1, through model/infer.h as `backpack generate` does it:
+ *       feed the prompt token 0, then T times take the argmax (lowest id on ties) and
+ *       feed it, with infer_step_greedy (the exact argmax of infer_step's logits, found
+ *       without the full-precision V x d product; T calls in all). R timed runs after
+ *       one warm-up.
  *       Prints one line of JSON: tokens_per_s of each run, the greedy ids, peak RSS.
  */
 #include <cblas.h>
@@ -253,20 +255,13 @@ static int cmd_train(const Options *o) {
     return 0;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 static int cmd_generate(const Options *o) {
     Backpack m;
     int *tokens;
     size_t count;
     if (load(o, &m, &tokens, &count)) return 1;
     BpError err = {0};
-    int n = o->new_tokens, V = m.config.vocab_size;
+    int n = o->new_tokens;
     if (n > m.config.n_positions) return fail("--new exceeds the model's context");
     InferState s;
     if (infer_build(&s, &m, n, &err)) return fail(err.msg);
@@ -277,9 +272,9 @@ static int cmd_generate(const Options *o) {
         int token = 0;
         double t0 = now_seconds();
         for (int i = 0; i < n; i++) {
-            const float *logits = infer_step(&s, token, &err);
-            if (!logits) return fail(err.msg);
-            out[i] = token = argmax(logits, V);
+            token = infer_step_greedy(&s, token, &err);
+            if (token < 0) return fail(err.msg);
+            out[i] = token;
         }
         double dt = now_seconds() - t0;
         if (r > 0) rates[r - 1] = n / dt;
