@@ -108,16 +108,16 @@ $(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $$(foreach m,$$(DEPS_$$(call test
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # --- tests ---------------------------------------------------------------------------
-# Every suite, then every suite again under ASan + UBSan, then the PyTorch reference
-# where Debian's torch is installed.
+# Every suite, the PyTorch reference where Debian's torch is installed, then every suite
+# again under ASan + UBSan.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: data
 	$(MAKE) -j$(JOBS) test-build
 	$(MAKE) run-tests
-	$(MAKE) -j$(JOBS) BUILD=build/san SAN=1 test-build
-	$(MAKE) BUILD=build/san SAN=1 run-tests
 	@if $(PYTHON) -c 'import torch, numpy' 2>/dev/null; then $(MAKE) check-reference; \
 	 else echo "check-reference: skipped (no python3-torch; 'make check-reference' installs it)"; fi
+	$(MAKE) -j$(JOBS) BUILD=build/san SAN=1 test-build
+	$(MAKE) BUILD=build/san SAN=1 run-tests
 
 test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
