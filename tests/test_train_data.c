@@ -13,6 +13,7 @@
 
 #include "../common/fileio.h"
 #include "../train/dataloader.h"
+#include "tokfile_fixture.h"
 
 static char tmpdir[256];
 
@@ -28,24 +29,13 @@ static int teardown(void **state) {
     return 0;
 }
 
-/* A token file written by hand from the documented format (tokfile.h), so the tests
- * can also write broken ones: ids are i % vocab. */
+/* ids i % vocab, except vocab + 3 (out of range) at bad_id_at. */
 static void write_tokens(const char *path, uint32_t vocab, uint64_t count, uint32_t bad_id_at) {
-    unsigned char header[TOKFILE_HEADER_SIZE] = {0};
-    uint32_t magic = TOKFILE_MAGIC, version = TOKFILE_VERSION, width = 2;
-    memcpy(header, &magic, 4);
-    memcpy(header + 4, &version, 4);
-    memcpy(header + 8, &vocab, 4);
-    memcpy(header + 12, &width, 4);
-    memcpy(header + 16, &count, 8);
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    fwrite(header, 1, sizeof header, fp);
-    for (uint64_t i = 0; i < count; i++) {
-        uint16_t id = (uint16_t)(i == bad_id_at ? vocab + 3 : i % vocab);
-        fwrite(&id, 2, 1, fp);
-    }
-    fclose(fp);
+    uint16_t *ids = malloc((count ? count : 1) * sizeof *ids);
+    assert_non_null(ids);
+    for (uint64_t i = 0; i < count; i++) ids[i] = (uint16_t)(i == bad_id_at ? vocab + 3 : i % vocab);
+    assert_int_equal(write_token_file(path, vocab, ids, count), 0);
+    free(ids);
 }
 
 static void path_in_tmp(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", tmpdir, name); }

@@ -19,6 +19,7 @@
 #include "../train/evaluate.h"
 #include "../train/generate.h"
 #include "../train/trainer.h"
+#include "tokfile_fixture.h"
 
 #define V 64
 /* Asserts success, showing the error message when not. */
@@ -31,25 +32,17 @@
 static char tmpdir[256];
 
 static void write_tokens(const char *path, uint64_t count, uint64_t seed) {
-    unsigned char header[TOKFILE_HEADER_SIZE] = {0};
-    uint32_t magic = TOKFILE_MAGIC, version = TOKFILE_VERSION, vocab = V, width = 2;
-    memcpy(header, &magic, 4);
-    memcpy(header + 4, &version, 4);
-    memcpy(header + 8, &vocab, 4);
-    memcpy(header + 12, &width, 4);
-    memcpy(header + 16, &count, 8);
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    fwrite(header, 1, sizeof header, fp);
+    uint16_t *ids = malloc(count * sizeof *ids);
+    assert_non_null(ids);
     Rng r;
     rng_seed(&r, seed);
     uint16_t prev = 0;
     for (uint64_t i = 0; i < count; i++) {  /* a learnable Markov chain */
-        uint16_t id = (uint16_t)((prev * 3 + rng_below(&r, 3)) % V);
-        fwrite(&id, 2, 1, fp);
-        prev = id;
+        ids[i] = (uint16_t)((prev * 3 + rng_below(&r, 3)) % V);
+        prev = ids[i];
     }
-    fclose(fp);
+    assert_int_equal(write_token_file(path, V, ids, count), 0);
+    free(ids);
 }
 
 static int setup(void **state) {
