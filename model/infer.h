@@ -95,4 +95,10 @@ typedef struct {
 } SamplerConfig;
 int sample_token(const float *logits, int V, const SamplerConfig *cfg, Rng *rng);
 
+/* The n (1 <= n <= V) most probable tokens of logits, most probable first, ranked as
+ * sample_token ranks them (higher logit, then lower id), with their probabilities
+ * under softmax(logits): ids (n), probs (n). For showing a prediction; allocates
+ * nothing, O(V n). */
+void top_probabilities(const float *logits, int V, int n, int *ids, float *probs);
+
 #endif

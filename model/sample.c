@@ -122,3 +122,20 @@ int sample_token(const float *logits, int V, const SamplerConfig *cfg, Rng *rng)
     free(c);
     return chosen;
 }
+
+void top_probabilities(const float *logits, int V, int n, int *ids, float *probs) {
+    const float max = logits[argmax(logits, V)];
+    double total = 0.0;
+    for (int v = 0; v < V; v++) total += exp((double)logits[v] - max);
+    /* Insertion into the ranked list: a later id never passes an equal logit. */
+    int filled = 0;
+    for (int v = 0; v < V; v++) {
+        int at = filled;
+        while (at > 0 && logits[ids[at - 1]] < logits[v]) at--;
+        if (at >= n) continue;
+        int last = filled < n ? filled++ : n - 1;
+        for (int i = last; i > at; i--) ids[i] = ids[i - 1];
+        ids[at] = v;
+    }
+    for (int i = 0; i < n; i++) probs[i] = (float)(exp((double)logits[ids[i]] - max) / total);
+}

@@ -519,6 +519,27 @@ static void test_temperature_top_k_top_p(void **state) {
     }
 }
 
+static void test_top_probabilities(void **state) {
+    (void)state;
+    const float logits[5] = {1.0f, 3.0f, 3.0f, 0.0f, 2.0f};
+    int ids[3];
+    float probs[3];
+    top_probabilities(logits, 5, 3, ids, probs);
+    /* ties go to the lower id, as in sample_token */
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], 2);
+    assert_int_equal(ids[2], 4);
+    double total = 0;
+    for (int v = 0; v < 5; v++) total += exp(logits[v]);
+    for (int i = 0; i < 3; i++) assert_float_equal(probs[i], exp(logits[ids[i]]) / total, 1e-7);
+    /* n = V ranks everything */
+    int all[5];
+    float all_probs[5];
+    top_probabilities(logits, 5, 5, all, all_probs);
+    const int want[5] = {1, 2, 4, 0, 3};
+    assert_memory_equal(all, want, sizeof want);
+}
+
 static void test_sampler_deterministic(void **state) {
     (void)state;
     enum { V = 1000 };
@@ -554,6 +575,7 @@ int main(void) {
         cmocka_unit_test(test_errors_are_clean),
         cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_temperature_top_k_top_p),
+        cmocka_unit_test(test_top_probabilities),
         cmocka_unit_test(test_sampler_deterministic),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

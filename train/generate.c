@@ -1,7 +1,5 @@
 #include "generate.h"
 
-#include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int n_prompt,
@@ -70,25 +68,8 @@ int next_token_top(const Backpack *m, const SenseEdits *edits, const int *prompt
     int rc = 0;
     for (int i = 0; i + 1 < n_prompt && rc == 0; i++) rc = infer_feed(&s, prompt[i], err);
     const float *logits = rc == 0 ? infer_step(&s, prompt[n_prompt - 1], err) : NULL;
-    if (logits) {
-        float max = logits[0];
-        for (int v = 1; v < V; v++) max = logits[v] > max ? logits[v] : max;
-        double sum = 0;
-        for (int v = 0; v < V; v++) sum += exp((double)logits[v] - max);
-        /* insertion into the sorted top list: top is small */
-        int filled = 0;
-        for (int v = 0; v < V; v++) {
-            int at = filled;
-            while (at > 0 && logits[ids[at - 1]] < logits[v]) at--;
-            if (at >= top) continue;
-            int last = filled < top ? filled++ : top - 1;
-            memmove(ids + at + 1, ids + at, (size_t)(last - at) * sizeof *ids);
-            ids[at] = v;
-        }
-        for (int i = 0; i < top; i++) probs[i] = (float)(exp((double)logits[ids[i]] - max) / sum);
-    } else {
-        rc = -1;
-    }
+    if (logits) top_probabilities(logits, V, top, ids, probs);
+    else rc = -1;
     infer_free(&s);
     return rc;
 }

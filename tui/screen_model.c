@@ -16,22 +16,13 @@
 
 /* Top predictions (probabilities) of logits into out. */
 static void top_predictions(const float *logits, int V, Prediction *out) {
-    float max = logits[0];
-    for (int i = 1; i < V; i++)
-        if (logits[i] > max) max = logits[i];
-    double sum = 0;
-    for (int i = 0; i < V; i++) sum += exp((double)(logits[i] - max));
-    int n = 0;
-    for (int i = 0; i < V; i++) {
-        float p = (float)(exp((double)(logits[i] - max)) / sum);
-        if (n == APP_TOP_PREDICTIONS && p <= out->top[n - 1].score) continue;
-        int j = n < APP_TOP_PREDICTIONS ? n++ : n - 1;
-        while (j > 0 && out->top[j - 1].score < p) {
-            out->top[j] = out->top[j - 1];
-            j--;
-        }
-        out->top[j].id = i;
-        out->top[j].score = p;
+    int ids[APP_TOP_PREDICTIONS];
+    float probs[APP_TOP_PREDICTIONS];
+    int n = V < APP_TOP_PREDICTIONS ? V : APP_TOP_PREDICTIONS;
+    top_probabilities(logits, V, n, ids, probs);
+    for (int i = 0; i < n; i++) {
+        out->top[i].id = ids[i];
+        out->top[i].score = probs[i];
     }
     out->n_top = n;
 }
