@@ -27,13 +27,6 @@ static void top_predictions(const float *logits, int V, Prediction *out) {
     out->n_top = n;
 }
 
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
-
 /* ---- prompt ---------------------------------------------------------------------------- */
 
 static void draw_continuation(App *app, Canvas *c, int row, int col, int width, const int *prompt,
@@ -167,8 +160,10 @@ static int job_step(App *app, BpError *err) {
         if (j->kind == JOB_PROMPT) compute_contributions(app, &j->result);
         return 0;
     }
-    /* the greedy continuation */
-    int next = argmax(j->logits, V);
+    /* the greedy continuation: temperature 0 is the argmax, lowest id on ties, and draws
+     * nothing from an Rng */
+    const SamplerConfig greedy = {0};
+    int next = sample_token(j->logits, V, &greedy, NULL);
     j->result.continuation[j->result.n_continuation++] = next;
     if (j->result.n_continuation == APP_CONTINUATION || s->len >= s->max_len) return 1;
     j->logits = infer_step(s, next, err);
