@@ -21,6 +21,8 @@
 
 #include "backpack.h"
 
+typedef struct GreedyScreen GreedyScreen; /* private to infer.c */
+
 typedef struct {
     const Backpack *model;
     int max_len;          /* capacity of the caches, at most n_positions */
@@ -37,10 +39,8 @@ typedef struct {
     float *scratch;       /* private */
     int *first_position;  /* (max_len) the first position j' <= j with x_j' == x_j */
     int *mix_rows;        /* (max_len k) rows of sense_vectors the mixing reads */
-    /* infer_step_greedy's tables, built on its first call */
-    uint16_t *wte_bf16;   /* (V, d) E rounded to bfloat16 */
-    float *wte_norm;      /* (V) |E[v]|_2, rounded up */
-    int greedy_exact_only;/* 1: E holds values the bounds cannot cover (inf, NaN) */
+    GreedyScreen *screen; /* infer_step_greedy's int8 copy of E, built on its first call */
+    struct Team *team;    /* the threads of a step (model/team.h) */
 } InferState;
 
 int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err);
@@ -63,11 +63,11 @@ int infer_feed(InferState *s, int token, BpError *err);
 
 /* infer_step followed by greedy choice: returns argmax of the logits infer_step would
  * return (the lowest id on ties), bit for bit the same choice, or -1 with err set.
- * Faster for a large vocabulary: it scores every word with a bfloat16 copy of E (half
- * the memory traffic of the V x d product), bounds the rounding error of each score,
- * and computes the exact float logit only for the few words whose bound reaches the
- * best. The first call builds the copy (V d / 2 floats of memory, O(V d) time; may
- * fail for lack of memory); s->logits then holds the approximate scores, not logits.
+ * Faster for a large vocabulary: it scores every word with an int8 copy of E (a
+ * quarter of the memory traffic of the V x d product), bounds the rounding error of
+ * each score, and computes the exact float logit only for the few words whose bound
+ * reaches the best. The first call builds the copy (V d bytes, O(V d) time; may fail
+ * for lack of memory); s->logits is left unspecified.
  * Alpha and the sense vectors are updated as by infer_step. */
 int infer_step_greedy(InferState *s, int token, BpError *err);
 

@@ -314,6 +314,8 @@ static void causal_softmax_row(real *row, int i, int T) {
     for (int j = i + 1; j < T; j++) row[j] = 0;
 }
 
+void softmax_forward(real *x, int n) { causal_softmax_row(x, n - 1, n); }
+
 /* dscore (T,T) from dprob (T,T) in place: p (dp - sum_j p dp) * scale, zero above. */
 static void causal_softmax_backward(real *dp, const real *p, int T, real scale) {
     for (int i = 0; i < T; i++) {

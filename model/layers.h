@@ -32,6 +32,7 @@
 #define gelu_forward gelu_forward_f64
 #define gelu_backward gelu_backward_f64
 #define residual_forward residual_forward_f64
+#define softmax_forward softmax_forward_f64
 #define attention_forward attention_forward_f64
 #define attention_backward attention_backward_f64
 #define sense_weights_forward sense_weights_forward_f64
@@ -94,6 +95,10 @@ void gelu_backward(real *dinp, const real *inp, const real *dout, size_t n);
 
 /* out = a + b, n elements (backward is the identity on both inputs). */
 void residual_forward(real *out, const real *a, const real *b, size_t n);
+
+/* In-place softmax of one row x[0..n), n >= 1: the numerics of the attention and
+ * sense-weight softmaxes below, for the one-position-at-a-time path (model/infer.c). */
+void softmax_forward(real *x, int n);
 
 /* Causal multi-head self-attention on qkv (B,T,3C) (Q|K|V, head h at columns
  * [h hs, (h+1) hs) of each): att (B,NH,T,T) = softmax_j<=i(scale Q K^T) (zeros above

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,9 +115,10 @@ static void test_incremental_equals_full_transformer(void **state) {
 }
 
 /* Widths that are not multiples of the 16-float vectors, a vocabulary that is not a
- * multiple of 4 rows, and products large enough to be split over threads (E, F_2 and
- * the sense MLPs hold at least 2^18 floats): the kernels' tails and parallel paths
- * against the full forward, and the greedy path. */
+ * multiple of 4 rows, and a model large enough for the two-thread step (model/team.h:
+ * over 2^20 weights read per token): the kernels' tails and parallel paths against the
+ * full forward, and the greedy path. Two threads and one give bit-identical logits
+ * (every chunk computes the same operations whichever thread takes it). */
 static void test_incremental_equals_full_wide(void **state) {
     (void)state;
     BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = 4099, .n_embd = 264, .n_layer = 1,
@@ -133,24 +135,34 @@ static void test_incremental_equals_full_wide(void **state) {
     for (int t = 0; t < T; t++) tokens[t] = (int)rng_below(&rng, 40) * 100; /* repeats */
     assert_int_equal(backpack_forward(&m, tokens, NULL, 1, T, NULL, &err), 0);
     const float *full = backpack_logits(&m);
-    InferState s, g;
+    InferState s, g, one;
     assert_int_equal(infer_build(&s, &m, T, &err), 0);
     assert_int_equal(infer_build(&g, &m, T, &err), 0);
+    assert_int_equal(infer_build(&one, &m, T, &err), 0);
     SamplerConfig greedy = {0.0f, 0, 1.0f};
     double worst = 0.0, scale = 0.0;
+    const int threads = omp_get_max_threads();
     for (int t = 0; t < T; t++) {
+        omp_set_num_threads(1);
+        const float *alone = infer_step(&one, tokens[t], &err);
+        omp_set_num_threads(2);
         const float *logits = infer_step(&s, tokens[t], &err);
         assert_non_null(logits);
+        assert_non_null(alone);
+        assert_memory_equal(logits, alone, (size_t)c.vocab_size * sizeof(float));
         worst = fmax(worst, max_abs_diff(logits, full + (size_t)t * c.vocab_size, c.vocab_size));
         scale = fmax(scale, max_abs(logits, c.vocab_size));
         assert_int_equal(infer_step_greedy(&g, tokens[t], &err),
                          sample_token(logits, c.vocab_size, &greedy, &rng));
     }
+    omp_set_num_threads(threads);
     print_message("wide: max |incremental - full| = %.3g, max |logit| = %.3g\n", worst, scale);
     assert_true(worst <= 1e-5);
     assert_true(scale > 0.5);
+    assert_memory_equal(infer_alpha(&s), infer_alpha(&one), (size_t)c.num_senses * T * sizeof(float));
     infer_free(&s);
     infer_free(&g);
+    infer_free(&one);
     backpack_free(&m);
 }
 
