@@ -1,5 +1,6 @@
 /* AdamW against a hand-computed two-step update, weight decay on matrices only,
- * gradient clipping at a global norm, and the learning-rate schedule. */
+ * the global gradient norm and the clipping factor adamw_step applies, and the
+ * learning-rate schedule. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,7 +35,7 @@ static void test_adamw_two_steps_by_hand(void **state) {
     AdamW opt;
     BpError err = {{0}};
     assert_int_equal(adamw_build(&opt, &cfg, 4, &decay, 1, &err), 0);
-    adamw_step(&opt, p, g1, 0.1f);
+    adamw_step(&opt, p, g1, 1.0f, 0.1f);
     assert_int_equal(opt.t, 1);
     assert_float_equal(p[0], 0.9f, 1e-6);
     assert_float_equal(p[1], -1.9f, 1e-6);
@@ -41,7 +43,7 @@ static void test_adamw_two_steps_by_hand(void **state) {
     assert_float_equal(p[3], 2.87f, 1e-6);
     assert_float_equal(opt.m[3], 0.1f, 1e-7);
     assert_float_equal(opt.v[3], 0.001f, 1e-7);
-    adamw_step(&opt, p, g2, 0.1f);
+    adamw_step(&opt, p, g2, 1.0f, 0.1f);
     assert_float_equal(p[0], 0.8f, 1e-6);
     assert_float_equal(p[1], -1.9052632f, 1e-6);
     assert_float_equal(p[2], 0.49005f, 1e-6);
@@ -87,7 +89,7 @@ static void test_adamw_decays_matrices_only(void **state) {
     /* One step with zero gradients moves only decayed parameters (p -= lr wd p). */
     for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] = 1.0f;
     float *zeros = calloc(m.num_parameters, sizeof(float));
-    adamw_step(&opt, m.params_memory, zeros, 0.5f);
+    adamw_step(&opt, m.params_memory, zeros, 1.0f, 0.5f);
     assert_float_equal(m.params.wte[0], 1.0f, 0);
     assert_float_equal(m.params.qkvw[5], 1.0f - 0.5f * 0.1f, 1e-7);
     assert_float_equal(m.params.sense_qkw[0], 0.95f, 1e-7);
@@ -97,21 +99,69 @@ static void test_adamw_decays_matrices_only(void **state) {
     backpack_free(&m);
 }
 
-static void test_clip_grad_norm(void **state) {
+static void test_grad_norm_and_clip_factor(void **state) {
     (void)state;
-    float g[2] = {3.0f, 4.0f};
-    assert_float_equal(clip_grad_norm(g, 2, 1.0), 5.0, 1e-12);
-    assert_float_equal(g[0], 0.6f, 1e-7);
-    assert_float_equal(g[1], 0.8f, 1e-7);
-    float h[2] = {3.0f, 4.0f};
-    assert_float_equal(clip_grad_norm(h, 2, 10.0), 5.0, 1e-12);  /* under the limit: untouched */
-    assert_float_equal(h[0], 3.0f, 0);
-    float z[2] = {3.0f, 4.0f};
-    assert_float_equal(clip_grad_norm(z, 2, 0.0), 5.0, 1e-12);   /* 0 disables */
-    assert_float_equal(z[1], 4.0f, 0);
-    float bad[3] = {1.0f, NAN, 2.0f};
-    assert_true(isnan(clip_grad_norm(bad, 3, 1.0)));
-    assert_float_equal(bad[0], 1.0f, 0);
+    const float g[2] = {3.0f, 4.0f};
+    assert_float_equal(grad_norm(g, 2), 5.0, 1e-12);
+    assert_float_equal(clip_factor(5.0, 1.0), 0.2f, 1e-7);
+    assert_float_equal(clip_factor(5.0, 10.0), 1.0f, 0);  /* under the limit */
+    assert_float_equal(clip_factor(5.0, 0.0), 1.0f, 0);   /* 0 disables */
+    const float bad[3] = {1.0f, NAN, 2.0f};
+    assert_true(isnan(grad_norm(bad, 3)));
+    assert_float_equal(clip_factor(NAN, 1.0), 1.0f, 0);   /* the trainer stops on NaN itself */
+    assert_float_equal(grad_norm(g, 0), 0.0, 0);
+}
+
+/* The norm is the same double for any thread count (blocks of 2^16, the last partial),
+ * and equals a plain double sum to rounding. */
+static void test_grad_norm_independent_of_threads(void **state) {
+    (void)state;
+    const size_t n = 3 * 65536 + 5;
+    float *g = malloc(n * sizeof(float));
+    double plain = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        g[i] = (float)((double)((i * 2654435761u) % 1000) / 997.0 - 0.5);
+        plain += (double)g[i] * g[i];
+    }
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const double one = grad_norm(g, n);
+    omp_set_num_threads(2);
+    const double two = grad_norm(g, n);
+    omp_set_num_threads(threads);
+    assert_memory_equal(&one, &two, sizeof one);
+    assert_float_equal(one, sqrt(plain), 1e-12 * sqrt(plain));
+    free(g);
+}
+
+/* adamw_step with grad_scale s is bit for bit the step on the gradients multiplied by s
+ * beforehand, decayed and undecayed ranges alike. */
+static void test_adamw_grad_scale(void **state) {
+    (void)state;
+    enum { N = 37 };
+    float p1[N], p2[N], g[N], scaled[N];
+    for (int i = 0; i < N; i++) {
+        p1[i] = p2[i] = 0.1f * (float)(i - 18);
+        g[i] = 0.37f * (float)((i * 7) % 11) - 1.7f;
+    }
+    const float s = 0.3183f;
+    for (int i = 0; i < N; i++) scaled[i] = g[i] * s;
+    ParamRange decay = {.offset = 10, .length = 20};
+    AdamWConfig cfg = adamw_default_config();
+    AdamW a, b;
+    BpError err = {{0}};
+    assert_int_equal(adamw_build(&a, &cfg, N, &decay, 1, &err), 0);
+    assert_int_equal(adamw_build(&b, &cfg, N, &decay, 1, &err), 0);
+    for (int step = 0; step < 3; step++) {
+        adamw_step(&a, p1, g, s, 0.01f);
+        adamw_step(&b, p2, scaled, 1.0f, 0.01f);
+    }
+    assert_memory_equal(p1, p2, sizeof p1);
+    assert_memory_equal(a.m, b.m, N * sizeof(float));
+    assert_memory_equal(a.v, b.v, N * sizeof(float));
+    assert_true(p1[3] != 0.1f * (float)(3 - 18)); /* it moved */
+    adamw_free(&a);
+    adamw_free(&b);
 }
 
 static void test_lr_schedule(void **state) {
@@ -136,7 +186,9 @@ int main(void) {
         cmocka_unit_test(test_adamw_two_steps_by_hand),
         cmocka_unit_test(test_adamw_rejects_bad_range),
         cmocka_unit_test(test_adamw_decays_matrices_only),
-        cmocka_unit_test(test_clip_grad_norm),
+        cmocka_unit_test(test_grad_norm_and_clip_factor),
+        cmocka_unit_test(test_grad_norm_independent_of_threads),
+        cmocka_unit_test(test_adamw_grad_scale),
         cmocka_unit_test(test_lr_schedule),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -232,8 +232,8 @@ static int cmd_train(const Options *o) {
         backpack_zero_grad(&m);
         if (backpack_forward(&m, inputs, targets, B, T, NULL, &err) || backpack_backward(&m, &err))
             return fail(err.msg);
-        clip_grad_norm(m.grads_memory, m.num_parameters, 1.0);
-        adamw_step(&opt, m.params_memory, m.grads_memory, 6e-4f);
+        const double norm = grad_norm(m.grads_memory, m.num_parameters);
+        adamw_step(&opt, m.params_memory, m.grads_memory, clip_factor(norm, 1.0), 6e-4f);
         secs[s] = now_seconds() - t0;
         losses[s] = m.mean_loss;
         if (s >= o->warmup) timed += secs[s], cpu += cpu_seconds() - c0;

@@ -62,14 +62,16 @@ void adamw_free(AdamW *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
-/* The Adam update of params[lo, hi) with weight decay wd (0 for the undecayed). */
-static void adamw_update_range(AdamW *opt, float *params, const float *grads, size_t lo,
-                               size_t hi, float lr, float wd, float bias1, float bias2) {
+/* The Adam update of params[lo, hi) with gradient grad_scale grads and weight decay wd
+ * (0 for the undecayed). */
+static void adamw_update_range(AdamW *opt, float *params, const float *grads, float grad_scale,
+                               size_t lo, size_t hi, float lr, float wd, float bias1,
+                               float bias2) {
     const float b1 = opt->config.beta1, b2 = opt->config.beta2, eps = opt->config.eps;
     float *m = opt->m, *v = opt->v;
 #pragma omp parallel for simd schedule(static)
     for (size_t i = lo; i < hi; i++) {
-        float g = grads[i];
+        float g = grads[i] * grad_scale;
         float mi = b1 * m[i] + (1.0f - b1) * g;
         float vi = b2 * v[i] + (1.0f - b2) * g * g;
         m[i] = mi;
@@ -80,7 +82,7 @@ static void adamw_update_range(AdamW *opt, float *params, const float *grads, si
     }
 }
 
-void adamw_step(AdamW *opt, float *params, const float *grads, float lr) {
+void adamw_step(AdamW *opt, float *params, const float *grads, float grad_scale, float lr) {
     opt->t++;
     float bias1 = 1.0f - powf(opt->config.beta1, (float)opt->t);
     float bias2 = 1.0f - powf(opt->config.beta2, (float)opt->t);
@@ -98,27 +100,47 @@ void adamw_step(AdamW *opt, float *params, const float *grads, float lr) {
         size_t lo = r[i].offset, hi = r[i].offset + r[i].length;
         if (lo < pos) lo = pos;  /* overlapping ranges: decay each element once */
         if (hi <= lo) continue;
-        adamw_update_range(opt, params, grads, pos, lo, lr, 0.0f, bias1, bias2);
-        adamw_update_range(opt, params, grads, lo, hi, lr, opt->config.weight_decay, bias1, bias2);
+        adamw_update_range(opt, params, grads, grad_scale, pos, lo, lr, 0.0f, bias1, bias2);
+        adamw_update_range(opt, params, grads, grad_scale, lo, hi, lr, opt->config.weight_decay,
+                           bias1, bias2);
         pos = hi;
     }
-    adamw_update_range(opt, params, grads, pos, opt->num_parameters, lr, 0.0f, bias1, bias2);
+    adamw_update_range(opt, params, grads, grad_scale, pos, opt->num_parameters, lr, 0.0f, bias1,
+                       bias2);
 }
 
-double clip_grad_norm(float *grads, size_t n, double max_norm) {
+/* Blocks of a fixed size, each summed in its vector lanes' fixed order, then the block
+ * sums in block order: the same double whatever the number of threads. */
+#define NORM_BLOCK ((size_t)1 << 16)
+
+static double block_sum_of_squares(const float *x, size_t n) {
     double sum = 0.0;
-    /* A fixed reduction order (static schedule, per-thread partials summed by OpenMP)
-     * would still depend on the thread count; a serial sum is cheap next to backward
-     * and makes the norm independent of threads (the vector lanes' order is fixed). */
 #pragma omp simd reduction(+ : sum)
-    for (size_t i = 0; i < n; i++) sum += (double)grads[i] * (double)grads[i];
-    double norm = sqrt(sum);
-    if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) {
-        float scale = (float)(max_norm / norm);
+    for (size_t i = 0; i < n; i++) sum += (double)x[i] * (double)x[i];
+    return sum;
+}
+
+double grad_norm(const float *grads, size_t n) {
+    const size_t blocks = (n + NORM_BLOCK - 1) / NORM_BLOCK;
+    double *partial = malloc((blocks ? blocks : 1) * sizeof(double));
+    double sum = 0.0;
+    if (partial) {
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) grads[i] *= scale;
-    }
-    return norm;
+        for (size_t b = 0; b < blocks; b++) {
+            const size_t lo = b * NORM_BLOCK, len = n - lo < NORM_BLOCK ? n - lo : NORM_BLOCK;
+            partial[b] = block_sum_of_squares(grads + lo, len);
+        }
+        for (size_t b = 0; b < blocks; b++) sum += partial[b];
+        free(partial);
+    } else /* the same sums, one thread */
+        for (size_t lo = 0; lo < n; lo += NORM_BLOCK)
+            sum += block_sum_of_squares(grads + lo, n - lo < NORM_BLOCK ? n - lo : NORM_BLOCK);
+    return sqrt(sum);
+}
+
+float clip_factor(double norm, double max_norm) {
+    if (max_norm > 0.0 && isfinite(norm) && norm > max_norm) return (float)(max_norm / norm);
+    return 1.0f;
 }
 
 float lr_schedule(float max_lr, uint64_t step, uint64_t warmup_steps, double progress,

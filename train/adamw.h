@@ -54,13 +54,18 @@ int adamw_build(AdamW *opt, const AdamWConfig *cfg, size_t num_parameters,
 int adamw_build_for_model(AdamW *opt, const AdamWConfig *cfg, const Backpack *m, BpError *err);
 void adamw_free(AdamW *opt);
 
-/* One update of params with grads at learning rate lr (t advances by one). */
-void adamw_step(AdamW *opt, float *params, const float *grads, float lr);
+/* One update of params with the gradient grad_scale * grads (each element multiplied as
+ * a float) at learning rate lr; t advances by one. grad_scale carries clipping and the
+ * mean over accumulated micro-batches, so the gradients are read once. */
+void adamw_step(AdamW *opt, float *params, const float *grads, float grad_scale, float lr);
 
-/* Global L2 norm of grads (accumulated in double). If max_norm > 0 and the norm exceeds
- * it, grads are scaled by max_norm / norm. Returns the norm before clipping (NaN or Inf
- * when a gradient is). */
-double clip_grad_norm(float *grads, size_t n, double max_norm);
+/* Global L2 norm of grads, accumulated in double in fixed blocks: the same value for any
+ * number of threads. NaN or Inf when a gradient is. */
+double grad_norm(const float *grads, size_t n);
+
+/* Gradient clipping: max_norm / norm when max_norm > 0 and the (finite) norm exceeds it,
+ * else 1. */
+float clip_factor(double norm, double max_norm);
 
 /* Learning rate at a point of the run: linear warmup over the first warmup_steps steps
  * (step counts from 0; step s uses (s+1)/warmup_steps of max_lr), then linear decay to 0

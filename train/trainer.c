@@ -686,13 +686,14 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
             loss += tr->model.mean_loss;
         }
         loss /= c->accum;
+        /* the gradient is grad_scale times the summed one: the mean over the
+         * micro-batches, clipped (applied inside adamw_step) */
         double norm = NAN;
+        float grad_scale = 1.0f;
         if (isfinite(loss)) {
-            if (c->accum > 1) {
-                const float inv = 1.0f / (float)c->accum;
-                for (size_t i = 0; i < tr->model.num_parameters; i++) tr->model.grads_memory[i] *= inv;
-            }
-            norm = clip_grad_norm(tr->model.grads_memory, tr->model.num_parameters, c->clip);
+            const double mean = 1.0 / c->accum;
+            norm = grad_norm(tr->model.grads_memory, tr->model.num_parameters) * mean;
+            grad_scale = (float)(mean * clip_factor(norm, c->clip));
         }
         if (!isfinite(loss) || !isfinite(norm)) {
             if (tr->progress_line_shown) fputc('\n', stderr);
@@ -702,7 +703,7 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
                     (unsigned long long)last_save_step, c->out_dir);
             goto done;
         }
-        adamw_step(&tr->opt, tr->model.params_memory, tr->model.grads_memory, lr);
+        adamw_step(&tr->opt, tr->model.params_memory, tr->model.grads_memory, grad_scale, lr);
         tr->prog.step++;
         tr->prog.tokens += step_tokens;
         tr->prog.data = tr->train.pos;
