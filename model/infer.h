@@ -10,11 +10,12 @@
  * An InferState reads its model without changing it (several states may share one)
  * and must not be used by two threads at once.
  *
- * Threads: matrix-vector products of at least 1 MB of weights are split over the
- * OpenMP threads (OMP_NUM_THREADS); everything else runs on the caller's. With
- * libgomp's default spinning workers, a machine whose cores are busy with other
- * processes slows generation several-fold; OMP_WAIT_POLICY=PASSIVE avoids that at
- * some cost when the machine is idle (tests/tool_model_genbench measures both).
+ * Threads: each step is one OpenMP parallel region (OMP_NUM_THREADS threads) when the
+ * model reads at least 2^20 weights per token; the calling thread runs the step and
+ * shares each large matrix-vector product with the others as chunks (model/team.h), so
+ * the threads wake once per token and a thread that another process keeps off its core
+ * holds nothing up. Results do not depend on the number of threads (bit for bit).
+ * Called from inside a parallel region, a step runs on the calling thread alone.
  */
 #ifndef BP_INFER_H
 #define BP_INFER_H

@@ -419,6 +419,48 @@ static void test_greedy_matches_argmax_transformer(void **state) {
     check_greedy_matches_argmax(ARCH_TRANSFORMER);
 }
 
+/* Rows the int8 copy handles at its edges: all zeros, a huge dynamic range (one entry
+ * 1e3 times the others, which round to 0), and then an entry beyond 1e30, which sends
+ * every step to the exact float path. The greedy ids stay the argmax of the logits. */
+static void test_greedy_degenerate_rows(void **state) {
+    (void)state;
+    Backpack m;
+    build_random(&m, ARCH_BACKPACK, 5);
+    const int d = TINY_D;
+    SamplerConfig greedy = {0.0f, 0, 1.0f};
+    Rng rng;
+    rng_seed(&rng, 3);
+    memset(m.params.wte + 5 * d, 0, d * sizeof(float));
+    for (int i = 0; i < d; i++) m.params.wte[7 * d + i] *= 1e-3f;
+    m.params.wte[7 * d + 3] = 2.0f;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1) m.params.wte[9 * d + 1] = 3e31f;
+        InferState exact, fast;
+        BpError err = {0};
+        assert_int_equal(infer_build(&exact, &m, TINY_N, &err), 0);
+        assert_int_equal(infer_build(&fast, &m, TINY_N, &err), 0);
+        int chosen[TINY_V] = {0};
+        for (int start = 0; start < TINY_V; start += 3) {
+            infer_reset(&exact);
+            infer_reset(&fast);
+            for (int t = 0, a = start, b = start; t < TINY_N; t++) {
+                const float *logits = infer_step(&exact, a, &err);
+                assert_non_null(logits);
+                a = sample_token(logits, TINY_V, &greedy, &rng);
+                b = infer_step_greedy(&fast, b, &err);
+                assert_int_equal(a, b);
+                chosen[a]++;
+            }
+        }
+        int distinct = 0;
+        for (int v = 0; v < TINY_V; v++) distinct += chosen[v] > 0;
+        assert_true(distinct > 1); /* not one word all along */
+        infer_free(&exact);
+        infer_free(&fast);
+    }
+    backpack_free(&m);
+}
+
 static void test_errors_are_clean(void **state) {
     (void)state;
     Backpack m;
@@ -584,6 +626,7 @@ int main(void) {
         cmocka_unit_test(test_edits_match_full_forward),
         cmocka_unit_test(test_greedy_matches_argmax_backpack),
         cmocka_unit_test(test_greedy_matches_argmax_transformer),
+        cmocka_unit_test(test_greedy_degenerate_rows),
         cmocka_unit_test(test_errors_are_clean),
         cmocka_unit_test(test_greedy),
         cmocka_unit_test(test_temperature_top_k_top_p),
