@@ -54,32 +54,49 @@ static void test_without_helpers(void **state) {
     team_finish(t);
 }
 
-/* Many jobs of varying size through two threads: exactly-once, visibility, and the
- * helper's share. */
-static void test_two_threads(void **state) {
-    (void)state;
-    enum { JOBS = 4000 };
-    Team team, *t = &team;
-    Job *jobs = calloc(JOBS, sizeof *jobs);
-    int helper_chunks = 0, threads = 0;
+/* Runs lead(t, ctx) on thread 0 of a two-thread region while the other thread serves,
+ * after waiting for ready(ctx) when ready is given; returns the region's thread count. */
+static int with_team(Team *t, void (*lead)(Team *, void *), int (*ready)(void *), void *ctx) {
+    int threads = 0;
     team_begin(t);
 #pragma omp parallel num_threads(2)
     {
         if (omp_get_thread_num() == 0) {
             threads = omp_get_num_threads();
-            for (int i = 0; i < JOBS; i++) {
-                jobs[i].job = i;
-                const int n = 1 + i % MAX_CHUNKS;
-                team_run(t, count_chunk, &jobs[i], n);
-                /* every chunk is done and visible now */
-                int total = 0;
-                for (int c = 0; c < n; c++) total += jobs[i].runs[c];
-                if (total != n) jobs[i].job = -1; /* reported below, outside the region */
-            }
+            lead(t, ctx);
             team_finish(t);
-        } else
+        } else {
+            if (ready)
+                while (!ready(ctx)) {}
             team_serve(t);
+        }
     }
+    return threads;
+}
+
+enum { JOBS = 4000, ALONE_JOBS = 50 };
+
+static void many_jobs(Team *t, void *ctx) {
+    Job *jobs = ctx;
+    for (int i = 0; i < JOBS; i++) {
+        jobs[i].job = i;
+        const int n = 1 + i % MAX_CHUNKS;
+        team_run(t, count_chunk, &jobs[i], n);
+        /* every chunk is done and visible now */
+        int total = 0;
+        for (int c = 0; c < n; c++) total += jobs[i].runs[c];
+        if (total != n) jobs[i].job = -1; /* reported after the region */
+    }
+}
+
+/* Many jobs of varying size through two threads: exactly-once, visibility, and the
+ * helper's share. */
+static void test_two_threads(void **state) {
+    (void)state;
+    Team team;
+    Job *jobs = calloc(JOBS, sizeof *jobs);
+    const int threads = with_team(&team, many_jobs, NULL, jobs);
+    int helper_chunks = 0;
     for (int i = 0; i < JOBS; i++) {
         assert_int_equal(jobs[i].job, i);
         check_job(&jobs[i], 1 + i % MAX_CHUNKS);
@@ -90,40 +107,39 @@ static void test_two_threads(void **state) {
     free(jobs);
 }
 
+typedef struct {
+    Job jobs[ALONE_JOBS];
+    Job late;
+    atomic_int alone_done;
+} AloneRun;
+
+static void jobs_alone_then_late(Team *t, void *ctx) {
+    AloneRun *r = ctx;
+    for (int i = 0; i < ALONE_JOBS; i++) {
+        r->jobs[i].job = i;
+        team_run(t, count_chunk, &r->jobs[i], MAX_CHUNKS);
+    }
+    atomic_store(&r->alone_done, 1);
+    r->late.job = ALONE_JOBS;
+    team_run(t, count_chunk, &r->late, MAX_CHUNKS); /* the helper may join now */
+}
+
+static int alone_done(void *ctx) { return atomic_load(&((AloneRun *)ctx)->alone_done); }
+
 /* A helper that is not running holds nothing up: thread 0 finishes its jobs alone while
  * the helper waits for it (were team_run to wait for the helper, this would hang). */
 static void test_absent_helper(void **state) {
     (void)state;
-    enum { JOBS = 50 };
-    Team team, *t = &team;
-    Job *jobs = calloc(JOBS, sizeof *jobs);
-    atomic_int alone_done = 0;
-    int threads = 0;
-    team_begin(t);
-#pragma omp parallel num_threads(2)
-    {
-        if (omp_get_thread_num() == 0) {
-            threads = omp_get_num_threads();
-            for (int i = 0; i < JOBS; i++) {
-                jobs[i].job = i;
-                team_run(t, count_chunk, &jobs[i], MAX_CHUNKS);
-            }
-            atomic_store(&alone_done, 1);
-            Job late = {.job = JOBS};
-            team_run(t, count_chunk, &late, MAX_CHUNKS); /* the helper may join now */
-            check_job(&late, MAX_CHUNKS);
-            team_finish(t);
-        } else {
-            while (!atomic_load(&alone_done)) {}
-            team_serve(t);
-        }
+    Team team;
+    AloneRun *r = calloc(1, sizeof *r);
+    const int threads = with_team(&team, jobs_alone_then_late, alone_done, r);
+    for (int i = 0; i < ALONE_JOBS; i++) {
+        check_job(&r->jobs[i], MAX_CHUNKS);
+        for (int c = 0; c < MAX_CHUNKS; c++) assert_int_equal(r->jobs[i].ran_on[c], 0);
     }
-    for (int i = 0; i < JOBS; i++) {
-        check_job(&jobs[i], MAX_CHUNKS);
-        for (int c = 0; c < MAX_CHUNKS; c++) assert_int_equal(jobs[i].ran_on[c], 0);
-    }
+    check_job(&r->late, MAX_CHUNKS);
     print_message("%d threads\n", threads);
-    free(jobs);
+    free(r);
 }
 
 int main(void) {
