@@ -50,7 +50,8 @@ static int work_one(Team *t, uint64_t c, int thread) {
 
 void team_run(Team *t, TeamJob fn, void *ctx, int n_chunks) {
     if (n_chunks <= 0) return;
-    if (n_chunks > (int)CHUNK_MASK) { /* more chunks than the claim word holds: run alone */
+    /* nothing to share, or more chunks than the claim word holds: run them here */
+    if (n_chunks == 1 || n_chunks > (int)CHUNK_MASK) {
         for (int i = 0; i < n_chunks; i++) fn(ctx, i, 0);
         return;
     }
