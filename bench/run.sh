@@ -6,12 +6,14 @@
 #   BACKPACK=build/backpack TOOLS=build/tests SGEMM=build/bench/sgemm bench/run.sh
 #
 # Environment: BENCH_THREADS (2), BENCH_RUNS (runs per side and configuration),
-# BENCH_CONFIGS ("A B"), BENCH_DATA (zipf | uniform), BENCH_OUT (bench/results.md),
+# BENCH_CONFIGS ("A B S"), BENCH_DATA (zipf | uniform), BENCH_OUT (bench/results.md),
 # BENCH_KEEP=1 keeps the work directory (raw JSON of every run).
 #
 # What it does, per configuration
 #   A: V = 8192,  d = 256, L = 4, H = 4, k = 16, context T = 256, batch B = 8
 #   B: V = 50264, the rest as A
+#   S: the published small shape (V = 50264, d = 768, L = 12, H = 12, k = 16), generation
+#      only: what a user of the published weights runs; no target, for information
 # 1. tool_train_bench prepare: one random model (the spec's initialization, seed 1) as a
 #    checkpoint, and random token data (seed 2; Zipf-like frequencies P(rank r) ~ 1/(r+1),
 #    as in text, so batches repeat words as text does). Both sides load these same files.
@@ -59,7 +61,7 @@ TOOLS=${TOOLS:-$build/tests}
 SGEMM=${SGEMM:-$build/bench/sgemm}
 PYTHON=${PYTHON:-/usr/bin/python3}
 THREADS=${BENCH_THREADS:-2}
-CONFIGS=${BENCH_CONFIGS:-A B}
+CONFIGS=${BENCH_CONFIGS:-A B S}
 DATA=${BENCH_DATA:-zipf}
 OUT=${BENCH_OUT:-$here/results.md}
 if [ "${BENCH_QUICK:-0}" = 1 ]; then
@@ -87,19 +89,21 @@ start=$(date +%s)
 BENCH_LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 export BENCH_LOAD_START
 for cfg in $CONFIGS; do
+    train_rounds=$RUNS
     case $cfg in
-        A) V=8192 ;;
-        B) V=50264 ;;
-        *) echo "bench/run.sh: unknown configuration $cfg (A or B)" >&2; exit 1 ;;
+        A) V=8192 D=256 L=4 H=4 CTX=256 ;;
+        B) V=50264 D=256 L=4 H=4 CTX=256 ;;
+        S) V=50264 D=768 L=12 H=12 CTX=512 train_rounds=0 ;;
+        *) echo "bench/run.sh: unknown configuration $cfg (A, B or S)" >&2; exit 1 ;;
     esac
     dir="$work/$cfg"
     mkdir -p "$dir"
     batches=$((WARMUP + STEPS))
-    "${c_env[@]}" "$TOOLS/tool_train_bench" prepare --out "$dir" --vocab "$V" --d 256 --layers 4 \
-        --heads 4 --senses 16 --ctx 256 --batch 8 --batches "$batches" --seed 1 --data "$DATA" \
+    "${c_env[@]}" "$TOOLS/tool_train_bench" prepare --out "$dir" --vocab "$V" --d "$D" --layers "$L" \
+        --heads "$H" --senses 16 --ctx "$CTX" --batch 8 --batches "$batches" --seed 1 --data "$DATA" \
         > "$dir/prepare.json"
-    log "$cfg: V=$V d=256 L=4 H=4 k=16 T=256 B=8, $THREADS threads, $RUNS rounds of $WARMUP+$STEPS steps"
-    for r in $(seq 1 "$RUNS"); do
+    log "$cfg: V=$V d=$D L=$L H=$H k=16 T=$CTX, $THREADS threads, $train_rounds training rounds of $WARMUP+$STEPS steps (B=8)"
+    for r in $(seq 1 "$train_rounds"); do
         c_run() { "${c_env[@]}" "$TOOLS/tool_train_bench" train --dir "$dir" --batch 8 --warmup "$WARMUP" \
                       --steps "$STEPS" --threads "$THREADS" >> "$dir/c_train.jsonl"; }
         t_run() { "${torch_env[@]}" "$PYTHON" "$here/torch_model.py" train --dir "$dir" --batch 8 \
