@@ -597,6 +597,22 @@ static void free_screen(GreedyScreen *g) {
 
 static float round_up(double x) { return (float)(x * (1.0 + 1e-6)); }
 
+/* q[i] = round(x[i] / s) clamped to [-127, 127] (all 0 when s is 0 or not finite), the
+ * one rounding of both E's rows and each token's o; returns max_i |x[i] - s q[i]|
+ * (s q[i] is exact in double). */
+static double quantize_int8(int8_t *q, const float *x, size_t n, float s) {
+    const int usable = s > 0.0f && isfinite(s);
+    double residual = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        long r = usable ? lrintf(x[i] / s) : 0;
+        r = r > 127 ? 127 : r < -127 ? -127 : r;
+        q[i] = (int8_t)r;
+        double res = fabs((double)x[i] - (double)s * (double)r);
+        if (res > residual) residual = res;
+    }
+    return residual;
+}
+
 static GreedyScreen *build_screen(const Backpack *m, BpError *err) {
     const size_t V = (size_t)m->config.vocab_size, d = (size_t)m->config.n_embd;
     const size_t d_pad = (d + 63) / 64 * 64;
@@ -631,16 +647,12 @@ static GreedyScreen *build_screen(const Backpack *m, BpError *err) {
             if (fabsf(e[i]) > max_abs) max_abs = fabsf(e[i]);
         }
         const float s = max_abs / 127.0f;
-        double sq = 0.0, l1 = 0.0, resid = 0.0;
+        const double resid = quantize_int8(q, e, d, s);
+        double sq = 0.0, l1 = 0.0;
         int32_t sum = 0;
         for (size_t i = 0; i < d; i++) {
-            long r = s > 0.0f && isfinite(s) ? lrintf(e[i] / s) : 0;
-            r = r > 127 ? 127 : r < -127 ? -127 : r;
-            q[i] = (int8_t)r;
-            sum += (int32_t)r;
-            l1 += labs(r);
-            double res = fabs((double)e[i] - (double)s * (double)r); /* s r exact in double */
-            if (res > resid) resid = res;
+            sum += q[i];
+            l1 += abs(q[i]);
             sq += (double)e[i] * e[i];
         }
         memset(q + d, 0, d_pad - d);
@@ -750,16 +762,11 @@ static int greedy_choice(InferState *s, const float *o) {
     }
     o_l2 = sqrt(o_l2);
     if (g->exact_only || !isfinite(o_l2) || o_max == 0.0f) return argmax_exact(s, o);
-    /* o rounded to q_o (offset by 128 for vpdpbusd), and max |o - t q_o| */
+    /* o rounded to q_o, and max |o - t q_o|; then offset by 128 for vpdpbusd (as bytes,
+     * adding 128 to a two's-complement int8 flips its top bit) */
     const float t = o_max / 127.0f;
-    double o_residual = 0.0;
-    for (int i = 0; i < d; i++) {
-        float r = nearbyintf(o[i] / t);
-        r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
-        g->o_q[i] = (uint8_t)((int)r + 128);
-        double res = fabs((double)o[i] - (double)t * (double)r);
-        if (res > o_residual) o_residual = res;
-    }
+    const double o_residual = quantize_int8((int8_t *)g->o_q, o, (size_t)d, t);
+    for (int i = 0; i < d; i++) g->o_q[i] ^= 0x80;
     memset(g->o_q + d, 128, (size_t)(d_pad - d)); /* meets zero padding in q */
 
     const double gamma = d * 0x1p-24 / (1.0 - d * 0x1p-24);

@@ -31,7 +31,6 @@ void team_begin(Team *t) {
     t->seq = 0;
     t->fn = NULL;
     t->ctx = NULL;
-    t->n_chunks = 0;
     atomic_store_explicit(&t->done, 0, memory_order_relaxed);
     atomic_store_explicit(&t->stop, 0, memory_order_relaxed);
     atomic_store_explicit(&t->claim, 0, memory_order_release); /* job 0: no chunks */
@@ -57,7 +56,6 @@ void team_run(Team *t, TeamJob fn, void *ctx, int n_chunks) {
     }
     t->fn = fn;
     t->ctx = ctx;
-    t->n_chunks = n_chunks;
     t->seq = (t->seq + 1) & SEQ_MASK;
     atomic_store_explicit(&t->done, 0, memory_order_relaxed);
     atomic_store_explicit(&t->claim,

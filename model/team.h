@@ -35,7 +35,6 @@ typedef struct Team {
     uint32_t seq;              /* the current job's sequence number (thread 0's) */
     TeamJob fn;                /* the current job, valid while its chunks are claimable */
     void *ctx;
-    int n_chunks;
 } Team;
 
 void team_begin(Team *t);
