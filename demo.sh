@@ -30,7 +30,7 @@ step "token files: data/brown.train.tok, data/brown.val.tok"
 if [ -s "$RUN/model.safetensors" ] && [ ! -f "$RUN/.training" ]; then
     step "model: $RUN exists, not retrained (rm -rf $RUN to train again)"
 else
-    step "model: training a Backpack for $DEMO_MINUTES minutes ($RUN; Ctrl-C stops it early and saves)"
+    step "model: training a Backpack for $DEMO_MINUTES min ($RUN; Ctrl-C stops it early and saves)"
     resume=()
     [ -s "$RUN/train_state.bin" ] && resume=(--resume "$RUN")
     mkdir -p "$RUN" && touch "$RUN/.training"
