@@ -61,7 +61,6 @@ static int mirror_dir(const char *src, const char *dst, int top, BpError *err) {
         struct stat st, there;
         if (lstat(from, &st) != 0) continue;  /* removed meanwhile */
         if (lstat(to, &there) == 0) continue; /* written by the save itself */
-        if (!S_ISREG(st.st_mode)) continue;  /* only regular files are carried over */
         if (S_ISDIR(st.st_mode)) {
             /* writable while filling it, then the original's mode */
             if (mkdir(to, 0700) != 0)
