@@ -108,7 +108,7 @@ static int record_step(const StepReport *r, void *ctx) {
     return rec->stop_at && r->step == rec->stop_at;
 }
 
-static void hash_of(const char *dir, char hex[17]) {
+static inline void hash_of(const char *dir, char hex[17]) {
     Backpack m;
     BpError err = {{0}};
     ASSERT_OK(checkpoint_load(&m, dir, &err));
