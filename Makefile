@@ -18,10 +18,14 @@ DEMO_MINUTES ?= 10
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 
+# Open MPI (train/dist.c): pkg-config's flags, or Debian's paths before the package is in.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || echo -I/usr/lib/x86_64-linux-gnu/openmpi/include)
+MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/openmpi/lib -lmpi)
+
 CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fno-math-errno -fopenmp -Wall -Wextra \
-          -I$(OPENBLAS_INC) $(EXTRA_CFLAGS)
+          -I$(OPENBLAS_INC) $(MPI_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
-          -ljansson -lpcre2-8 -lm -lpthread
+          -ljansson -lpcre2-8 $(MPI_LIBS) -lm -lpthread
 # The sanitizer build also drops AVX-512, so that `make test` runs the portable kernels
 # (the #else branches of model/infer.c) as well as the AVX-512 ones.
 ifeq ($(SAN),1)
@@ -58,7 +62,7 @@ all: $(BUILD)/backpack
 
 # --- system packages (Debian), installed only when missing --------------------------
 DEB_PACKAGES := build-essential pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 \
-                libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux
+                libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux openmpi-bin libopenmpi-dev
 deps: .deps-ok
 .deps-ok: Makefile
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \

@@ -262,6 +262,7 @@ int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, 
         seed = rng_next(opts->rng);
     }
     net->edits = m->edits;
+    net->first_row = opts ? opts->first_row : 0;
     if (net_forward(net, inputs, targets, B, T, dropout, seed, err) != 0) return -1;
     m->batch_size = B;
     m->seq_len = T;

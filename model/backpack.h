@@ -108,6 +108,9 @@ typedef struct {
 typedef struct {
     float dropout;            /* 0 disables; in [0, 1) */
     Rng *rng;                 /* dropout masks; required when dropout > 0 */
+    uint64_t first_row;       /* the batch is rows [first_row, first_row + B) of a larger
+                               * one split over processes: the position-indexed masks are
+                               * that batch's (the sense network's are per word anyway) */
 } TrainOptions;
 
 /* Edits that steer the model (the paper's interventions), applied by the forward pass

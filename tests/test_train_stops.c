@@ -87,7 +87,7 @@ static void signal_saves(int sig, const char *name) {
     assert_non_null(mo);
     TrainMoments mom = {.m = mo, .v = mo + m.num_parameters};
     TrainProgress prog;
-    ASSERT_OK(train_state_read(c.out_dir, &m, &mom, &prog, &err));
+    ASSERT_OK(train_state_read(c.out_dir, &m, &mom, &prog, NULL, &err));
     assert_true(prog.step > 2);
     assert_int_equal(mom.t, prog.step);
     assert_int_equal(prog.tokens, prog.step * 4 * 16 * 2);
@@ -138,7 +138,7 @@ static void test_minutes_budget(void **state) {
     float *mo = calloc(2 * m.num_parameters, sizeof(float));
     TrainMoments mom = {.m = mo, .v = mo + m.num_parameters};
     TrainProgress prog;
-    ASSERT_OK(train_state_read(c.out_dir, &m, &mom, &prog, &err));
+    ASSERT_OK(train_state_read(c.out_dir, &m, &mom, &prog, NULL, &err));
     assert_int_equal(prog.step, n);
     assert_true(prog.elapsed >= 0.6);
     assert_true(prog.elapsed < 0.6 + 0.5);

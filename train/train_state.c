@@ -239,12 +239,13 @@ int train_state_write(const char *dir, const TrainConfig *cfg, const Backpack *m
 }
 
 int train_state_read(const char *dir, const Backpack *m, TrainMoments *mom, TrainProgress *p,
-                     BpError *err) {
+                     TrainConfig *saved, BpError *err) {
     char *data, hash[17], model_hash[17];
     ByteReader r;
     uint64_t n;
-    TrainConfig saved;
-    if (state_open(dir, &data, &r, hash, &n, &saved, err) != 0) return -1;
+    TrainConfig cfg;
+    if (state_open(dir, &data, &r, hash, &n, &cfg, err) != 0) return -1;
+    if (saved) *saved = cfg;
     backpack_weights_hash(m, model_hash);
     int rc = 0;
     if (n != m->num_parameters)

@@ -10,8 +10,9 @@
  *   u64 metrics_bytes (length of metrics.jsonl when saved: a resume truncates to it)
  *   u64 adam t, f32[num_parameters] m, f32[num_parameters] v
  *   u64 FNV-1a 64 of every byte before it
- * The moments are always whole (a sharded optimizer gathers them first), so the file is
- * the same whatever the number of processes that trained.
+ * The moments are always whole (a sharded optimizer gathers them first) and the saved
+ * TrainConfig's batch is the global batch (processes x per-process batch: what one
+ * process would use), so the file is the same whatever the number of processes.
  */
 #ifndef BP_TRAIN_STATE_H
 #define BP_TRAIN_STATE_H
@@ -47,8 +48,9 @@ int train_state_write(const char *dir, const TrainConfig *cfg, const Backpack *m
                       const TrainMoments *mom, const TrainProgress *p, BpError *err);
 
 /* Reads dir/TRAIN_STATE_FILE, checking that it belongs to the weights of m (same
- * parameter count and hash), into *p and into mom->m, mom->v (num_parameters each). */
+ * parameter count and hash), into *p and into mom->m, mom->v (num_parameters each), and
+ * the saved configuration into *saved unless NULL. */
 int train_state_read(const char *dir, const Backpack *m, TrainMoments *mom, TrainProgress *p,
-                     BpError *err);
+                     TrainConfig *saved, BpError *err);
 
 #endif

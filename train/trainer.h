@@ -58,6 +58,8 @@ typedef struct {
     int eval_every;             /* steps between validation evaluations (0 = only at the end) */
     int eval_batches;           /* validation batches of B x T per evaluation */
     int save_every;             /* steps between checkpoints (0 = only at the end) */
+    int zero;                   /* 1: ZeRO-1, the optimizer state sharded over the processes
+                                 * (not saved: a run may resume with or without it) */
 } TrainConfig;
 
 /* The defaults of `backpack train` (model size included; see cmd_train.c --help). */
