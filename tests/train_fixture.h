@@ -65,7 +65,7 @@ static BackpackConfig tiny_model(void) {
 
 /* 8 steps of 2 micro-batches of 4 x 16, dropout 0.1, evaluating every 4 steps, one thread,
  * writing into tmpdir/out. */
-static void tiny_config(TrainConfig *c, const char *out) {
+static inline void tiny_config(TrainConfig *c, const char *out) {
     train_config_defaults(c);
     c->model = tiny_model();
     snprintf(c->data_prefix, sizeof c->data_prefix, "%s/data", tmpdir);
@@ -95,7 +95,7 @@ typedef struct {
     int calls;
 } Recorder;
 
-static int record_step(const StepReport *r, void *ctx) {
+static inline int record_step(const StepReport *r, void *ctx) {
     Recorder *rec = ctx;
     rec->calls++;
     if (r->step < RECORD_MAX) {

@@ -30,7 +30,9 @@ static const char train_usage[] =
     "           AdamW betas (0.9, 0.999), eps 1e-8; linear warmup, then linear decay to 0\n"
     "           over the budget\n"
     "run:       --seed S (1337)  --threads N (OpenMP default)  --eval-every N (200)\n"
-    "           --eval-batches N (20)  --save-every N (1000)\n";
+    "           --eval-batches N (20)  --save-every N (1000)\n"
+    "processes: mpirun -np N backpack train ...: data-parallel, --batch B per process\n"
+    "           (global batch N x B); --zero 1 shards the optimizer state (docs/distributed.md)\n";
 
 static const char init_usage[] =
     "usage: backpack init --out DIR [--tokenizer DIR | --vocab V] [--seed S] [--force]\n"
@@ -47,6 +49,7 @@ enum {
     GIVEN_DROPOUT = 1 << 12, GIVEN_SEED = 1 << 13, GIVEN_BUDGET = 1 << 14, GIVEN_THREADS = 1 << 15,
     GIVEN_EVAL_EVERY = 1 << 16, GIVEN_EVAL_BATCHES = 1 << 17, GIVEN_SAVE_EVERY = 1 << 18,
     GIVEN_DATA = 1 << 19, GIVEN_OUT = 1 << 20, GIVEN_TOKENIZER = 1 << 21, GIVEN_VOCAB = 1 << 22,
+    GIVEN_ZERO = 1 << 23,
 };
 
 static int copy_path(char *dst, size_t n, const char *flag, const char *v, BpError *err) {
@@ -179,7 +182,6 @@ static int check_resume_flags(const TrainConfig *saved, const TrainConfig *asked
     SAME(GIVEN_HEADS, s->n_head == a->n_head, "--heads");
     SAME(GIVEN_SENSES, s->arch == ARCH_TRANSFORMER || s->num_senses == a->num_senses, "--senses");
     SAME(GIVEN_CONTEXT, saved->context == asked->context, "--context");
-    SAME(GIVEN_BATCH, saved->batch == asked->batch, "--batch");
     SAME(GIVEN_ACCUM, saved->accum == asked->accum, "--accum");
     SAME(GIVEN_LR, saved->lr == asked->lr, "--lr");
     SAME(GIVEN_WARMUP, saved->warmup == asked->warmup, "--warmup");
@@ -211,7 +213,7 @@ int cmd_train(int argc, char **argv) {
         static const char *const valued[] = {
             "--data", "--tokenizer", "--out", "--resume", "--batch", "--accum", "--steps",
             "--tokens", "--minutes", "--lr", "--warmup", "--weight-decay", "--clip", "--dropout",
-            "--seed", "--threads", "--eval-every", "--eval-batches", "--save-every"};
+            "--seed", "--threads", "--eval-every", "--eval-batches", "--save-every", "--zero"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(f, valued[k]);
         if (!known) {
@@ -239,6 +241,7 @@ int cmd_train(int argc, char **argv) {
         else if (!strcmp(f, "--eval-every")) rc = arg_int(f, v, 0, 1 << 30, &c.eval_every, &err), given |= GIVEN_EVAL_EVERY;
         else if (!strcmp(f, "--eval-batches")) rc = arg_int(f, v, 1, 1 << 20, &c.eval_batches, &err), given |= GIVEN_EVAL_BATCHES;
         else if (!strcmp(f, "--save-every")) rc = arg_int(f, v, 0, 1 << 30, &c.save_every, &err), given |= GIVEN_SAVE_EVERY;
+        else if (!strcmp(f, "--zero")) rc = arg_int(f, v, 0, 1, &c.zero, &err), given |= GIVEN_ZERO;
         if (rc) return cli_error(err.msg);
     }
     if (given & GIVEN_BUDGET) {  /* the given limits replace the default step budget */
@@ -259,6 +262,9 @@ int cmd_train(int argc, char **argv) {
             saved.max_minutes = c.max_minutes;
         }
         if (given & GIVEN_THREADS) saved.threads = c.threads;
+        /* the saved batch is the global one; train_run shares it out or checks --batch */
+        if (given & GIVEN_BATCH) saved.batch = c.batch;
+        saved.zero = c.zero;
         if (given & GIVEN_EVAL_EVERY) saved.eval_every = c.eval_every;
         if (given & GIVEN_EVAL_BATCHES) saved.eval_batches = c.eval_batches;
         if (given & GIVEN_SAVE_EVERY) saved.save_every = c.save_every;
