@@ -22,6 +22,19 @@
  *
  * A NaN or infinite loss or gradient norm stops the run with an error naming the step;
  * nothing is saved after the last good checkpoint, which stays loadable.
+ *
+ * Several processes (mpirun -np N; dist.h, docs/distributed.md): each trains on its slice
+ * of the global batch of N x batch windows (the windows one process with batch N x B
+ * would train on, in the same order, with the same dropout masks) and the gradients are
+ * summed across them once per step, so the run computes what one process would, to
+ * rounding, and the parameters stay bit-identical on every process. The processes
+ * agree on the configuration and the data before training, and every step on the clock
+ * and on stopping (a budget, a stop signal to any of them, a divergence). Rank 0 alone
+ * writes the output directory; train_state.bin saves the global batch, so a run may
+ * resume on another number of processes that keeps it. Without mpirun the run is one
+ * process, as before.
+ * BACKPACK_REPLICA_LOG=PATH (tests) makes every rank write "step hash" of its weights
+ * after each step into PATH.<rank>.
  */
 #ifndef BP_TRAINER_H
 #define BP_TRAINER_H
@@ -40,7 +53,7 @@ typedef struct {
     char data_prefix[2048];     /* PREFIX.train.tok and PREFIX.val.tok */
     char tokenizer_dir[2048];   /* vocab.json + merges.txt, copied into every checkpoint */
     char out_dir[2048];
-    int batch;                  /* B windows per micro-batch */
+    int batch;                  /* B windows per micro-batch and process */
     int context;                /* T tokens per window (<= model.n_positions) */
     int accum;                  /* micro-batches per optimizer step */
     /* budget: training stops at whichever set limit comes first (0 = not set) */
@@ -97,11 +110,14 @@ typedef struct {
 
 /* Runs training. resume_dir NULL starts a new model (out_dir must not hold one);
  * otherwise continues from resume_dir's checkpoint and train_state.bin (cfg must agree
- * with the saved one on the model and the optimizer; train_state_read_config gives it). */
+ * with the saved one on the model and the optimizer; train_state_read_config gives it).
+ * On a resume cfg->batch is either the per-process batch (processes x batch must be the
+ * saved global batch) or the saved global batch itself, then shared out. */
 int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *hooks,
               TrainOutcome *out, BpError *err);
 
-/* Reads the TrainConfig saved in dir/train_state.bin (validated whole). */
+/* Reads the TrainConfig saved in dir/train_state.bin (validated whole); its batch is the
+ * global batch. */
 int train_state_read_config(const char *dir, TrainConfig *cfg, BpError *err);
 
 #endif
