@@ -696,7 +696,6 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
             grad_scale = (float)(mean * clip_factor(norm, c->clip));
         }
         if (!isfinite(loss) || !isfinite(norm)) {
-            if (tr->progress_line_shown) fputc('\n', stderr);
             out->diverged = 1;
             bp_fail(err, "training diverged at step %llu (loss %g, gradient norm %g): stopped; the last good checkpoint (step %llu) is kept in %s",
                     (unsigned long long)tr->prog.step + 1, loss, norm,
@@ -749,6 +748,7 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
         metrics_eval(tr, tr->prog.step, vl);
     }
     if (tr->progress_line_shown) fputc('\n', stderr);
+    tr->progress_line_shown = 0;
     if (last_save_step != tr->prog.step || out->stopped || tr->prog.step == 0) {
         if (save(tr, err) != 0) goto done;
     }
@@ -763,6 +763,8 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
     }
     rc = 0;
 done:
+    /* an error after a live progress line starts a line of its own */
+    if (rc != 0 && tr->progress_line_shown) fputc('\n', stderr);
     out->steps = tr->prog.step;
     out->last_loss = report.loss;
     out->last_val_loss = tr->prog.last_val_loss;
