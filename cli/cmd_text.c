@@ -204,8 +204,9 @@ static const char tokenize_synopsis[] =
     "64-byte header - magic \"BKPK\", version, vocab size, id width, count - then uint16\n"
     "or uint32 ids). Documents (each file, and each <|endoftext|>-separated part of a\n"
     "file) end with the <|endoftext|> id. Every (1/F)-th document goes to validation\n"
-    "(F = 0.1 by default): deterministic, spread over the corpus. Reads in chunks:\n"
-    "the corpus need not fit in memory.\n";
+    "(F = 0.1 by default): deterministic, spread over the corpus. With too few documents\n"
+    "for that (one large file), the last F of the ids, cut at a line end, go to validation.\n"
+    "Reads in chunks: the corpus need not fit in memory.\n";
 
 int cmd_tokenize(int argc, char **argv) {
     const char *dir = NULL, *out = NULL;
@@ -243,9 +244,13 @@ int cmd_tokenize(int argc, char **argv) {
                (unsigned long long)(st.docs[0] + st.docs[1]), (unsigned long long)st.bytes, dt, out,
                (unsigned long long)st.ids[0], (unsigned long long)st.docs[0], out,
                (unsigned long long)st.ids[1], (unsigned long long)st.docs[1]);
-        if (fraction > 0 && st.docs[1] == 0)
-            fprintf(stderr, "backpack: warning: %s.val.tok is empty: %llu documents are too few for "
-                    "--val-fraction %g\n", out, (unsigned long long)st.docs[0], fraction);
+        fflush(stdout);
+        if (st.tail_split)
+            fprintf(stderr, "backpack: tokenize: %llu document%s too few for --val-fraction %g: "
+                    "%s.val.tok holds the last %llu ids instead (%.1f%%, cut %s)\n",
+                    (unsigned long long)st.docs[0], st.docs[0] == 1 ? " is" : "s are", fraction, out,
+                    (unsigned long long)st.ids[1], 100.0 * (double)st.ids[1] / (double)(st.ids[0] + st.ids[1]),
+                    st.tail_at_line ? "at a line end" : "mid-line: the text has no line ends");
         rc = 0;
     }
     tokenizer_free(tok);
