@@ -11,6 +11,7 @@
 #include "../text/tokenizer.h"
 #include "../text/tokfile.h"
 #include "../common/args.h"
+#include "../train/compat.h"
 #include "../train/evaluate.h"
 #include "commands.h"
 
@@ -50,7 +51,13 @@ int cmd_eval(int argc, char **argv) {
 
     Backpack m;
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
-    if (context == 0 || context > m.config.n_positions) context = m.config.n_positions;
+    if (context > m.config.n_positions) {
+        snprintf(err.msg, sizeof err.msg, "eval: --context %d is longer than the model's %d positions",
+                 context, m.config.n_positions);
+        backpack_free(&m);
+        return cli_usage_error(err.msg);
+    }
+    if (context == 0) context = m.config.n_positions;
     SenseEdits edits = {0};
     int have_edits = 0, rc = 1;
     int *ids = NULL;
@@ -73,7 +80,7 @@ int cmd_eval(int argc, char **argv) {
         Tokenizer *tok;
         char *content;
         size_t len, n = 0, cap = 0;
-        if (tokenizer_load(&tok, model_dir, &err) != 0) goto done;
+        if (compat_load_tokenizer(&tok, model_dir, m.config.vocab_size, &err) != 0) goto done;
         if (read_file(text, &content, &len, &err) != 0) {
             tokenizer_free(tok);
             goto done;

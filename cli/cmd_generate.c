@@ -10,6 +10,7 @@
 #include "../senses/edits.h"
 #include "../text/tokenizer.h"
 #include "../common/args.h"
+#include "../train/compat.h"
 #include "../train/generate.h"
 #include "commands.h"
 
@@ -93,12 +94,7 @@ int cmd_generate(int argc, char **argv) {
     int *ids = NULL;
     size_t n = 0, cap = 0;
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
-    if (tokenizer_load(&tok, model_dir, &err) != 0) goto done;
-    if (tokenizer_vocab_size(tok) > m.config.vocab_size) {
-        bp_fail(&err, "%s: the tokenizer has %d ids, the model %d", model_dir,
-                tokenizer_vocab_size(tok), m.config.vocab_size);
-        goto done;
-    }
+    if (compat_load_tokenizer(&tok, model_dir, m.config.vocab_size, &err) != 0) goto done;
     if (edits_db) {
         if (sense_edits_load(edits_db, &m, &edits, &err) != 0) goto done;
         have_edits = 1;

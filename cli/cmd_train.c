@@ -11,6 +11,8 @@
 #include "../model/checkpoint.h"
 #include "../text/tokenizer.h"
 #include "../common/args.h"
+#include "../train/compat.h"
+#include "../train/init.h"
 #include "../train/trainer.h"
 
 static const char train_synopsis[] =
@@ -79,7 +81,7 @@ int cmd_init(int argc, char **argv) {
         {"--tokenizer", ARG_STRING, &tokdir, .meta = "DIR", .help = "the tokenizer: its vocabulary size, its files copied"},
         {"--vocab", ARG_INT, &c.model.vocab_size, 1, 1 << 24, "V", "vocabulary size (at least the tokenizer's)", GIVEN_VOCAB},
         {"--seed", ARG_U64, &seed, 0, 0, "S", "seed of the initialization (1337)", 0},
-        {"--force", ARG_FLAG, &force, .help = "replace the model in DIR (its other files stay)"},
+        {"--force", ARG_FLAG, &force, .help = "replace a model in DIR"},
         MODEL_OPTIONS(arch, c.model, c.context),
         {0}};
     const ArgSpec spec = {"init", init_synopsis, opts, .given = &given};
@@ -87,34 +89,15 @@ int cmd_init(int argc, char **argv) {
     if (st >= 0) return st;
     if (apply_model_flags(arch, given, &c, &err) != 0) return cli_usage_error(err.msg);
     if (!out) return cli_usage_error("init: --out DIR is required");
-    if (tokdir) {
-        Tokenizer *tok;
-        if (tokenizer_load(&tok, tokdir, &err) != 0) return cli_error(err.msg);
-        int tv = tokenizer_vocab_size(tok);
-        tokenizer_free(tok);
-        if ((given & GIVEN_VOCAB) && c.model.vocab_size < tv) {
-            snprintf(err.msg, sizeof err.msg, "init: --vocab %d is smaller than the tokenizer's %d",
-                     c.model.vocab_size, tv);
-            return cli_error(err.msg);
-        }
-        if (!(given & GIVEN_VOCAB)) c.model.vocab_size = tv;
-    } else if (!(given & GIVEN_VOCAB)) {
-        return cli_usage_error("init: give --tokenizer DIR or --vocab V");
-    }
-    char st_path[4096 + 32];
-    snprintf(st_path, sizeof st_path, "%s/model.safetensors", out);
-    if (!force && file_exists(st_path)) {
-        snprintf(err.msg, sizeof err.msg, "init: %s already holds a model (--force replaces it)", out);
+    if (!tokdir && !(given & GIVEN_VOCAB)) return cli_usage_error("init: give --tokenizer DIR or --vocab V");
+    ModelInitOptions init = {.model = c.model, .seed = seed, .out_dir = out, .tokenizer_dir = tokdir,
+                             .force = force};
+    if (!(given & GIVEN_VOCAB)) init.model.vocab_size = 0;
+    size_t n;
+    if (model_init_write(&init, &n, &err) != 0) {
+        bp_error_prefix(&err, "init");
         return cli_error(err.msg);
     }
-    if (backpack_config_validate(&c.model, &err) != 0) return cli_error(err.msg);
-    Backpack m;
-    if (backpack_build(&m, &c.model, &err) != 0) return cli_error(err.msg);
-    backpack_init_weights(&m, seed);
-    int rc = checkpoint_save(&m, out, tokdir, NULL, NULL, &err);
-    size_t n = m.num_parameters;
-    backpack_free(&m);
-    if (rc != 0) return cli_error(err.msg);
     printf("%s: a random %s with %zu parameters (seed %llu)\n", out,
            c.model.arch == ARCH_TRANSFORMER ? "Transformer" : "Backpack", n, (unsigned long long)seed);
     return 0;
@@ -225,6 +208,18 @@ int cmd_train(int argc, char **argv) {
         if (!c.tokenizer_dir[0]) return cli_usage_error("train: --tokenizer DIR is required");
         if (!c.out_dir[0]) return cli_usage_error("train: --out DIR is required");
     }
+
+    /* the data must be the tokenizer's, and the tokenizer the model's */
+    char tokenizer_of_run[4096 + 16];
+    snprintf(tokenizer_of_run, sizeof tokenizer_of_run, "%s", c.tokenizer_dir);
+    if (resume && !(given & GIVEN_TOKENIZER)) {
+        snprintf(tokenizer_of_run, sizeof tokenizer_of_run, "%s/vocab.json", resume);
+        if (file_exists(tokenizer_of_run)) snprintf(tokenizer_of_run, sizeof tokenizer_of_run, "%s", resume);
+        else tokenizer_of_run[0] = 0;   /* a model without its tokenizer: nothing to check against */
+    }
+    if (tokenizer_of_run[0] &&
+        compat_check_data(c.data_prefix, tokenizer_of_run, c.model.vocab_size, &err) != 0)
+        return cli_error(err.msg);
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

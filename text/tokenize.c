@@ -79,6 +79,8 @@ static int split_tail(const Tokenizer *tok, char path[2][4096], double val_fract
         tokfile_writer_open(&w[0], path[0], tf.vocab_size, err) != 0 ||
         copy_ids(w[0], &tf, 0, cut, err) != 0)
         goto done;
+    tokfile_writer_set_tokenizer_hash(w[0], tf.tokenizer_hash);
+    tokfile_writer_set_tokenizer_hash(w[1], tf.tokenizer_hash);
     TokFileWriter *val = w[1], *train = w[0];
     w[0] = w[1] = NULL;
     if (tokfile_writer_commit(val, err) != 0) {
@@ -161,6 +163,9 @@ int tokenize_corpus(const Tokenizer *tok, const char *const *files, int n_files,
     if (tokfile_writer_open(&r.out[0], path[0], vocab, err) != 0 ||
         tokfile_writer_open(&r.out[1], path[1], vocab, err) != 0)
         goto done;
+    uint64_t hash = tokfile_tokenizer_hash(tok);
+    tokfile_writer_set_tokenizer_hash(r.out[0], hash);
+    tokfile_writer_set_tokenizer_hash(r.out[1], hash);
     for (int f = 0; f < n_files; f++)
         if (docstream_read(files[f], on_piece, on_doc_end, &r, err) != 0) goto done;
     if (stats->docs[0] + stats->docs[1] == 0) {
