@@ -142,29 +142,8 @@ static int tokenizer_encode_cmd(int argc, char **argv, int decode) {
         }
     } else {
         const char *name = file ? file : "stdin";
-        char *p = data, *end;
-        for (;;) {
-            while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',') p++;
-            if (!*p) break;
-            errno = 0;
-            long v = strtol(p, &end, 10);
-            if (end == p || errno || v < 0 || v >= tokenizer_vocab_size(tok)) {
-                bp_fail(&err, "%s: '%.20s' is not a token id (0..%d)", name, p, tokenizer_vocab_size(tok) - 1);
-                rc = cli_error(err.msg);
-                break;
-            }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 1024;
-                int *grown = realloc(ids, cap * sizeof *grown);
-                if (!grown) {
-                    rc = cli_error("decode: out of memory");
-                    break;
-                }
-                ids = grown;
-            }
-            ids[n++] = (int)v;
-            p = end;
-        }
+        if (tokenize_parse_ids(data, name, tokenizer_vocab_size(tok), &ids, &n, &err) != 0)
+            rc = cli_error(err.msg);
         char *text;
         size_t text_len;
         if (rc == 0 && tokenizer_decode(tok, ids, n, &text, &text_len, &err) == 0) {

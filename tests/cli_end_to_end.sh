@@ -119,6 +119,12 @@ bp tokenizer train --vocab-size 300 --out tokother other.txt >/dev/null
 expect_error 1 "data.train.tok: made by a different tokenizer than tokother" \
     bp train --data data --tokenizer tokother --out other $model --steps 1
 [ ! -e other/model.safetensors ] || fail "a refused train wrote a model"
+# ids as text: a round trip, and a bad id named alone (not the rest of its line)
+printf ' The jury said' > said.txt
+same "$(bp tokenizer encode --tokenizer tok said.txt | bp tokenizer decode --tokenizer tok -)" ' The jury said' \
+    "tokenizer encode | decode"
+printf '10 x\n20\n' > ids.txt
+expect_error 1 "ids.txt: 'x' is not a token id (0..299)$" bp tokenizer decode --tokenizer tok ids.txt
 # usage errors: exit 2, one line
 expect_error 2 "train: unknown option '--bogus' (backpack train --help)" bp train --bogus
 expect_error 2 "eval: --batch: expected an integer from 1 to 4096, got 'x'" bp eval --model m --batch x

@@ -1,5 +1,6 @@
 #include "tokenize.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,6 +48,22 @@ static uint64_t tail_start(const Tokenizer *tok, const TokFile *tf, double val_f
     return target;
 }
 
+/* Commits train and validation (the writers are consumed); on failure neither file is
+ * left behind. */
+static int commit_both(TokFileWriter *w[2], char path[2][4096], BpError *err) {
+    TokFileWriter *train = w[0], *val = w[1];
+    w[0] = w[1] = NULL;
+    if (tokfile_writer_commit(train, err) != 0) {
+        tokfile_writer_abort(val);
+        return -1;
+    }
+    if (tokfile_writer_commit(val, err) != 0) {
+        remove(path[0]);
+        return -1;
+    }
+    return 0;
+}
+
 static int copy_ids(TokFileWriter *w, const TokFile *tf, uint64_t from, uint64_t to, BpError *err) {
     int buf[4096];
     while (from < to) {
@@ -81,16 +98,7 @@ static int split_tail(const Tokenizer *tok, char path[2][4096], double val_fract
         goto done;
     tokfile_writer_set_tokenizer_hash(w[0], tf.tokenizer_hash);
     tokfile_writer_set_tokenizer_hash(w[1], tf.tokenizer_hash);
-    TokFileWriter *val = w[1], *train = w[0];
-    w[0] = w[1] = NULL;
-    if (tokfile_writer_commit(val, err) != 0) {
-        tokfile_writer_abort(train);
-        goto done;
-    }
-    if (tokfile_writer_commit(train, err) != 0) {
-        remove(path[1]);
-        goto done;
-    }
+    if (commit_both(w, path, err) != 0) goto done;
     stats->ids[0] = cut;
     stats->ids[1] = tf.count - cut;
     stats->tail_split = 1;
@@ -173,16 +181,7 @@ int tokenize_corpus(const Tokenizer *tok, const char *const *files, int n_files,
         else bp_fail(err, "%s (and %d more files): empty corpus (no text to tokenize)", files[0], n_files - 1);
         goto done;
     }
-    TokFileWriter *train = r.out[0], *val = r.out[1];
-    r.out[0] = r.out[1] = NULL;
-    if (tokfile_writer_commit(train, err) != 0) {
-        tokfile_writer_abort(val);
-        goto done;
-    }
-    if (tokfile_writer_commit(val, err) != 0) {
-        remove(path[0]);
-        goto done;
-    }
+    if (commit_both(r.out, path, err) != 0) goto done;
     if (val_fraction > 0 && stats->docs[1] == 0 && split_tail(tok, path, val_fraction, stats, err) != 0) {
         remove(path[1]);
         goto done;
@@ -193,4 +192,38 @@ done:
     tokfile_writer_abort(r.out[1]);
     free(r.ids);
     return rc;
+}
+
+int tokenize_parse_ids(const char *text, const char *name, int vocab_size, int **ids_out, size_t *n_out,
+                       BpError *err) {
+    int *ids = NULL;
+    size_t n = 0, cap = 0;
+    const char *p = text;
+    char *end;
+    for (;;) {
+        while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',') p++;
+        if (!*p) break;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 0 || v >= vocab_size) {
+            free(ids);
+            int shown = (int)strcspn(p, " \t\r\n,");   /* the word, not the next line */
+            return bp_fail(err, "%s: '%.*s' is not a token id (0..%d)", name, shown < 20 ? shown : 20, p,
+                           vocab_size - 1);
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            int *grown = realloc(ids, cap * sizeof *grown);
+            if (!grown) {
+                free(ids);
+                return bp_fail(err, "%s: out of memory", name);
+            }
+            ids = grown;
+        }
+        ids[n++] = (int)v;
+        p = end;
+    }
+    *ids_out = ids;
+    *n_out = n;
+    return 0;
 }

@@ -38,4 +38,10 @@ int tokenize_is_validation(uint64_t doc_index, double val_fraction);
 int tokenize_corpus(const Tokenizer *tok, const char *const *files, int n_files, const char *out_prefix,
                     double val_fraction, TokenizeStats *stats, BpError *err);
 
+/* Token ids written as text (backpack tokenizer decode): decimal ids separated by
+ * whitespace or commas, each below vocab_size. *ids (malloc'ed) gets *n ids; an error
+ * names `name` and the text that is not an id. */
+int tokenize_parse_ids(const char *text, const char *name, int vocab_size, int **ids, size_t *n,
+                       BpError *err);
+
 #endif
