@@ -58,7 +58,7 @@ int cmd_export(int argc, char **argv) {
         {"--db", ARG_STRING, &db, .meta = "FILE", .help = "the sense database to write"},
         {"--tokenizer", ARG_STRING, &tok_dir, .meta = "DIR", .help = "names the tokens (DIR when it holds vocab.json)"},
         {"--top", ARG_INT, &opts.top_n, STORE_MIN_TOP_N, 10000, "N", top_help, 0},
-        {"--chunk", ARG_INT, &opts.chunk_words, 1, 1 << 20, "N", "words per transaction", 0},
+        {"--chunk", ARG_INT, &opts.chunk_words, 1, 1 << 20, "N", "words per sense-network chunk (automatic)", 0},
         {"--force", ARG_FLAG, &opts.force, .help = "replace an existing sense database (and its edits)"},
         {0}};
     const ArgSpec spec = {"export", synopsis, table, .given = NULL};
