@@ -25,6 +25,10 @@
 #include "../tui/keys.h"
 
 static char tmpdir[256], model_dir[300], other_dir[300], db_path[300], tok_dir[300];
+/* models whose context is shorter than the greedy continuation, and their databases */
+static const int small_contexts[] = {1, 4};
+#define N_SMALL (sizeof small_contexts / sizeof small_contexts[0])
+static char small_model[N_SMALL][300], small_db[N_SMALL][300];
 static int have_fixture;
 
 /* ---- the fixture: a hand-made byte-level BPE, a tiny random model, its database --------- */
@@ -132,9 +136,9 @@ static int write_tokenizer(const char *dir) {
     return rc ? -1 : id;
 }
 
-static int make_model(const char *dir, int vocab, uint64_t seed) {
+static int make_model(const char *dir, int vocab, uint64_t seed, int context) {
     BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = vocab, .n_embd = 32, .n_layer = 2,
-                        .n_head = 2, .num_senses = 4, .n_positions = 64, .sense_intermediate_scale = 4};
+                        .n_head = 2, .num_senses = 4, .n_positions = context, .sense_intermediate_scale = 4};
     Backpack m;
     BpError err = {0};
     if (backpack_build(&m, &c, &err) != 0) {
@@ -152,6 +156,21 @@ static int make_model(const char *dir, int vocab, uint64_t seed) {
     return rc;
 }
 
+static int export_model(const char *dir, const char *db) {
+    Backpack m;
+    BpError err = {0};
+    if (checkpoint_load(&m, dir, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    ExportOptions opts = {0};
+    opts.top_n = 20;
+    int rc = store_export(&m, tok_dir, db, &opts, &err);
+    if (rc != 0) fprintf(stderr, "export: %s\n", err.msg);
+    backpack_free(&m);
+    return rc;
+}
+
 static int setup_fixture(void **state) {
     (void)state;
     canvas_init_locale();
@@ -164,18 +183,14 @@ static int setup_fixture(void **state) {
     int n_ids = write_tokenizer(tok_dir);
     if (n_ids < 0) return -1;
     int vocab = (n_ids + 7) / 8 * 8;  /* padded like GPT-2's 50264 */
-    if (make_model(model_dir, vocab, 1) != 0 || make_model(other_dir, vocab, 2) != 0) return -1;
-    Backpack m;
-    BpError err = {0};
-    if (checkpoint_load(&m, model_dir, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
+    if (make_model(model_dir, vocab, 1, 64) != 0 || make_model(other_dir, vocab, 2, 64) != 0) return -1;
+    int rc = export_model(model_dir, db_path);
+    for (size_t i = 0; i < N_SMALL && rc == 0; i++) {
+        snprintf(small_model[i], sizeof small_model[i], "%s/c%d", tmpdir, small_contexts[i]);
+        snprintf(small_db[i], sizeof small_db[i], "%s/c%d.db", tmpdir, small_contexts[i]);
+        rc = make_model(small_model[i], vocab, 3, small_contexts[i]);
+        if (rc == 0) rc = export_model(small_model[i], small_db[i]);
     }
-    ExportOptions opts = {0};
-    opts.top_n = 20;
-    int rc = store_export(&m, tok_dir, db_path, &opts, &err);
-    if (rc != 0) fprintf(stderr, "export: %s\n", err.msg);
-    backpack_free(&m);
     have_fixture = rc == 0;
     return rc;
 }
@@ -197,14 +212,18 @@ typedef struct {
     Canvas *canvas;
 } Session;
 
-static Session *session_open(int with_model, int rows, int cols) {
+static Session *session_open_on(const char *db, const char *model, int rows, int cols) {
     Session *s = calloc(1, sizeof *s);
     BpError err = {0};
-    if (app_open(&s->app, db_path, with_model ? model_dir : NULL, &err) != 0) fail_msg("%s", err.msg);
+    if (app_open(&s->app, db, model, &err) != 0) fail_msg("%s", err.msg);
     s->app.wait_for_index = 1;  /* as the scripted mode: screens do not depend on timing */
     s->canvas = canvas_memory_new(rows, cols);
     app_draw(&s->app, s->canvas);
     return s;
+}
+
+static Session *session_open(int with_model, int rows, int cols) {
+    return session_open_on(db_path, with_model ? model_dir : NULL, rows, cols);
 }
 
 static void session_close(Session *s) {
@@ -570,6 +589,76 @@ static void test_model_runs_between_keys(void **state) {
     session_close(s);
 }
 
+/* The prompt and its greedy continuation share the model's context: with a context
+ * shorter than the continuation, the prompt keeps its last tokens and the continuation
+ * takes what is left (at most half), never more than the context. */
+static void test_prompt_fits_a_small_context(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    for (size_t i = 0; i < N_SMALL; i++) {
+        int context = small_contexts[i], continuation = context / 2;
+        Session *s = session_open_on(small_db[i], small_model[i], 30, 100);
+        press(s, "pa bank is the river<Enter>");
+        const PromptView *pv = &s->app.prompt;
+        assert_int_equal(pv->continuation_len, continuation);
+        assert_int_equal(pv->n_tokens, context - continuation);
+        /* the last tokens of the prompt are kept */
+        assert_int_equal(pv->tokens[pv->n_tokens - 1], token_of(s, "river"));
+        char cut[64];
+        snprintf(cut, sizeof cut, "prompt cut to its last %d tokens", context - continuation);
+        assert_shows(s, cut);
+        assert_true(pv->pred.valid);
+        assert_string_equal(pv->pred.error, "");
+        assert_int_equal(pv->pred.n_continuation, continuation);
+        assert_int_equal(pv->pred.n_top, APP_TOP_PREDICTIONS);
+        session_close(s);
+    }
+}
+
+/* Enter on an empty prompt line clears the prompt (and copies nothing). */
+static void test_empty_prompt_clears(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(1, 30, 100);
+    press(s, "p<C-x><C-x><Enter>");
+    assert_int_equal(s->app.screen, SCREEN_PROMPT);
+    assert_int_equal(s->app.prompt.n_tokens, 0);
+    assert_shows(s, "Type a prompt and press Enter");
+    press(s, "pa bank<Enter>");
+    assert_int_equal(s->app.prompt.n_tokens, 2);
+    press(s, "i<C-u><Enter>");
+    assert_int_equal(s->app.prompt.n_tokens, 0);
+    assert_false(model_busy(&s->app));
+    assert_shows(s, "Type a prompt and press Enter");
+    session_close(s);
+}
+
+/* `p` with no prompt opens the prompt line at once, `i` edits it later, and the help
+ * says exactly that: the `i` a user types after `p` is the prompt's first letter. */
+static void test_prompt_keys_match_the_help(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(1, 30, 120);
+    press(s, "p");
+    assert_int_equal(s->app.screen, SCREEN_PROMPT);
+    assert_ptr_equal(s->app.input, &s->app.prompt.input);
+    press(s, "in the bank<Enter>");
+    assert_string_equal(s->app.prompt.input.text, "in the bank");
+    assert_int_equal(s->app.prompt.n_tokens, 4); /* i, n, " the", " bank" */
+    /* with a prompt, p only shows the screen and i reopens the line with the text */
+    press(s, "/bank<Enter>p");
+    assert_int_equal(s->app.screen, SCREEN_PROMPT);
+    assert_null(s->app.input);
+    press(s, "i");
+    assert_ptr_equal(s->app.input, &s->app.prompt.input);
+    assert_string_equal(s->app.prompt.input.text, "in the bank");
+    press(s, "<Esc><Resize:120x80>?");  /* tall enough for the whole help */
+    assert_int_equal(s->app.screen, SCREEN_HELP);
+    assert_shows(s, "the prompt screen; with no prompt yet, type one at once");
+    assert_shows(s, "edit the prompt (Enter runs it, an empty one clears it)");
+    session_close(s);
+}
+
 static void test_edit_before_after_save_undo(void **state) {
     (void)state;
     if (!have_fixture) skip();
@@ -853,6 +942,9 @@ int main(void) {
         cmocka_unit_test(test_index_loads_in_background),
         cmocka_unit_test(test_prompt_explains_prediction),
         cmocka_unit_test(test_model_runs_between_keys),
+        cmocka_unit_test(test_prompt_fits_a_small_context),
+        cmocka_unit_test(test_empty_prompt_clears),
+        cmocka_unit_test(test_prompt_keys_match_the_help),
         cmocka_unit_test(test_edit_before_after_save_undo),
         cmocka_unit_test(test_too_small_and_resize),
         cmocka_unit_test(test_without_model),

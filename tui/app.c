@@ -48,6 +48,9 @@ int app_open(App *app, const char *db_path, const char *model_dir, BpError *err)
         }
         int max_len = app->model.config.n_positions < 256 ? app->model.config.n_positions : 256;
         if (infer_build(&app->infer, &app->model, max_len, err) != 0) goto fail;
+        /* the prompt and its continuation share the context: the continuation takes at
+         * most half of it, so a prompt always keeps at least one token */
+        app->prompt.continuation_len = max_len / 2 < APP_CONTINUATION ? max_len / 2 : APP_CONTINUATION;
         app->prompt.tokens = malloc((size_t)max_len * sizeof(int));
         if (!app->prompt.tokens) {
             bp_fail(err, "out of memory");
@@ -310,7 +313,8 @@ const KeyBinding app_global_keys[] = {
     {{'N', 0}, "N", "open the previous search result", act_prev},
     {{BK_BACKSPACE, 'h', BK_LEFT}, "BS h Left", "back (history)", act_back},
     {{'w', 0}, "w", "the current word's senses", act_word},
-    {{'p', 0}, "p", "the prompt screen (needs --model)", act_prompt},
+    {{'p', 0}, "p", "the prompt screen; with no prompt yet, type one at once (needs --model)",
+     act_prompt},
     {{'E', 0}, "E", "the list of edits in the database", act_edits},
     {{0}, NULL, NULL, NULL},
 };

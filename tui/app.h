@@ -31,7 +31,7 @@
 #define APP_NEIGHBOUR_WORDS 3  /* top words shown for each neighbour's sense */
 #define APP_TOP_PREDICTIONS 10
 #define APP_CONTRIBUTIONS 12   /* (context word, sense) pairs shown per prediction */
-#define APP_CONTINUATION 8     /* tokens of greedy continuation on the edit screen */
+#define APP_CONTINUATION 8     /* tokens of greedy continuation, at most (a small context gets fewer) */
 #define APP_PROMPT_MAX 1024    /* bytes of prompt text */
 
 typedef enum {
@@ -148,8 +148,9 @@ typedef struct {
 
 typedef struct {
     LineEdit input;
-    int *tokens;
+    int *tokens;            /* (max_len - continuation_len) */
     int n_tokens;
+    int continuation_len;   /* greedy tokens after the prompt: they share the model's context */
     long version;           /* bumped by every new prompt */
     Prediction pred;        /* with the edits in force (the edit screen's "before") */
     Contribution contrib[APP_TOP_PREDICTIONS][APP_CONTRIBUTIONS];

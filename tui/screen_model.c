@@ -162,10 +162,11 @@ static int job_step(App *app, BpError *err) {
     }
     /* the greedy continuation: temperature 0 is the argmax, lowest id on ties, and draws
      * nothing from an Rng */
+    if (j->result.n_continuation >= pv->continuation_len) return 1;
     const SamplerConfig greedy = {0};
     int next = sample_token(j->logits, V, &greedy, NULL);
     j->result.continuation[j->result.n_continuation++] = next;
-    if (j->result.n_continuation == APP_CONTINUATION || s->len >= s->max_len) return 1;
+    if (j->result.n_continuation == pv->continuation_len || s->len >= s->max_len) return 1;
     j->logits = infer_step(s, next, err);
     return j->logits ? 0 : -1;
 }
@@ -225,7 +226,7 @@ static int prompt_ready(const App *app) {
 /* "running the model: 3/12" while a job computes this prediction. */
 static void draw_progress(App *app, Canvas *c, int row, int col, int width, JobKind kind) {
     const ModelJob *j = &app->job;
-    int total = app->prompt.n_tokens + APP_CONTINUATION, done = 0;
+    int total = app->prompt.n_tokens + app->prompt.continuation_len, done = 0;
     if (j->kind == kind) done = j->fed + j->result.n_continuation;
     canvas_printf(c, row, col, width, STYLE_DIM, "running the model: token %d/%d", done, total);
 }
@@ -246,14 +247,14 @@ static void prompt_done(App *app, int accepted) {
         free(ids);
         return;
     }
-    /* keep room for the greedy continuation */
-    size_t room = (size_t)(app->infer.max_len - APP_CONTINUATION);
+    /* keep room for the greedy continuation (app_open made it leave at least one token) */
+    size_t room = (size_t)(app->infer.max_len - pv->continuation_len);
     if (n > room) {
         app_message(app, 0, "prompt cut to its last %zu tokens", room);
         memmove(ids, ids + (n - room), room * sizeof(int));
         n = room;
     }
-    memcpy(pv->tokens, ids, n * sizeof(int));
+    if (n > 0) memcpy(pv->tokens, ids, n * sizeof(int));
     pv->n_tokens = (int)n;
     free(ids);
     pv->lists[0].cursor = pv->lists[1].cursor = 0;
@@ -305,7 +306,7 @@ static void act_prompt_edit(App *app) {
 }
 
 const KeyBinding prompt_keys[] = {
-    {{'i', 0}, "i", "type the prompt (Enter runs it)", prompt_start_typing},
+    {{'i', 0}, "i", "edit the prompt (Enter runs it, an empty one clears it)", prompt_start_typing},
     {{BK_TAB, BK_BTAB}, "Tab", "switch between predictions and their causes", act_prompt_column},
     {{BK_ENTER, 'l', BK_RIGHT}, "Enter l Right",
      "open the predicted word, or the selected (word, sense)", act_prompt_open},
