@@ -1,0 +1,14 @@
+/* screen_help.h - the help screen: every key, built from the live key tables. */
+#ifndef BP_TUI_SCREEN_HELP_H
+#define BP_TUI_SCREEN_HELP_H
+
+#include "screen.h"
+
+typedef struct {
+    ScreenId from;              /* the screen `?` was pressed on */
+    ListView list;
+} HelpScreen;
+
+extern const ScreenClass help_screen;
+
+#endif
