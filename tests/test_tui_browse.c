@@ -651,16 +651,16 @@ static void test_prompt_keys_match_the_help(void **state) {
     Session *s = session_open(1, 30, 120);
     press(s, "p");
     assert_int_equal(s->app.ui.screen, SCREEN_PROMPT);
-    assert_ptr_equal(s->app.input, &prompt_of(s)->input);
+    assert_ptr_equal(s->app.ui.input, &prompt_of(s)->input);
     press(s, "in the bank<Enter>");
     assert_string_equal(prompt_of(s)->input.text, "in the bank");
     assert_int_equal(s->app.runs.n_tokens, 4); /* i, n, " the", " bank" */
     /* with a prompt, p only shows the screen and i reopens the line with the text */
     press(s, "/bank<Enter>p");
     assert_int_equal(s->app.ui.screen, SCREEN_PROMPT);
-    assert_null(s->app.input);
+    assert_null(s->app.ui.input);
     press(s, "i");
-    assert_ptr_equal(s->app.input, &prompt_of(s)->input);
+    assert_ptr_equal(s->app.ui.input, &prompt_of(s)->input);
     assert_string_equal(prompt_of(s)->input.text, "in the bank");
     press(s, "<Esc><Resize:120x80>?");  /* tall enough for the whole help */
     assert_int_equal(s->app.ui.screen, SCREEN_HELP);

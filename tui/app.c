@@ -1,8 +1,7 @@
-/* app.c - the browser's frame: opening, the screen list, key dispatch, history, the
- * header and status lines, the line editor. The screens live in screen_*.c. */
+/* app.c - the browser's frame: opening, the screen list, key dispatch, the header and
+ * status lines. The screens live in screen_*.c, the services they share in ui.c. */
 #include "app.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +22,6 @@ const ScreenClass *const app_screens[SCREEN_COUNT] = {
     [SCREEN_HELP] = &help_screen,
 };
 
-/* The app of a screen's Ui (the Ui is the App's first member). */
-static App *app_of(Ui *ui) { return (App *)ui; }
-
 /* ---- opening and closing ----------------------------------------------------------- */
 
 int app_open(App *app, const char *db_path, const char *model_dir, BpError *err) {
@@ -34,6 +30,7 @@ int app_open(App *app, const char *db_path, const char *model_dir, BpError *err)
     ui->token = ui->sense = -1;
     ui->db_path = db_path;
     ui->screens = app_screens;
+    ui->states = app->state;
     ui->global_keys = app_global_keys;
     struct stat st;
     if (stat(db_path, &st) != 0) return bp_fail_errno(err, "%s", db_path);
@@ -82,157 +79,16 @@ void model_drain(App *app) {
     if (app->ui.model) runs_drain(app->ui.model);
 }
 
-int ui_edits_changed(Ui *ui, BpError *err) {
-    if (ui->model && runs_reload_edits(ui->model, ui->store, err) != 0) return -1;
-    ui->generation++;
-    return 0;
-}
-
-/* ---- messages, places, history ------------------------------------------------------ */
-
-void ui_message(Ui *ui, int is_error, const char *fmt, ...) {
-    App *app = app_of(ui);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(app->message, sizeof app->message, fmt, ap);
-    va_end(ap);
-    app->message_error = is_error;
-}
-
-static ListView *current_list(App *app) {
-    const ScreenClass *sc = app_screens[app->ui.screen];
-    return sc->list ? sc->list(app->state[app->ui.screen]) : NULL;
-}
-
-static Place current_place(App *app) {
-    Place p = {app->ui.screen, app->ui.token, app->ui.sense, 0, 0};
-    ListView *l = current_list(app);
-    if (l) p.cursor = l->cursor;
-    return p;
-}
-
-static void push_history(App *app, Place here) {
-    if (here.screen == SCREEN_HELP) return;
-    if (app->history_len > 0) {  /* the same place twice in a row is one step back */
-        Place *last = &app->history[app->history_len - 1];
-        if (last->screen == here.screen && last->token == here.token && last->sense == here.sense) {
-            *last = here;
-            return;
-        }
-    }
-    if (app->history_len == APP_HISTORY_MAX) {
-        memmove(app->history, app->history + 1, (APP_HISTORY_MAX - 1) * sizeof(Place));
-        app->history_len--;
-    }
-    app->history[app->history_len++] = here;
-}
-
-int ui_open(Ui *ui, ScreenId screen, int token, int sense) {
-    App *app = app_of(ui);
-    Place here = current_place(app), at = {screen, token, sense, 0, 0};
-    const ScreenClass *sc = app_screens[screen];
-    if (sc->enter && sc->enter(app->state[screen], ui, &at) != 0) return -1;
-    /* showing the same screen again on no new subject is no step in the history */
-    if (screen != here.screen || token >= 0) push_history(app, here);
-    ui->screen = screen;
-    return 0;
-}
-
-static void open_help(App *app) {
-    help_screen.enter(app->state[SCREEN_HELP], &app->ui, NULL);
-    app->ui.screen = SCREEN_HELP;
-}
-
-void ui_back(Ui *ui) {
-    App *app = app_of(ui);
-    if (ui->screen == SCREEN_HELP) {
-        ui->screen = ((HelpScreen *)app->state[SCREEN_HELP])->from;
-        return;
-    }
-    if (app->history_len == 0) {
-        ui_message(ui, 0, "at the start of the history");
-        return;
-    }
-    Place p = app->history[--app->history_len];
-    p.returning = 1;
-    ui->token = p.token;
-    ui->sense = p.sense;
-    const ScreenClass *sc = app_screens[p.screen];
-    if (sc->enter && sc->enter(app->state[p.screen], ui, &p) != 0) {
-        /* a place its screen cannot show again (the edit screen holds one edit): its
-         * word, or the search */
-        p.screen = p.token >= 0 && p.screen != SCREEN_WORD ? SCREEN_WORD : SCREEN_SEARCH;
-        app_screens[p.screen]->enter(app->state[p.screen], ui, &p);
-    }
-    ui->screen = p.screen;
-    ListView *l = current_list(app);
-    if (l) {
-        l->cursor = p.cursor;
-        list_set_count(l, l->count);
-    }
-}
-
-/* ---- the line editor ---------------------------------------------------------------- */
-
-void ui_open_input(Ui *ui, LineEdit *input, const char *label, const char *initial) {
-    input->active = 1;
-    input->label = label;
-    if (initial != input->text) snprintf(input->text, sizeof input->text, "%s", initial ? initial : "");
-    input->len = (int)strlen(input->text);
-    app_of(ui)->input = input;
-}
-
-/* Returns 1 when the key was the editor's. */
-static int input_key(App *app, int key) {
-    LineEdit *in = app->input;
-    if (!in || !in->active) return 0;
-    if (key == BK_ENTER || key == BK_ESC) {
-        in->active = 0;
-        app->input = NULL;
-        if (in->done) in->done(in->owner, &app->ui, key == BK_ENTER);
-        return 1;
-    }
-    if (key == BK_BACKSPACE) {
-        if (in->len > 0) {  /* remove one whole UTF-8 character */
-            do in->len--;
-            while (in->len > 0 && ((unsigned char)in->text[in->len] & 0xC0) == 0x80);
-            in->text[in->len] = 0;
-            if (in->changed) in->changed(in->owner, &app->ui);
-        }
-        return 1;
-    }
-    if (key == BK_CTRL('u')) {
-        in->len = 0;
-        in->text[0] = 0;
-        if (in->changed) in->changed(in->owner, &app->ui);
-        return 1;
-    }
-    if (key >= 0x20 && key < BK_SPECIAL) {
-        char utf8[4];
-        int n = utf8_encode(key, utf8);
-        if (n > 0 && in->len + n < (int)sizeof in->text) {
-            memcpy(in->text + in->len, utf8, (size_t)n);
-            in->len += n;
-            in->text[in->len] = 0;
-            if (in->changed) in->changed(in->owner, &app->ui);
-        }
-        return 1;
-    }
-    /* list keys (Up/Down on the search results) fall through to the screen */
-    return !(key == BK_UP || key == BK_DOWN || key == BK_PGUP || key == BK_PGDN || key == BK_TAB ||
-             key == BK_CTRL('c'));
-}
-
 /* ---- global keys ----------------------------------------------------------------------- */
 
 static void act_quit(void *self, Ui *ui) {
-    (void)self;
-    app_of(ui)->quit = 1;
+    (void)ui;
+    ((App *)self)->quit = 1;
 }
 static void act_help(void *self, Ui *ui) {
     (void)self;
     if (ui->screen == SCREEN_HELP) ui_back(ui);
-    else open_help(app_of(ui));
+    else ui_open_help(ui);
 }
 static void act_back(void *self, Ui *ui) {
     (void)self;
@@ -244,11 +100,11 @@ static void act_search(void *self, Ui *ui) {
 }
 static void act_next(void *self, Ui *ui) {
     (void)self;
-    search_step(app_of(ui)->state[SCREEN_SEARCH], ui, +1);
+    search_step(ui->states[SCREEN_SEARCH], ui, +1);
 }
 static void act_prev(void *self, Ui *ui) {
     (void)self;
-    search_step(app_of(ui)->state[SCREEN_SEARCH], ui, -1);
+    search_step(ui->states[SCREEN_SEARCH], ui, -1);
 }
 static void act_prompt(void *self, Ui *ui) {
     (void)self;
@@ -298,14 +154,14 @@ void app_key(App *app, int key) {
     else if (key == '\n' || key == '\r') key = BK_ENTER;
     else if (key == 27) key = BK_ESC;
     else if (key == 127 || key == BK_CTRL('h')) key = BK_BACKSPACE;
-    app->message[0] = 0;
+    app->ui.message[0] = 0;
     const Canvas *c = app->ui.canvas;
     if (c && (c->rows < UI_MIN_ROWS || c->cols < UI_MIN_COLS)) {
         /* too small to show anything: only quitting makes sense */
         if (key == 'q' || key == BK_CTRL('c')) app->quit = 1;
         return;
     }
-    if (input_key(app, key)) return;
+    if (ui_input_key(&app->ui, key)) return;
     ScreenId screen = app->ui.screen;
     const ScreenClass *sc = app_screens[screen];
     const KeyBinding *b = find_binding(sc->keys, key);
@@ -314,11 +170,11 @@ void app_key(App *app, int key) {
         return;
     }
     if (sc->key && sc->key(app->state[screen], &app->ui, key)) return;
-    ListView *l = current_list(app);
+    ListView *l = ui_current_list(&app->ui);
     if (l && list_key(l, key, page_rows(app))) return;
     b = find_binding(app_global_keys, key);
     if (b) {
-        b->action(NULL, &app->ui);
+        b->action(app, &app->ui);
         return;
     }
     char name[32];
@@ -351,10 +207,10 @@ static void draw_header(App *app, Canvas *c) {
 static void draw_status(App *app, Canvas *c) {
     int row = c->rows - 1;
     canvas_fill(c, row, 0, c->cols, STYLE_STATUS);
-    if (app->input) {
-        int x = canvas_text(c, row, 0, -1, STYLE_INPUT, app->input->label);
+    if (app->ui.input) {
+        int x = canvas_text(c, row, 0, -1, STYLE_INPUT, app->ui.input->label);
         /* show the end of a long text */
-        const char *t = app->input->text;
+        const char *t = app->ui.input->text;
         while (utf8_display_width(t) > c->cols - x - 2 && *t) t++;
         x += canvas_text(c, row, x, -1, STYLE_INPUT, t);
         canvas_text(c, row, x, 1, STYLE_SELECTED, " ");
@@ -368,12 +224,12 @@ static void draw_status(App *app, Canvas *c) {
     char left[320], title[256] = "";
     if (sc->title) sc->title(app->state[screen], &app->ui, title, sizeof title);
     int n = snprintf(left, sizeof left, " %s%s", sc->name, title);
-    ListView *l = current_list(app);
+    ListView *l = ui_current_list(&app->ui);
     if (l && l->count > 0 && n > 0 && (size_t)n < sizeof left)
         snprintf(left + n, sizeof left - (size_t)n, " | %d/%d", l->cursor + 1, l->count);
     int x = canvas_text(c, row, 0, -1, STYLE_STATUS, left);
-    if (app->message[0])
-        canvas_text(c, row, x + 2, -1, app->message_error ? STYLE_ERROR : STYLE_STATUS, app->message);
+    if (app->ui.message[0])
+        canvas_text(c, row, x + 2, -1, app->ui.message_error ? STYLE_ERROR : STYLE_STATUS, app->ui.message);
     else {
         const char *hint = "? help  q quit ";
         int w = utf8_display_width(hint);

@@ -1,30 +1,23 @@
-/* app.h - the sense browser: the list of screens and the services they share.
+/* app.h - the sense browser: the list of screens and the data they share.
  *
  * The app opens the database (and with --model the model runs), makes every screen's
- * state through its ScreenClass (screen.h), and routes keys and drawing to the screen
- * on show. It provides the Ui services (screen.h) — navigation and history, the status
- * line, the line editor — and the frame around the screens: the header, the status
- * line and the "terminal too small" notice. It knows a screen by its class only; the
- * one exception is the global n/N, which steps through the search screen's results.
+ * state through its ScreenClass (screen.h), fills in the Ui the screens receive, and
+ * routes keys and drawing to the screen on show. It draws the frame around the
+ * screens: the header, the status line and the "terminal too small" notice. It knows
+ * a screen by its class only; the one exception is the global n/N, which steps
+ * through the search screen's results from any screen.
  */
 #ifndef BP_TUI_APP_H
 #define BP_TUI_APP_H
 
 #include "screen.h"
 
-#define APP_HISTORY_MAX 64
-
 typedef struct {
-    Ui ui;                  /* first: the screens' services are the app's (ui.c, app.c) */
+    Ui ui;                  /* what the screens receive */
     const char *model_dir;
     ModelRuns runs;         /* with --model (ui.model points here) */
-    void *state[SCREEN_COUNT];  /* each screen's, made by its class */
+    void *state[SCREEN_COUNT];  /* each screen's, made by its class (ui.states) */
     int quit;
-    char message[256];
-    int message_error;
-    Place history[APP_HISTORY_MAX];
-    int history_len;
-    LineEdit *input;        /* the open line editor, or NULL */
     int exit_fast;          /* 1: app_close does not wait for a loading index */
 } App;
 

@@ -5,8 +5,9 @@
  * owns the list of screens and the shared services, the Ui: the sense store, the
  * model runs (model_runs.h), the status line, the line editor, the history and the
  * current word and sense. A screen receives the Ui as an argument, calls the ui_*
- * functions declared here and never includes app.h or another screen: to show
+ * functions declared here (ui.c) and never includes app.h or another screen: to show
  * another screen it asks for it by id (ui_open), and that screen's `enter` loads it.
+ * So the dependencies run one way: app.c -> screen_*.c -> ui.c, model_runs.c.
  *
  * Screens draw on a Canvas (canvas.h) and never touch the terminal, so the scripted
  * mode and the tests see exactly what a person sees. What a screen shows is computed
@@ -32,6 +33,7 @@
 #define UI_MIN_ROWS 24
 #define UI_MIN_COLS 80
 #define UI_TEXT_MAX 1024  /* bytes of a line editor's text (a prompt, a search) */
+#define UI_HISTORY_MAX 64
 
 typedef enum {
     SCREEN_SEARCH = 0,
@@ -100,10 +102,11 @@ typedef struct {
     void (*title)(void *self, Ui *ui, char *out, size_t out_size);
 } ScreenClass;
 
-/* The shared services, owned by the app. Screens read these fields and change the
- * app's state through the functions below; besides, a screen's enter sets token and
- * sense to what it shows, and the sense screen starts the index loader when it needs
- * it. */
+/* The shared services. The app fills in the data and the screen list (app.h); ui.c
+ * implements the functions below on nothing but these fields, so the screens depend on
+ * ui.c and never on the app. Screens read the fields; they change them through the
+ * functions, except that a screen's enter sets token and sense to what it shows and
+ * the sense screen starts the index loader when it needs it. */
 struct Ui {
     SenseStore *store;
     const StoreInfo *info;
@@ -119,9 +122,18 @@ struct Ui {
     IndexLoader *loader;    /* the nearest-neighbour index, loading in the background */
     int wait_for_index;     /* 1: a sense screen waits for the index (scripted mode) */
     const char *key_note;   /* set by a key that did one-time work ("index-load"), for --timing */
-    /* for the help screen: every screen's class, and the keys that work everywhere */
+    /* every screen's class and state by ScreenId, and the keys that work everywhere */
     const ScreenClass *const *screens;
+    void **states;
     const KeyBinding *global_keys;
+
+    /* the services' own state (ui.c): screens go through the functions below */
+    char message[256];      /* the status line's message, until the next key */
+    int message_error;
+    LineEdit *input;        /* the open line editor, or NULL */
+    Place history[UI_HISTORY_MAX];
+    int history_len;
+    ScreenId help_return;   /* the screen the help was opened on */
 };
 
 /* The status line's message until the next key. */
@@ -129,8 +141,14 @@ void ui_message(Ui *ui, int is_error, const char *fmt, ...) __attribute__((forma
 /* Shows a screen on token and sense (-1: what it showed last), remembering the current
  * place for Backspace. Returns 0, or -1 when the screen refused (it said why). */
 int ui_open(Ui *ui, ScreenId screen, int token, int sense);
-/* Back through the history. */
+/* Back through the history (from the help: to the screen it was opened on). */
 void ui_back(Ui *ui);
+/* Shows the help screen over the current one. */
+void ui_open_help(Ui *ui);
+/* The list the navigation keys move on the screen on show, or NULL. */
+ListView *ui_current_list(Ui *ui);
+/* Gives a key to the open line editor; returns 1 when it was the editor's. */
+int ui_input_key(Ui *ui, int key);
 /* Opens the line editor on input (its owner and callbacks set by the caller). */
 void ui_open_input(Ui *ui, LineEdit *input, const char *label, const char *initial);
 /* The edits in the database changed (saved, undone): reloads those in force and bumps

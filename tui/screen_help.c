@@ -11,9 +11,9 @@ static void *help_init(Ui *ui, BpError *err) {
 }
 
 static int help_enter(void *self, Ui *ui, const Place *at) {
+    (void)ui;
     (void)at;
     HelpScreen *hs = self;
-    hs->from = ui->screen;
     hs->list.cursor = hs->list.top = 0;
     return 0;
 }
@@ -55,7 +55,7 @@ static void help_draw(void *self, Ui *ui, Canvas *c) {
     if (n > 256) n = 256;
     int row = ui_top_row(c), bottom = ui_bottom_row(c);
     canvas_printf(c, row++, 1, -1, STYLE_TITLE, "Keys (on the %s screen now; ? or BS returns)",
-                  ui->screens[hs->from]->name);
+                  ui->screens[ui->help_return]->name);
     list_set_count(&hs->list, n);
     list_scroll(&hs->list, bottom - row);
     for (int i = hs->list.top; i < n && row < bottom; i++, row++) {

@@ -5,7 +5,6 @@
 #include "screen.h"
 
 typedef struct {
-    ScreenId from;              /* the screen `?` was pressed on */
     ListView list;
 } HelpScreen;
 

@@ -1,9 +1,154 @@
-/* ui.c - the drawing and list helpers every screen shares (screen.h). */
+/* ui.c - the services every screen shares (screen.h): navigation and history, the
+ * status line's message, the line editor, drawing and list helpers. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "screen.h"
+
+/* ---- navigation, messages, the line editor ---------------------------------------------- */
+
+int ui_edits_changed(Ui *ui, BpError *err) {
+    if (ui->model && runs_reload_edits(ui->model, ui->store, err) != 0) return -1;
+    ui->generation++;
+    return 0;
+}
+
+/* ---- messages, places, history ------------------------------------------------------ */
+
+void ui_message(Ui *ui, int is_error, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ui->message, sizeof ui->message, fmt, ap);
+    va_end(ap);
+    ui->message_error = is_error;
+}
+
+ListView *ui_current_list(Ui *ui) {
+    const ScreenClass *sc = ui->screens[ui->screen];
+    return sc->list ? sc->list(ui->states[ui->screen]) : NULL;
+}
+
+static Place current_place(Ui *ui) {
+    Place p = {ui->screen, ui->token, ui->sense, 0, 0};
+    ListView *l = ui_current_list(ui);
+    if (l) p.cursor = l->cursor;
+    return p;
+}
+
+static void push_history(Ui *ui, Place here) {
+    if (here.screen == SCREEN_HELP) return;
+    if (ui->history_len > 0) {  /* the same place twice in a row is one step back */
+        Place *last = &ui->history[ui->history_len - 1];
+        if (last->screen == here.screen && last->token == here.token && last->sense == here.sense) {
+            *last = here;
+            return;
+        }
+    }
+    if (ui->history_len == UI_HISTORY_MAX) {
+        memmove(ui->history, ui->history + 1, (UI_HISTORY_MAX - 1) * sizeof(Place));
+        ui->history_len--;
+    }
+    ui->history[ui->history_len++] = here;
+}
+
+int ui_open(Ui *ui, ScreenId screen, int token, int sense) {
+    Place here = current_place(ui), at = {screen, token, sense, 0, 0};
+    const ScreenClass *sc = ui->screens[screen];
+    if (sc->enter && sc->enter(ui->states[screen], ui, &at) != 0) return -1;
+    /* showing the same screen again on no new subject is no step in the history */
+    if (screen != here.screen || token >= 0) push_history(ui, here);
+    ui->screen = screen;
+    return 0;
+}
+
+void ui_open_help(Ui *ui) {
+    const ScreenClass *sc = ui->screens[SCREEN_HELP];
+    ui->help_return = ui->screen;
+    if (sc->enter) sc->enter(ui->states[SCREEN_HELP], ui, &(Place){SCREEN_HELP, -1, -1, 0, 0});
+    ui->screen = SCREEN_HELP;
+}
+
+void ui_back(Ui *ui) {
+    if (ui->screen == SCREEN_HELP) {
+        ui->screen = ui->help_return;
+        return;
+    }
+    if (ui->history_len == 0) {
+        ui_message(ui, 0, "at the start of the history");
+        return;
+    }
+    Place p = ui->history[--ui->history_len];
+    p.returning = 1;
+    ui->token = p.token;
+    ui->sense = p.sense;
+    const ScreenClass *sc = ui->screens[p.screen];
+    if (sc->enter && sc->enter(ui->states[p.screen], ui, &p) != 0) {
+        /* a place its screen cannot show again (the edit screen holds one edit): its
+         * word, or the search */
+        p.screen = p.token >= 0 && p.screen != SCREEN_WORD ? SCREEN_WORD : SCREEN_SEARCH;
+        sc = ui->screens[p.screen];
+        if (sc->enter) sc->enter(ui->states[p.screen], ui, &p);
+    }
+    ui->screen = p.screen;
+    ListView *l = ui_current_list(ui);
+    if (l) {
+        l->cursor = p.cursor;
+        list_set_count(l, l->count);
+    }
+}
+
+/* ---- the line editor ---------------------------------------------------------------- */
+
+void ui_open_input(Ui *ui, LineEdit *input, const char *label, const char *initial) {
+    input->active = 1;
+    input->label = label;
+    if (initial != input->text) snprintf(input->text, sizeof input->text, "%s", initial ? initial : "");
+    input->len = (int)strlen(input->text);
+    ui->input = input;
+}
+
+int ui_input_key(Ui *ui, int key) {
+    LineEdit *in = ui->input;
+    if (!in || !in->active) return 0;
+    if (key == BK_ENTER || key == BK_ESC) {
+        in->active = 0;
+        ui->input = NULL;
+        if (in->done) in->done(in->owner, ui, key == BK_ENTER);
+        return 1;
+    }
+    if (key == BK_BACKSPACE) {
+        if (in->len > 0) {  /* remove one whole UTF-8 character */
+            do in->len--;
+            while (in->len > 0 && ((unsigned char)in->text[in->len] & 0xC0) == 0x80);
+            in->text[in->len] = 0;
+            if (in->changed) in->changed(in->owner, ui);
+        }
+        return 1;
+    }
+    if (key == BK_CTRL('u')) {
+        in->len = 0;
+        in->text[0] = 0;
+        if (in->changed) in->changed(in->owner, ui);
+        return 1;
+    }
+    if (key >= 0x20 && key < BK_SPECIAL) {
+        char utf8[4];
+        int n = utf8_encode(key, utf8);
+        if (n > 0 && in->len + n < (int)sizeof in->text) {
+            memcpy(in->text + in->len, utf8, (size_t)n);
+            in->len += n;
+            in->text[in->len] = 0;
+            if (in->changed) in->changed(in->owner, ui);
+        }
+        return 1;
+    }
+    /* list keys (Up/Down on the search results) fall through to the screen */
+    return !(key == BK_UP || key == BK_DOWN || key == BK_PGUP || key == BK_PGDN || key == BK_TAB ||
+             key == BK_CTRL('c'));
+}
+
 
 const char *ui_token_text(const Ui *ui, int id, char *out, size_t out_size) {
     const char *text = store_token_text(ui->store, id);
