@@ -97,7 +97,7 @@ typedef struct {
     int (*key)(void *self, Ui *ui, int key);
     /* The list the navigation keys move, or NULL. May be NULL. */
     ListView *(*list)(void *self);
-    /* The status line's subject after the mode ("bank #3331 sense 2/16"); writes ""
+    /* The status line's subject after the mode (" | ␣bank #3331 sense 2/16"); writes ""
      * for none. May be NULL. */
     void (*title)(void *self, Ui *ui, char *out, size_t out_size);
 } ScreenClass;
