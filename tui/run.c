@@ -52,12 +52,12 @@ int tui_run_scripted(App *app, const TuiScript *o, BpError *err) {
         free(events);
         return bp_fail(err, "out of memory");
     }
-    app->canvas = c;
-    app->wait_for_index = 1;  /* the same screens on every run */
+    app->ui.canvas = c;
+    app->ui.wait_for_index = 1;  /* the same screens on every run */
     app_draw(app, c);
     for (int i = 0; i < n_events && !app->quit; i++) {
         double t0 = now_seconds();
-        app->key_note = NULL;
+        app->ui.key_note = NULL;
         if (events[i].key == BK_RESIZE) canvas_memory_resize(c, events[i].rows, events[i].cols);
         app_key(app, events[i].key);
         if (app->quit) break;
@@ -74,7 +74,7 @@ int tui_run_scripted(App *app, const TuiScript *o, BpError *err) {
         bk_key_name(events[i].key, name, sizeof name);
         if (o->timing) {
             snprintf(line, sizeof line, "%d %s %.3f %.3f%s%s\n", i + 1, name, redraw_ms, ms,
-                     app->key_note ? " " : "", app->key_note ? app->key_note : "");
+                     app->ui.key_note ? " " : "", app->ui.key_note ? app->ui.key_note : "");
             append(&timing, &timing_len, line);
         }
         if (o->each_key) {
@@ -99,7 +99,7 @@ int tui_run_scripted(App *app, const TuiScript *o, BpError *err) {
     free(timing);
     free(events);
     canvas_destroy(c);
-    app->canvas = NULL;
+    app->ui.canvas = NULL;
     return rc;
 }
 
@@ -162,16 +162,16 @@ int tui_run_terminal(App *app, BpError *err) {
         delscreen(screen);
         return bp_fail(err, "out of memory");
     }
-    app->canvas = c;
+    app->ui.canvas = c;
     /* load the nearest-neighbour index while the user searches; quitting does not wait */
-    app->loader = index_loader_start(app->db_path);
+    app->ui.loader = index_loader_start(app->ui.db_path);
     app->exit_fast = 1;
     while (!app->quit) {
         app_draw(app, c);
         /* model work goes one token per turn while no key waits; the sense screen
          * waiting for the index wakes up to show its progress */
         int busy = model_busy(app);
-        timeout(busy ? 0 : app->screen == SCREEN_SENSE && app->sense_view.near_pending ? 100 : -1);
+        timeout(busy ? 0 : app_waits_for_index(app) ? 100 : -1);
         wint_t ch;
         int rc = get_wch(&ch);
         if (rc == ERR) {
@@ -183,7 +183,7 @@ int tui_run_terminal(App *app, BpError *err) {
         if (key != BK_NONE) app_key(app, key);
     }
     canvas_destroy(c);
-    app->canvas = NULL;
+    app->ui.canvas = NULL;
     restore_terminal();
     delscreen(screen);
     return 0;
