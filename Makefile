@@ -23,7 +23,7 @@ CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fno-math-errno -fopenmp -
 LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
           -ljansson -lpcre2-8 -lm -lpthread
 # The sanitizer build also drops AVX-512, so that `make test` runs the portable kernels
-# (the #else branches of model/infer.c) as well as the AVX-512 ones.
+# (the #else branches of model/infer_kernels.c, greedy.c) as well as the AVX-512 ones.
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined           -mno-avx512f
 LDFLAGS += -fsanitize=address,undefined
