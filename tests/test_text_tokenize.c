@@ -48,6 +48,18 @@ static void write_text(const char *name, const char *text, size_t len, char *pat
     assert_int_equal(write_file_atomic(path, text, len, &err), 0);
 }
 
+/* Writes text to tmpdir/NAME.txt and tokenizes it alone into prefix = tmpdir/NAME. */
+static void tokenize_one_file(const char *name, const char *text, size_t len, double val_fraction,
+                              char *prefix, size_t prefix_size, TokenizeStats *st) {
+    char file[512], file_name[64];
+    snprintf(file_name, sizeof file_name, "%s.txt", name);
+    write_text(file_name, text, len, file, sizeof file);
+    snprintf(prefix, prefix_size, "%s/%s", tmpdir, name);
+    const char *files[] = {file};
+    BpError err = {0};
+    if (tokenize_corpus(gpt2, files, 1, prefix, val_fraction, st, &err) != 0) fail_msg("%s", err.msg);
+}
+
 /* Appends the ids of text + <|endoftext|> to (ids, n, cap). */
 static void expect_doc(const char *text, int **ids, size_t *n, size_t *cap) {
     BpError err = {0};
@@ -139,13 +151,10 @@ static void test_streaming_equals_whole_encoding(void **state) {
     }
     text[0] = 'x';          /* no newline to drop at the start */
     text[len++] = 'z';      /* nor at the end */
-    char file[512], prefix[512], path[600];
-    write_text("big.txt", text, len, file, sizeof file);
-    snprintf(prefix, sizeof prefix, "%s/big", tmpdir);
-    const char *files[] = {file};
+    char prefix[512], path[600];
     TokenizeStats st;
     BpError err = {0};
-    if (tokenize_corpus(gpt2, files, 1, prefix, 0.0, &st, &err) != 0) fail_msg("%s", err.msg);
+    tokenize_one_file("big", text, len, 0.0, prefix, sizeof prefix, &st);
     int *ids = NULL;
     size_t n = 0, c = 0;
     assert_int_equal(tokenizer_encode(gpt2, text, len, &ids, &n, &c, &err), 0);
@@ -198,13 +207,9 @@ static void test_single_document_tail_split(void **state) {
     char *text = malloc(cap);
     for (int line = 0; line < 200; line++)
         len += (size_t)snprintf(text + len, cap - len, "Line %d of the only document, with some words.\n", line);
-    char file[512], prefix[512], path[600];
-    write_text("one.txt", text, len, file, sizeof file);
-    snprintf(prefix, sizeof prefix, "%s/one", tmpdir);
-    const char *files[] = {file};
+    char prefix[512], path[600];
     TokenizeStats st;
-    BpError err = {0};
-    if (tokenize_corpus(gpt2, files, 1, prefix, 0.1, &st, &err) != 0) fail_msg("%s", err.msg);
+    tokenize_one_file("one", text, len, 0.1, prefix, sizeof prefix, &st);
     assert_int_equal(st.docs[0], 1);
     assert_int_equal(st.docs[1], 0);
     assert_int_equal(st.tail_split, 1);
@@ -225,7 +230,8 @@ static void test_single_document_tail_split(void **state) {
     snprintf(path, sizeof path, "%s.val.tok", prefix);
     assert_tokfile(path, ids + cut, n - cut);
     /* with --val-fraction 0 nothing is held out */
-    if (tokenize_corpus(gpt2, files, 1, prefix, 0.0, &st, &err) != 0) fail_msg("%s", err.msg);
+    text[len - 1] = '\n';
+    tokenize_one_file("one", text, len, 0.0, prefix, sizeof prefix, &st);
     assert_int_equal(st.tail_split, 0);
     assert_int_equal(st.ids[1], 0);
     free(ids);
