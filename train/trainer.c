@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../common/fileio.h"
+#include "../common/hash.h"
 #include "../common/rng.h"
 #include "../model/checkpoint.h"
 #include "../text/tokenizer.h"
@@ -51,7 +52,7 @@ void train_config_defaults(TrainConfig *c) {
 
 /* ---- train_state.bin ----------------------------------------------------------------
  * Native byte order (little-endian on the machines this runs on), no padding:
- *   char[8]  "BPTRAIN\0"        u32 version (1)
+ *   char[8]  "BPTRAIN\0"        u32 version (2)
  *   char[17] weights hash (backpack_weights_hash of the model saved beside it)
  *   u64 num_parameters
  *   the TrainConfig, field by field (strings as u32 length + bytes; floats as their bits)
@@ -59,10 +60,10 @@ void train_config_defaults(TrainConfig *c) {
  *   u64[4] dropout RNG state, u64 data epoch, u64 data index
  *   u64 metrics_bytes (length of metrics.jsonl when saved: a resume truncates to it)
  *   u64 adam t, f32[num_parameters] m, f32[num_parameters] v
- *   u64 FNV-1a 64 of every byte before it
+ *   u64 hash64 (common/hash.h) of every byte before it (version 1 had byte-wise FNV-1a)
  */
 #define STATE_MAGIC "BPTRAIN"
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u
 
 typedef struct {
     uint64_t step;
@@ -138,15 +139,6 @@ static void get_str(ByteReader *r, char *out, size_t out_size) {
     memcpy(out, r->data + r->pos, n);
     out[n] = '\0';
     r->pos += n;
-}
-
-static uint64_t fnv1a64(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 static void put_config(ByteBuf *b, const TrainConfig *c) {
@@ -231,9 +223,9 @@ static int state_open(const char *dir, char **file_data, ByteReader *r, char has
     const unsigned char *p = (const unsigned char *)*file_data;
     uint64_t stored;
     memcpy(&stored, p + len - 8, 8);
-    if (stored != fnv1a64(p, len - 8)) {
+    if (stored != hash64(p, len - 8)) {
         free(*file_data);
-        return bp_fail(err, "%s: checksum mismatch (truncated or corrupt)", path);
+        return bp_fail(err, "%s: checksum mismatch (truncated, corrupt, or older than train state version 2)", path);
     }
     *r = (ByteReader){.data = p, .len = len - 8};
     char magic[8];
@@ -311,7 +303,7 @@ static int write_train_state(const Trainer *tr, const char *dir, BpError *err) {
         free(b.data);
         return bp_fail(err, "%s: out of memory writing the training state", dir);
     }
-    put_u64(&b, fnv1a64(b.data, b.len));
+    put_u64(&b, hash64(b.data, b.len));
     char path[4096];
     int rc = path_join(path, sizeof path, dir, TRAIN_STATE_FILE, err);
     if (rc == 0 && b.failed) rc = bp_fail(err, "%s: out of memory", path);
