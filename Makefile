@@ -4,7 +4,9 @@
 #   make test     install what is missing, build, run every cmocka suite, then again
 #                 under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench    benchmarks against PyTorch (bench/)
-#   make check-reference   the C model against the PyTorch reference (tests/reference.py)
+#   make check-reference   the C model against the PyTorch reference (tests/reference.py),
+#                 and a checkpoint `train` saved, loaded in PyTorch
+#                 (tests/check_trained_checkpoint.py)
 #
 # BUILD=dir puts objects elsewhere (the sanitizer build uses build/san); SAN=1 adds the
 # sanitizers. Nothing is installed outside the repository except Debian and npm packages.
@@ -141,6 +143,7 @@ run-tests: test-build
 
 check-reference: data deps-torch $(BUILD)/backpack $(BUILD)/tests/tool_model_refdump
 	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/reference.py
+	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/check_trained_checkpoint.py
 
 # --- the demo ------------------------------------------------------------------------
 demo: data $(BUILD)/backpack
