@@ -4,6 +4,7 @@
 #   make test     install what is missing, build, run every cmocka suite, then again
 #                 under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench    benchmarks against PyTorch (bench/)
+#   make torture  kill -9 during saves, exports and edits; what is on disk stays whole
 #   make check-reference   the C model against the PyTorch reference (tests/reference.py),
 #                 and a checkpoint `train` saved, loaded in PyTorch
 #                 (tests/check_trained_checkpoint.py)
@@ -53,7 +54,7 @@ TOOL_SRCS := $(wildcard tests/tool_*.c)
 TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 
-.PHONY: all deps deps-torch data test test-build run-tests test-san demo bench check-reference clean
+.PHONY: all deps deps-torch data torture test test-build run-tests test-san demo bench check-reference clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/backpack
@@ -144,6 +145,11 @@ run-tests: test-build
 check-reference: data deps-torch $(BUILD)/backpack $(BUILD)/tests/tool_model_refdump
 	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/reference.py
 	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/check_trained_checkpoint.py
+
+# Crash consistency: kill -9 during training saves, exports and edits (tests/torture.sh,
+# a minute or two; ROUNDS=N kills of each, default 20).
+torture: data $(BUILD)/backpack
+	BACKPACK=$(BUILD)/backpack tests/torture.sh
 
 # --- the demo ------------------------------------------------------------------------
 demo: data $(BUILD)/backpack
