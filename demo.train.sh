@@ -1,8 +1,8 @@
 # demo.train.sh - the training flags of `make demo` (sourced by demo.sh).
 #
 # Brown corpus, BPE vocabulary 8192, ~1.5M tokens; DEMO_MINUTES (10) of wall time on
-# 2 cores. Sizes picked by short trials (see bench/README.md, the demo's two models): d=128 with 4 layers
-# trains ~2500 tokens per CPU-second (the Transformer baseline ~3400), so 10 minutes on
+# 2 cores. Sizes picked by short trials (see bench/README.md, the demo's two models):
+# d=128 with 4 layers trains ~2500 tokens per CPU-second (the Transformer baseline ~3400), so 10 minutes on
 # 2 idle cores is roughly 2-3M tokens, 1.5-2 epochs of Brown, about 1000-1300 steps of
 # 16 x 128 tokens. A larger model (d=256) is ~4x slower and sees under half an epoch.
 # The learning rate decays linearly to 0 at the end of the time budget.
