@@ -17,7 +17,13 @@ TOOLS=${TOOLS:-build/tests}
 CKPT="$TOOLS/tool_train_ckpt"
 work=$(mktemp -d /tmp/bp-train-mpi-XXXXXX)
 # on a failure, end the jobs this script started in the background (by their ids)
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$work"' EXIT
+cleanup() {
+    local left
+    left=$(jobs -p)
+    if [ -n "$left" ]; then kill $left 2>/dev/null || true; wait 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
 # Open MPI's own allocations outlive MPI_Finalize in components it has unloaded (no
 # symbol to suppress them by), so the sanitizer build checks leaks in the
 # single-process runs only.

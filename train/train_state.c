@@ -6,9 +6,10 @@
 #include <string.h>
 
 #include "../common/fileio.h"
+#include "../common/hash.h"
 
 #define STATE_MAGIC "BPTRAIN"
-#define STATE_VERSION 1u
+#define STATE_VERSION 2u
 
 typedef struct {
     unsigned char *data;
@@ -73,15 +74,6 @@ static void get_str(ByteReader *r, char *out, size_t out_size) {
     memcpy(out, r->data + r->pos, n);
     out[n] = '\0';
     r->pos += n;
-}
-
-static uint64_t fnv1a64(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
 }
 
 static void put_config(ByteBuf *b, const TrainConfig *c) {
@@ -166,9 +158,9 @@ static int state_open(const char *dir, char **file_data, ByteReader *r, char has
     const unsigned char *p = (const unsigned char *)*file_data;
     uint64_t stored;
     memcpy(&stored, p + len - 8, 8);
-    if (stored != fnv1a64(p, len - 8)) {
+    if (stored != hash64(p, len - 8)) {
         free(*file_data);
-        return bp_fail(err, "%s: checksum mismatch (truncated or corrupt)", path);
+        return bp_fail(err, "%s: checksum mismatch (truncated, corrupt, or older than train state version 2)", path);
     }
     *r = (ByteReader){.data = p, .len = len - 8};
     char magic[8];
@@ -229,7 +221,7 @@ int train_state_write(const char *dir, const TrainConfig *cfg, const Backpack *m
         free(b.data);
         return bp_fail(err, "%s: out of memory writing the training state", dir);
     }
-    put_u64(&b, fnv1a64(b.data, b.len));
+    put_u64(&b, hash64(b.data, b.len));
     char path[4096];
     int rc = path_join(path, sizeof path, dir, TRAIN_STATE_FILE, err);
     if (rc == 0 && b.failed) rc = bp_fail(err, "%s: out of memory", path);

@@ -1,7 +1,7 @@
 /* train_state.h - train_state.bin, what a checkpoint needs beyond the weights to continue
  * a run exactly: the optimizer moments, the progress counters, the dropout RNG, the data
  * position and the TrainConfig. The format (native byte order, no padding):
- *   char[8]  "BPTRAIN\0"        u32 version (1)
+ *   char[8]  "BPTRAIN\0"        u32 version (2)
  *   char[17] weights hash (backpack_weights_hash of the model saved beside it)
  *   u64 num_parameters
  *   the TrainConfig, field by field (strings as u32 length + bytes; floats as their bits)
@@ -9,7 +9,7 @@
  *   u64[4] dropout RNG state, u64 data epoch, u64 data index
  *   u64 metrics_bytes (length of metrics.jsonl when saved: a resume truncates to it)
  *   u64 adam t, f32[num_parameters] m, f32[num_parameters] v
- *   u64 FNV-1a 64 of every byte before it
+ *   u64 hash64 (common/hash.h) of every byte before it (version 1 had byte-wise FNV-1a)
  * The moments are always whole (a sharded optimizer gathers them first) and the saved
  * TrainConfig's batch is the global batch (processes x per-process batch: what one
  * process would use), so the file is the same whatever the number of processes.

@@ -601,6 +601,7 @@ static int finish(Trainer *tr, TrainOutcome *out, BpError *err) {
         validate(tr, err) != 0)
         return -1;
     if (tr->progress_line_shown) fputc('\n', stderr);
+    tr->progress_line_shown = 0;
     if ((tr->last_save_step != tr->prog.step || out->stopped || tr->prog.step == 0) && save(tr, err) != 0)
         return -1;
     if (tr->quiet) return 0;
@@ -642,6 +643,8 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
     if (finish(tr, out, err) != 0) goto done;
     rc = 0;
 done:
+    /* an error after a live progress line starts a line of its own */
+    if (rc != 0 && tr->progress_line_shown) fputc('\n', stderr);
     out->steps = tr->prog.step;
     out->last_loss = tr->report.loss;
     out->last_val_loss = tr->prog.last_val_loss;
