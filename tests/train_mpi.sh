@@ -3,7 +3,8 @@
 #   - 1 process --batch 8 = 2 processes --batch 4 = 4 processes --batch 2, with and
 #     without dropout (step-1 loss 1e-6 relative, step-20 loss 1e-3, weights 1e-4), and
 #     the parameters bit-identical on every rank after every step (BACKPACK_REPLICA_LOG);
-#   - --zero 1 equals the plain allreduce; two runs of the same N are bit-identical;
+#   - --zero 1 equals the plain allreduce, and its saved moments continue alike on one
+#     process; two runs of the same N are bit-identical;
 #   - SIGTERM to one rank: every rank stops, rank 0 saves, and the resumed run ends
 #     bit-identical to an uninterrupted one;
 #   - a killed rank ends the job non-zero within 30 s with no process left, the last
@@ -112,6 +113,14 @@ train 2 "$work/zero" --batch 4 --steps 20 --dropout 0.1 --zero 1
 close "$(loss "$work/n2-0.1" 20)" "$(loss "$work/zero" 20)" 1e-5 "--zero 1: step-20 loss"
 weights_close "$work/n2-0.1" "$work/zero" 1e-4
 same_replicas "$work/zero" 2 20
+# the moments gathered under ZeRO-1 are the whole AdamW state: both runs continue alike
+# on one process (the global batch of 8 shared out)
+cp -r "$work/n2-0.1" "$work/plain"
+"$BACKPACK" train --resume "$work/zero" --steps 25 2>/dev/null
+"$BACKPACK" train --resume "$work/plain" --steps 25 2>/dev/null
+[ "$(field "$work/zero" step)" = 25 ] || fail "--zero 1 run did not resume"
+close "$(loss "$work/plain" 25)" "$(loss "$work/zero" 25)" 1e-5 "--zero 1 resumed on 1 process: step-25 loss"
+weights_close "$work/plain" "$work/zero" 1e-4
 train 2 "$work/again" --batch 4 --steps 20 --dropout 0.1
 cmp -s "$work/n2-0.1.replicas.0" "$work/again.replicas.0" || fail "two runs of 2 processes differ"
 
