@@ -94,14 +94,18 @@ size_t dist_max_shard_elements(const Dist *d) {
     return d->mpi && d->size > 1 ? (size_t)INT_MAX : SIZE_MAX;
 }
 
-/* counts and displacements of every rank's shard (int: n <= dist_max_shard_elements) */
-static void shard_layout(const Dist *d, size_t n, int *counts, int *displs) {
+/* counts (size ints) then displacements (size ints) of every rank's shard, for the
+ * v-collectives (n <= dist_max_shard_elements); the caller frees. */
+static int *shard_layout(const Dist *d, size_t n) {
+    int *counts = malloc((size_t)d->size * 2 * sizeof(int));
+    if (!counts) dist_abort(d, "out of memory for the shard layout");
     for (int r = 0; r < d->size; r++) {
         size_t off, len;
         dist_shard(n, d->size, r, &off, &len);
         counts[r] = (int)len;
-        displs[r] = (int)off;
+        counts[d->size + r] = (int)off;
     }
+    return counts;
 }
 
 void dist_reduce_scatter(const Dist *d, const float *full, float *shard, size_t n) {
@@ -111,18 +115,14 @@ void dist_reduce_scatter(const Dist *d, const float *full, float *shard, size_t 
         memmove(shard, full + off, len * sizeof(float));
         return;
     }
-    int *counts = malloc((size_t)d->size * 2 * sizeof(int));
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_layout(d, n, counts, counts + d->size);
+    int *counts = shard_layout(d, n);
     MPI_Reduce_scatter(full, shard, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
     free(counts);
 }
 
 void dist_allgather_shards(const Dist *d, float *full, size_t n) {
     if (!d->mpi || d->size == 1) return;
-    int *counts = malloc((size_t)d->size * 2 * sizeof(int));
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_layout(d, n, counts, counts + d->size);
+    int *counts = shard_layout(d, n);
     MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, full, counts, counts + d->size, MPI_FLOAT,
                    MPI_COMM_WORLD);
     free(counts);
@@ -135,25 +135,8 @@ void dist_gather_shards(const Dist *d, const float *shard, float *full, size_t n
         memmove(full + off, shard, len * sizeof(float));
         return;
     }
-    int *counts = malloc((size_t)d->size * 2 * sizeof(int));
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_layout(d, n, counts, counts + d->size);
+    int *counts = shard_layout(d, n);
     MPI_Gatherv(shard, (int)len, MPI_FLOAT, full, counts, counts + d->size, MPI_FLOAT, 0,
                 MPI_COMM_WORLD);
-    free(counts);
-}
-
-void dist_scatter_shards(const Dist *d, const float *full, float *shard, size_t n) {
-    size_t off, len;
-    dist_shard(n, d->size, d->rank, &off, &len);
-    if (!d->mpi || d->size == 1) {
-        memmove(shard, full + off, len * sizeof(float));
-        return;
-    }
-    int *counts = malloc((size_t)d->size * 2 * sizeof(int));
-    if (!counts) MPI_Abort(MPI_COMM_WORLD, 1);
-    shard_layout(d, n, counts, counts + d->size);
-    MPI_Scatterv(full, counts, counts + d->size, MPI_FLOAT, shard, (int)len, MPI_FLOAT, 0,
-                 MPI_COMM_WORLD);
     free(counts);
 }

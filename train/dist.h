@@ -57,8 +57,6 @@ void dist_reduce_scatter(const Dist *d, const float *full, float *shard, size_t 
 void dist_allgather_shards(const Dist *d, float *full, size_t n);
 /* Rank 0's full (n floats) receives every rank's shard (length of this rank's shard). */
 void dist_gather_shards(const Dist *d, const float *shard, float *full, size_t n);
-/* Every rank's shard receives its part of rank 0's full. */
-void dist_scatter_shards(const Dist *d, const float *full, float *shard, size_t n);
 
 /* The largest n the shard operations take (MPI counts are int). */
 size_t dist_max_shard_elements(const Dist *d);
