@@ -21,7 +21,7 @@ OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fno-math-errno -fopenmp -Wall -Wextra \
           -I$(OPENBLAS_INC) $(EXTRA_CFLAGS)
 LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
-          -ljansson -lpcre2-8 -lm -lpthread
+          -ljansson -lpcre2-8 `pkg-config --libs plplot` -lm -lpthread
 # The sanitizer build also drops AVX-512, so that `make test` runs the portable kernels
 # (the #else branches of model/infer.c) as well as the AVX-512 ones.
 ifeq ($(SAN),1)
@@ -31,9 +31,10 @@ endif
 LDFLAGS += -fopenmp
 
 # Modules, lowest first. A module may use the ones before it in this list.
-MODULES := common text model train senses tui
+MODULES := common plot text model train senses tui
 # What each test links: tests/test_<module>_*.c links <module> and what it may use.
 DEPS_common := common
+DEPS_plot   := plot common
 DEPS_text   := text common
 DEPS_model  := model common
 DEPS_train  := train model text common
@@ -58,7 +59,8 @@ all: $(BUILD)/backpack
 
 # --- system packages (Debian), installed only when missing --------------------------
 DEB_PACKAGES := build-essential pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 \
-                libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux
+                libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux \
+                libplplot-dev plplot-driver-cairo libpng-dev
 deps: .deps-ok
 .deps-ok: Makefile
 	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
@@ -94,7 +96,7 @@ $(BUILD)/%.o: %.c Makefile | .deps-ok
 
 $(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
 
-ALL_LIBS := $(foreach m,tui senses train model text common,$(call lib,$(m)))
+ALL_LIBS := $(foreach m,tui senses train model text plot common,$(call lib,$(m)))
 # cli/ holds main.c and the commands that need every module (eval and generate with
 # --edits use the sense store); it links everything.
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
@@ -106,6 +108,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(foreach m,$$(DEPS_$$(call test
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $$(foreach m,$$(DEPS_$$(call test_module,$$@)),$$(call lib,$$(m)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# plot/ draws with PLplot; pkg-config runs in the recipe, after .deps-ok installed it.
+$(BUILD)/plot/%.o: CFLAGS += `pkg-config --cflags plplot`
+# The plot suites read the PNG files back with libpng.
+$(BUILD)/tests/test_plot_%: LDLIBS += -lpng
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -123,7 +130,7 @@ test: data
 test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
-SCRIPT_TESTS := tests/senses_readme_example.sh
+SCRIPT_TESTS := tests/senses_readme_example.sh tests/plot_cli.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 

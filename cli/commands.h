@@ -22,6 +22,8 @@ int cmd_edit(int argc, char **argv);
 int cmd_edits(int argc, char **argv);
 /* tui/ */
 int cmd_browse(int argc, char **argv);
+/* cli/ (plot/ draws) */
+int cmd_plot(int argc, char **argv);          /* plot RUN_DIR... --out FILE | --term; plot senses */
 
 /* Prints "backpack: <msg>" on stderr and returns 1: `return cli_error(err.msg);`. */
 int cli_error(const char *msg);
