@@ -130,7 +130,7 @@ test: data
 test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
-SCRIPT_TESTS := tests/senses_readme_example.sh tests/plot_cli.sh
+SCRIPT_TESTS := tests/senses_readme_example.sh tests/plot_cli.sh tests/senses_geometry.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 

@@ -24,6 +24,7 @@ int cmd_edits(int argc, char **argv);
 int cmd_browse(int argc, char **argv);
 /* cli/ (plot/ draws) */
 int cmd_plot(int argc, char **argv);          /* plot RUN_DIR... --out FILE | --term; plot senses */
+int cmd_geometry(int argc, char **argv);      /* geometry random|senses|memory (senses/geometry.h) */
 
 /* Prints "backpack: <msg>" on stderr and returns 1: `return cli_error(err.msg);`. */
 int cli_error(const char *msg);
