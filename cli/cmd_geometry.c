@@ -167,12 +167,12 @@ static int plot_angles(const char *path, const SetStats *sv, const SetStats *sg,
     snprintf(rt, sizeof rt, "embeddings E (%d of d = %d)", ev->n, ev->d);
     PlotLineChart cl = {.title = lt, .x_label = "angle (degrees)", .y_label = "share of pairs per degree",
                         .series = left, .n_series = nl, .x_min = 0, .x_max = 180, .y_min = 0,
-                        .y_max = top_l > 0 ? 1.8 * top_l : 1, .legend = 1};
+                        .y_max = top_l > 0 ? 2.2 * top_l : 1, .legend = 1};
     PlotLineChart cr = {.title = rt, .x_label = "angle (degrees)", .y_label = "share of pairs per degree",
                         .series = right, .n_series = nr, .x_min = 0, .x_max = 180, .y_min = 0,
-                        .y_max = top_r > 0 ? 1.8 * top_r : 1, .legend = 1};
+                        .y_max = top_r > 0 ? 2.2 * top_r : 1, .legend = 1};
     PlotFigure *fig;
-    if (plot_open(&fig, path, sv ? 1400 : 700, 560, 1, sv ? 2 : 1, err) != 0) return -1;
+    if (plot_open(&fig, path, sv ? 1400 : 700, 600, 1, sv ? 2 : 1, err) != 0) return -1;
     if ((sv && plot_line_chart(fig, &cl, err) != 0) || plot_line_chart(fig, &cr, err) != 0) {
         plot_discard(fig);
         return -1;

@@ -180,9 +180,9 @@ static int next_panel(PlotFigure *f, BpError *err) {
     plcol0(C_INK);
     plwidth(1);
     /* Text shrinks with the panel, but not below a readable size. */
-    double panel_h = (double)f->height / f->rows;
-    double scale = panel_h / 420.0;
-    plschr(0, scale < 0.65 ? 0.65 : scale > 1.1 ? 1.1 : scale);
+    double panel_w = (double)f->width / f->cols, panel_h = (double)f->height / f->rows;
+    double scale = (panel_w < panel_h ? panel_w : panel_h) / 480.0;
+    plschr(0, scale < 0.65 ? 0.65 : scale > 1.0 ? 1.0 : scale);
     return 0;
 }
 
@@ -337,10 +337,9 @@ int plot_line_chart(PlotFigure *f, const PlotLineChart *c, BpError *err) {
             j++;
         }
         PLFLT lw, lh;
-        plschr(0, 0.8);
         pllegend(&lw, &lh, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
                  PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08,
-                 C_BACKGROUND, C_INK, 1, 0, 0, n_labelled, opts, 1.0, 0.8, 2.0, 0.0, colours,
+                 C_BACKGROUND, C_INK, 1, 0, 0, n_labelled, opts, 1.0, 0.75, 2.0, 0.0, colours,
                  (const char *const *)texts, NULL, NULL, NULL, NULL, colours, styles, widths,
                  NULL, NULL, NULL, NULL);
         free(opts), free(colours), free(styles), free(widths), free(texts), free(store);
