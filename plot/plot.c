@@ -218,6 +218,20 @@ static void labels(const char *x_label, const char *y_label, const char *title) 
           label_text(tb, sizeof tb, title));
 }
 
+/* The plotting area of a chart with numeric axes: the standard viewport, a light grid,
+ * the axes (y logarithmic when log_y) and the labels. */
+static void numeric_axes(PlotFigure *f, double xlo, double xhi, double ylo, double yhi, int log_y,
+                         const char *x_label, const char *y_label, const char *title) {
+    plvsta();
+    plwind(xlo, xhi, ylo, yhi);
+    remember_area(f);
+    plcol0(C_GRID);
+    plbox("g", 0, 0, log_y ? "gl" : "g", 0, 0);
+    plcol0(C_INK);
+    plbox("bcnst", 0, 0, log_y ? "bcnstvl" : "bcnstv", 0, 0);
+    labels(x_label, y_label, title);
+}
+
 static int all_finite(const double *v, int n) {
     for (int i = 0; i < n; i++)
         if (!isfinite(v[i])) return 0;
@@ -269,15 +283,7 @@ int plot_line_chart(PlotFigure *f, const PlotLineChart *c, BpError *err) {
     if (plot_line_ranges(c, range, &have_points, err) != 0) return bp_error_prefix(err, "%s", f->file.path);
     double xlo = range[0], xhi = range[1], ylo = range[2], yhi = range[3];
     if (next_panel(f, err) != 0) return -1;
-    plvsta();
-    plwind(xlo, xhi, ylo, yhi);
-    remember_area(f);
-    const char *yopt = c->log_y ? "bcnstvl" : "bcnstv";
-    plcol0(C_GRID);
-    plbox("g", 0, 0, c->log_y ? "gl" : "g", 0, 0);
-    plcol0(C_INK);
-    plbox("bcnst", 0, 0, yopt, 0, 0);
-    labels(c->x_label, c->y_label, c->title);
+    numeric_axes(f, xlo, xhi, ylo, yhi, c->log_y, c->x_label, c->y_label, c->title);
     if (!have_points) {
         plptex(0.5, 0.5, 1, 0, 0.5, "no data");
         return check_abort(f, err);
@@ -407,14 +413,7 @@ int plot_scatter(PlotFigure *f, const PlotScatter *c, BpError *err) {
     if (c->labels && xhi > xlo) xhi += (xhi - xlo) * 0.12;   /* room for the last labels */
     plot_pad_range(&ylo, &yhi, 0.08);
     if (next_panel(f, err) != 0) return -1;
-    plvsta();
-    plwind(xlo, xhi, ylo, yhi);
-    remember_area(f);
-    plcol0(C_GRID);
-    plbox("g", 0, 0, "g", 0, 0);
-    plcol0(C_INK);
-    plbox("bcnst", 0, 0, "bcnstv", 0, 0);
-    labels(c->x_label, c->y_label, c->title);
+    numeric_axes(f, xlo, xhi, ylo, yhi, 0, c->x_label, c->y_label, c->title);
     PLFLT def, cur;
     plgchr(&def, &cur);
     char buf[4 * MAX_LABEL];

@@ -76,6 +76,29 @@ static double grey_variance(const Image *im) {
 
 static void path_in_tmp(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", tmpdir, name); }
 
+typedef enum { LINES, BARS, HEATMAP, SCATTER } ChartKind;
+
+/* Draws one chart into tmpdir/name (w x h), reads the PNG back into *im and returns the
+ * chart's plotting area in pixels. */
+static PlotRect render(const char *name, int w, int h, ChartKind kind, const void *chart, Image *im) {
+    char path[512];
+    path_in_tmp(path, sizeof path, name);
+    BpError err = {{0}};
+    PlotFigure *fig;
+    assert_int_equal(plot_open(&fig, path, w, h, 1, 1, &err), 0);
+    int rc = kind == LINES     ? plot_line_chart(fig, chart, &err)
+             : kind == BARS    ? plot_bar_chart(fig, chart, &err)
+             : kind == HEATMAP ? plot_heatmap(fig, chart, &err)
+                               : plot_scatter(fig, chart, &err);
+    assert_int_equal(rc, 0);
+    PlotRect a = plot_last_area(fig);
+    assert_int_equal(plot_close(fig, &err), 0);
+    *im = read_png(path);
+    assert_int_equal(im->width, w);
+    assert_int_equal(im->height, h);
+    return a;
+}
+
 /* The number of entries in tmpdir whose name contains ".tmp-" (left-over temporaries). */
 static int temporaries_left(void) {
     DIR *d = opendir(tmpdir);
@@ -88,24 +111,14 @@ static int temporaries_left(void) {
 /* Two horizontal lines at known values on fixed axes land on the rows the axes give. */
 static void test_line_chart_png_puts_curves_where_the_data_says(void **state) {
     (void)state;
-    char path[512];
-    path_in_tmp(path, sizeof path, "lines.png");
     double x[2] = {0, 10}, low[2] = {0.25, 0.25}, high[2] = {0.75, 0.75};
     PlotSeries s[2] = {{"low", x, low, 2}, {"high", x, high, 2}};
     PlotLineChart c = {.title = "two lines", .x_label = "x", .y_label = "y", .series = s, .n_series = 2,
                        .x_min = 0, .x_max = 10, .y_min = 0, .y_max = 1};
-    BpError err = {{0}};
-    PlotFigure *fig;
-    assert_int_equal(plot_open(&fig, path, 400, 300, 1, 1, &err), 0);
-    assert_int_equal(plot_line_chart(fig, &c, &err), 0);
-    PlotRect a = plot_last_area(fig);
-    assert_int_equal(plot_close(fig, &err), 0);
+    Image im;
+    PlotRect a = render("lines.png", 400, 300, LINES, &c, &im);
     assert_true(a.left > 10 && a.right < 400 && a.left < a.right);
     assert_true(a.top > 5 && a.bottom < 300 && a.top < a.bottom);
-
-    Image im = read_png(path);
-    assert_int_equal(im.width, 400);
-    assert_int_equal(im.height, 300);
     assert_true(grey_variance(&im) > 100);
     int column = (int)((a.left + a.right) / 2);
     double want_low = a.bottom - 0.25 * (a.bottom - a.top), want_high = a.bottom - 0.75 * (a.bottom - a.top);
@@ -121,18 +134,11 @@ static void test_line_chart_png_puts_curves_where_the_data_says(void **state) {
 /* On a log axis from 1 to 100, y = 10 sits half way up. */
 static void test_log_y_axis(void **state) {
     (void)state;
-    char path[512];
-    path_in_tmp(path, sizeof path, "log.png");
     double x[3] = {1, 2, 3}, y[3] = {10, 10, 10};
     PlotSeries s = {"ten", x, y, 3};
     PlotLineChart c = {.series = &s, .n_series = 1, .log_y = 1, .x_min = 1, .x_max = 3, .y_min = 1, .y_max = 100};
-    BpError err = {{0}};
-    PlotFigure *fig;
-    assert_int_equal(plot_open(&fig, path, 300, 300, 1, 1, &err), 0);
-    assert_int_equal(plot_line_chart(fig, &c, &err), 0);
-    PlotRect a = plot_last_area(fig);
-    assert_int_equal(plot_close(fig, &err), 0);
-    Image im = read_png(path);
+    Image im;
+    PlotRect a = render("log.png", 300, 300, LINES, &c, &im);
     double got = colour_row(&im, (int)((a.left + a.right) / 2), 31, 119, 180);
     assert_true(fabs(got - (a.top + a.bottom) / 2) <= 2.0);
     free(im.rgb);
@@ -141,21 +147,13 @@ static void test_log_y_axis(void **state) {
 /* Positive bars are drawn in the series colour right of zero, negative ones red left. */
 static void test_bar_chart(void **state) {
     (void)state;
-    char path[512];
-    path_in_tmp(path, sizeof path, "bars.png");
     const char *labels[2] = {" river", " money#1"};
     double values[2] = {2.0, -1.0};
     PlotBarChart c = {.title = "bars", .x_label = "score", .labels = labels, .values = values, .n = 2};
-    BpError err = {{0}};
-    PlotFigure *fig;
-    assert_int_equal(plot_open(&fig, path, 400, 300, 1, 1, &err), 0);
-    assert_int_equal(plot_bar_chart(fig, &c, &err), 0);
-    PlotRect a = plot_last_area(fig);
-    assert_int_equal(plot_close(fig, &err), 0);
-    Image im = read_png(path);
+    Image im;
+    PlotRect a = render("bars.png", 400, 300, BARS, &c, &im);
     assert_true(grey_variance(&im) > 100);
-    /* x range: [-1, 2] padded by 5% each side; zero at 1.15 / 3.3 of the width */
-    double zero = a.left + (a.right - a.left) * (1.15 / 3.3);
+    /* x range: [-1, 2] padded by 5% each side, 3.3 wide from -1.15 */
     double upper = a.top + (a.bottom - a.top) * 0.25, lower = a.top + (a.bottom - a.top) * 0.75;
     double right = a.left + (a.right - a.left) * (3.0 / 3.3);   /* x = 1.85, inside bar 1 */
     double left = a.left + (a.right - a.left) * (0.3 / 3.3);    /* x = -0.85, inside bar 2 */
@@ -167,26 +165,18 @@ static void test_bar_chart(void **state) {
     double end = a.left + (a.right - a.left) * (3.15 / 3.3);
     assert_true(near_colour(pixel(&im, (int)end - 3, (int)upper), 31, 119, 180, 10));
     assert_false(near_colour(pixel(&im, (int)end + 3, (int)upper), 31, 119, 180, 60));
-    (void)zero;
     free(im.rgb);
 }
 
 /* Each cell of a 2 x 2 heatmap takes the colour map's end for its value. */
 static void test_heatmap_cells(void **state) {
     (void)state;
-    char path[512];
-    path_in_tmp(path, sizeof path, "heat.png");
     double v[4] = {0, 1, 1, 0};
     const char *rows[2] = {"layer 0", "layer 1"};
     PlotHeatmap h = {.title = "heat", .z_label = "cos", .values = v, .rows = 2, .cols = 2, .row_labels = rows,
                      .z_min = 0, .z_max = 1};
-    BpError err = {{0}};
-    PlotFigure *fig;
-    assert_int_equal(plot_open(&fig, path, 400, 300, 1, 1, &err), 0);
-    assert_int_equal(plot_heatmap(fig, &h, &err), 0);
-    PlotRect a = plot_last_area(fig);
-    assert_int_equal(plot_close(fig, &err), 0);
-    Image im = read_png(path);
+    Image im;
+    PlotRect a = render("heat.png", 400, 300, HEATMAP, &h, &im);
     int x0 = (int)(a.left + (a.right - a.left) * 0.25), x1 = (int)(a.left + (a.right - a.left) * 0.75);
     int y0 = (int)(a.top + (a.bottom - a.top) * 0.25), y1 = (int)(a.top + (a.bottom - a.top) * 0.75);
     /* low end (0.267, 0.005, 0.329), high end (0.993, 0.906, 0.144) */
@@ -208,20 +198,13 @@ static void test_heatmap_cells(void **state) {
 /* A labelled point is drawn at its coordinates, in its group's colour. */
 static void test_scatter(void **state) {
     (void)state;
-    char path[512];
-    path_in_tmp(path, sizeof path, "scatter.png");
     double x[3] = {0, 1, 2}, y[3] = {0, 2, 1};
     const char *labels[3] = {"a", "b", "c"}, *groups[2] = {"first", "second"};
     int group[3] = {0, 0, 1};
     PlotScatter s = {.title = "points", .x = x, .y = y, .labels = labels, .group = group,
                      .group_names = groups, .n = 3, .n_groups = 2};
-    BpError err = {{0}};
-    PlotFigure *fig;
-    assert_int_equal(plot_open(&fig, path, 400, 400, 1, 1, &err), 0);
-    assert_int_equal(plot_scatter(fig, &s, &err), 0);
-    PlotRect a = plot_last_area(fig);
-    assert_int_equal(plot_close(fig, &err), 0);
-    Image im = read_png(path);
+    Image im;
+    PlotRect a = render("scatter.png", 400, 400, SCATTER, &s, &im);
     /* x range [0, 2] padded 8% each side, then 12% more on the right for labels */
     double xlo = -0.16, xhi = 2.16 + 2.32 * 0.12, ylo = -0.16, yhi = 2.16;
     int px = (int)(a.left + (a.right - a.left) * (2 - xlo) / (xhi - xlo));
