@@ -38,16 +38,40 @@ static int get_number(json_t *obj, const char *key, int optional, double *out, c
         *problem = "missing";
         return -1;
     }
+    /* A diverged step logs its loss or norm as nan/inf (printf's %g), read as null. */
+    int may_diverge = !strcmp(key, "loss") || !strcmp(key, "grad_norm") || !strcmp(key, "val_loss");
+    if (json_is_null(v) && may_diverge) {
+        *out = NAN;
+        return 0;
+    }
     if (!json_is_number(v)) {
         *problem = "not a number";
         return -1;
     }
     *out = json_number_value(v);
-    if (!isfinite(*out) && strcmp(key, "loss") && strcmp(key, "grad_norm") && strcmp(key, "val_loss")) {
-        *problem = "not finite";
-        return -1;
-    }
     return 0;
+}
+
+/* The trainer prints a non-finite value as nan, -nan, inf or -inf (printf's %g), which
+ * is not JSON: each such bare value after a ':' becomes null, in place. "-nan" and
+ * "-inf" have null's length; "nan" and "inf" take the space the trainer writes before
+ * them (without one they are left for the parser to reject). */
+static void nonfinite_to_null(char *line) {
+    for (char *p = strchr(line, ':'); p; p = strchr(p + 1, ':')) {
+        char *v = p + 1;
+        while (*v == ' ') v++;
+        char *w = v + (*v == '-');
+        if (strncmp(w, "nan", 3) && strncmp(w, "inf", 3)) continue;
+        char *end = w + 3;
+        if (*end && *end != ',' && *end != '}' && *end != ' ') continue;
+        size_t rest = strlen(end);
+        if (w == v) {   /* "nan" -> "null": one byte longer, take it from the space before */
+            if (v == p + 1) continue;   /* no space to take: leave it, the parser names it */
+            v--;
+        }
+        memcpy(v, "null", 4);
+        memmove(v + 4, end, rest + 1);
+    }
 }
 
 void run_metrics_free(RunMetrics *m) {
@@ -86,6 +110,7 @@ int run_metrics_read(const char *path, RunMetrics *out, BpError *err) {
             continue;
         }
         json_error_t jerr;
+        nonfinite_to_null(line);
         json_t *obj = json_loads(line, 0, &jerr);
         const char *problem = NULL, *key = NULL;
         if (!obj || !json_is_object(obj)) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,11 +107,30 @@ static void test_bad_files_name_file_and_line(void **state) {
     assert_non_null(strstr(err.msg, missing));
 }
 
+/* A diverged step as the trainer prints it (%.9g of NaN and Inf). */
+static void test_nonfinite_values_are_read_as_nan(void **state) {
+    (void)state;
+    put(STEP(1, 9.5, 1024)
+        "{\"step\": 2, \"loss\": nan, \"lr\": 0.001, \"grad_norm\": -inf, \"tokens\": 2048, \"elapsed\": 2.0}\n"
+        "{\"step\": 2, \"val_loss\": -nan, \"val_ppl\": inf, \"tokens\": 2048, \"elapsed\": 2.0}\n");
+    RunMetrics m;
+    BpError err = {{0}};
+    assert_int_equal(run_metrics_read(path, &m, &err), 0);
+    assert_int_equal(m.n, 2);
+    assert_int_equal(m.n_val, 1);
+    assert_true(isnan(m.loss[1]) && isnan(m.grad_norm[1]) && isnan(m.val_loss[0]));
+    assert_true(m.lr[1] == 0.001 && m.step[1] == 2);
+    run_metrics_free(&m);
+    /* but not where a number must be */
+    expect_error("{\"step\": nan, \"loss\": 1, \"lr\": 1, \"grad_norm\": 1}\n{}\n", ":1: \"step\" not a number");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reads_steps_and_evaluations),
         cmocka_unit_test(test_truncated_last_line_is_skipped_with_a_note),
         cmocka_unit_test(test_bad_files_name_file_and_line),
+        cmocka_unit_test(test_nonfinite_values_are_read_as_nan),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
