@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <plplot.h>
 
@@ -151,8 +152,13 @@ int plot_close(PlotFigure *f, BpError *err) {
     if (!f) return bp_fail(err, "plot_close: no figure");
     end_stream(f);   /* the cairo driver writes and closes the file here */
     int rc = 0;
+    struct stat st;
     if (abort_message[0]) {
         rc = bp_fail(err, "%s: PLplot: %s", f->file.path, abort_message);
+        atomic_abort(&f->file);
+    } else if (!f->file.direct && (stat(f->file.tmp_path, &st) != 0 || st.st_size == 0)) {
+        /* the driver could not write (a full disk): never rename an empty picture in */
+        rc = bp_fail(err, "%s: PLplot wrote nothing", f->file.path);
         atomic_abort(&f->file);
     } else {
         rc = atomic_commit(&f->file, err);

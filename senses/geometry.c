@@ -249,7 +249,8 @@ int geometry_band_sample(int d, double lo_deg, double hi_deg, long pairs, uint64
     if (pairs < 1 || pairs > 20000000) return bp_fail(err, "--pairs: %ld out of range (1 to 20000000)", pairs);
     long m = 2;
     while (m * (m - 1) / 2 < pairs) m++;
-    if ((double)m * d > 4e8) return bp_fail(err, "%ld pairs in %d dims need %ld vectors: too much memory", pairs, d, m);
+    if ((double)m * d > 1e8)   /* 400 MB of floats */
+        return bp_fail(err, "%ld pairs in %d dims need %ld vectors of %d floats: too much memory", pairs, d, m, d);
     float *X = malloc(sizeof *X * (size_t)m * d);
     float *G = malloc(sizeof *G * (size_t)COS_BLOCK * m);
     if (!X || !G) {
