@@ -16,26 +16,37 @@
 #include "../text/tokenizer.h"
 #include "commands.h"
 
-static const char geometry_usage[] =
+static const char geometry_synopsis[] =
     "usage: backpack geometry random --dims D,D,... [--band LO:HI] [--pairs N] [--seed S] [--json]\n"
     "       backpack geometry senses (--db FILE | --model DIR) [--sample N] [--seed S] [--plot FILE]\n"
     "       backpack geometry memory --dims D,D,... --pairs N,N,... [--seed S] [--plot FILE]\n"
     "\n"
-    "random: the share of random pairs of directions whose angle lies in the band (default\n"
-    "  89:91 degrees), sampled (N pairs, default 200000) beside the exact value from the law\n"
-    "  of the cosine of two random directions, density ~ (1 - t^2)^((d-3)/2).\n"
-    "senses: N sampled words (default 300) of a sense database: angles between random pairs,\n"
-    "  between a word's own senses and between nearest neighbours, for the sense vectors and\n"
-    "  the embeddings E, beside Gaussian vectors of the same count and d; the share in 89-91\n"
-    "  degrees; effective dimensionality (participation ratio); the largest |cos| against\n"
-    "  the Welch bound. --model DIR: a checkpoint's embeddings only (e.g. a Transformer).\n"
-    "memory: recall of W = sum_k v_k u_k^T over N random Gaussian pairs in d dimensions:\n"
-    "  the share of keys k with argmax_j v_j . W u_k == k.\n";
+    "random: the share of random pairs of directions whose angle lies in a band, sampled and\n"
+    "  exact. senses: angles, effective dimensionality and the Welch bound of a model's sense\n"
+    "  vectors and embeddings against Gaussian vectors. memory: recall of an outer-product\n"
+    "  associative memory. backpack geometry <random|senses|memory> --help for each.\n";
 
-static int usage_error(const char *msg) {
-    fprintf(stderr, "backpack: geometry: %s\n%s", msg, geometry_usage);
-    return 2;
-}
+static const char random_synopsis[] =
+    "usage: backpack geometry random --dims D,D,... [--band LO:HI] [--pairs N] [--seed S] [--json]\n"
+    "\n"
+    "The share of random pairs of directions whose angle lies in the band, sampled (from\n"
+    "Gaussian vectors) beside the exact value from the law of the cosine of two random\n"
+    "directions in d dimensions, density ~ (1 - t^2)^((d-3)/2), and the sampling sd.\n";
+
+static const char senses_synopsis[] =
+    "usage: backpack geometry senses (--db FILE | --model DIR) [--sample N] [--seed S] [--plot FILE]\n"
+    "\n"
+    "N words sampled uniformly from the vocabulary: angles between random pairs, between a\n"
+    "word's own senses and between nearest neighbours, for the sense vectors and the\n"
+    "embeddings E, beside Gaussian vectors of the same count and d; the share in 89-91\n"
+    "degrees; effective dimensionality (participation ratio); the largest |cos| against the\n"
+    "Welch bound. --model DIR: a checkpoint's embeddings only (e.g. a Transformer).\n";
+
+static const char memory_synopsis[] =
+    "usage: backpack geometry memory --dims D,D,... --pairs N,N,... [--seed S] [--plot FILE]\n"
+    "\n"
+    "Recall of W = sum_k v_k u_k^T over N random Gaussian key/value pairs in d dimensions:\n"
+    "the share of keys k with argmax_j v_j . W u_k == k, and where it breaks down.\n";
 
 /* "2,3,100" -> values; each in [min, max]. */
 static int parse_list(const char *flag, const char *s, long min, long max, int *out, int cap, int *n,
@@ -59,29 +70,25 @@ static int geometry_random(int argc, char **argv) {
     int dims[32], n_dims = 0, json = 0;
     double lo = 89, hi = 91;
     uint64_t pairs = 200000, seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (!strcmp(f, "--json")) {
-            json = 1;
-            continue;
-        }
-        if (strcmp(f, "--dims") && strcmp(f, "--band") && strcmp(f, "--pairs") && strcmp(f, "--seed")) {
-            snprintf(err.msg, sizeof err.msg, "random: unknown option '%s'", f);
-            return usage_error(err.msg);
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return usage_error(err.msg);
-        int bad = 0;
-        if (!strcmp(f, "--dims")) bad = parse_list(f, v, 2, 1000000, dims, 32, &n_dims, &err);
-        else if (!strcmp(f, "--pairs")) bad = arg_u64(f, v, 1, 20000000, &pairs, &err);
-        else if (!strcmp(f, "--seed")) bad = arg_u64(f, v, 0, UINT64_MAX, &seed, &err);
-        else {
-            char tail;
-            if (sscanf(v, "%lf:%lf%c", &lo, &hi, &tail) != 2 || !(lo >= 0) || !(hi <= 180) || !(lo <= hi))
-                bad = bp_fail(&err, "--band: expected LO:HI degrees with 0 <= LO <= HI <= 180, got '%s'", v);
-        }
-        if (bad) return usage_error(err.msg);
+    const char *dims_s = NULL, *band_s = "89:91";
+    const ArgOption opts[] = {
+        {"--dims", ARG_STRING, &dims_s, .meta = "D,D,...", .help = "dimensions, 2 to 1000000"},
+        {"--band", ARG_STRING, &band_s, .meta = "LO:HI", .help = "the band of angles in degrees (89:91)"},
+        {"--pairs", ARG_U64, &pairs, 1, 20000000, "N", "pairs sampled per dimension (200000)", 0},
+        {"--seed", ARG_U64, &seed, 0, 0, "S", "seed of the Gaussian vectors (1; d number i uses S + i)", 0},
+        {"--json", ARG_FLAG, &json, .help = "one JSON object a line: {\"d\", \"fraction\", \"exact\", \"pairs\"}"},
+        {0}};
+    const ArgSpec spec = {"geometry random", random_synopsis, opts, .positional = NULL};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (!dims_s) return cli_usage_error("geometry random: --dims D,D,... is required");
+    if (parse_list("--dims", dims_s, 2, 1000000, dims, 32, &n_dims, &err) != 0) return cli_usage_error(err.msg);
+    char tail;
+    if (sscanf(band_s, "%lf:%lf%c", &lo, &hi, &tail) != 2 || !(lo >= 0) || !(hi <= 180) || !(lo <= hi)) {
+        snprintf(err.msg, sizeof err.msg,
+                 "--band: expected LO:HI degrees with 0 <= LO <= HI <= 180, got '%s'", band_s);
+        return cli_usage_error(err.msg);
     }
-    if (n_dims == 0) return usage_error("random: --dims D,D,... is required");
     if (!json)
         printf("share of random pairs of directions at %g to %g degrees (%llu pairs per d, seed %llu)\n"
                "%8s %10s %10s %10s\n",
@@ -220,23 +227,18 @@ static int geometry_senses(int argc, char **argv) {
     const char *db = NULL, *model = NULL, *plot = NULL;
     int sample = 300;
     uint64_t seed = 1;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (strcmp(f, "--db") && strcmp(f, "--model") && strcmp(f, "--plot") && strcmp(f, "--sample") &&
-            strcmp(f, "--seed")) {
-            snprintf(err.msg, sizeof err.msg, "senses: unknown option '%s'", f);
-            return usage_error(err.msg);
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return usage_error(err.msg);
-        int bad = 0;
-        if (!strcmp(f, "--db")) db = v;
-        else if (!strcmp(f, "--model")) model = v;
-        else if (!strcmp(f, "--plot")) plot = v;
-        else if (!strcmp(f, "--sample")) bad = arg_int(f, v, 2, 20000, &sample, &err);
-        else bad = arg_u64(f, v, 0, UINT64_MAX, &seed, &err);
-        if (bad) return usage_error(err.msg);
-    }
-    if ((db != NULL) == (model != NULL)) return usage_error("senses: give exactly one of --db FILE and --model DIR");
+    const ArgOption opts[] = {
+        {"--db", ARG_STRING, &db, .meta = "FILE", .help = "a sense database (backpack export)"},
+        {"--model", ARG_STRING, &model, .meta = "DIR", .help = "or a checkpoint: its embeddings only"},
+        {"--sample", ARG_INT, &sample, 2, 20000, "N", "words sampled (300)", 0},
+        {"--seed", ARG_U64, &seed, 0, 0, "S", "seed of the sample and the Gaussian vectors (1)", 0},
+        {"--plot", ARG_STRING, &plot, .meta = "FILE", .help = "histograms of the angles (.png, .svg, .pdf)"},
+        {0}};
+    const ArgSpec spec = {"geometry senses", senses_synopsis, opts, .positional = NULL};
+    int parsed = cli_parse(&spec, argc, argv);
+    if (parsed >= 0) return parsed;
+    if ((db != NULL) == (model != NULL))
+        return cli_usage_error("geometry senses: give exactly one of --db FILE and --model DIR");
     PlotFormat format;
     if (plot && plot_format_for_path(plot, &format, &err) != 0) return cli_error(err.msg);
 
@@ -330,22 +332,20 @@ static int geometry_memory(int argc, char **argv) {
     BpError err = {{0}};
     int dims[16], n_dims = 0, pairs[32], n_pairs = 0;
     uint64_t seed = 1;
-    const char *plot = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (strcmp(f, "--dims") && strcmp(f, "--pairs") && strcmp(f, "--seed") && strcmp(f, "--plot")) {
-            snprintf(err.msg, sizeof err.msg, "memory: unknown option '%s'", f);
-            return usage_error(err.msg);
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return usage_error(err.msg);
-        int bad = 0;
-        if (!strcmp(f, "--dims")) bad = parse_list(f, v, 1, 4096, dims, 16, &n_dims, &err);
-        else if (!strcmp(f, "--pairs")) bad = parse_list(f, v, 1, 16384, pairs, 32, &n_pairs, &err);
-        else if (!strcmp(f, "--plot")) plot = v;
-        else bad = arg_u64(f, v, 0, UINT64_MAX, &seed, &err);
-        if (bad) return usage_error(err.msg);
-    }
-    if (n_dims == 0 || n_pairs == 0) return usage_error("memory: --dims and --pairs are required");
+    const char *plot = NULL, *dims_s = NULL, *pairs_s = NULL;
+    const ArgOption opts[] = {
+        {"--dims", ARG_STRING, &dims_s, .meta = "D,D,...", .help = "dimensions, 1 to 4096"},
+        {"--pairs", ARG_STRING, &pairs_s, .meta = "N,N,...", .help = "numbers of stored pairs, 1 to 16384"},
+        {"--seed", ARG_U64, &seed, 0, 0, "S", "seed of the keys and values (1)", 0},
+        {"--plot", ARG_STRING, &plot, .meta = "FILE", .help = "recall against N, one line per d"},
+        {0}};
+    const ArgSpec spec = {"geometry memory", memory_synopsis, opts, .positional = NULL};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (!dims_s || !pairs_s) return cli_usage_error("geometry memory: --dims and --pairs are required");
+    if (parse_list("--dims", dims_s, 1, 4096, dims, 16, &n_dims, &err) != 0 ||
+        parse_list("--pairs", pairs_s, 1, 16384, pairs, 32, &n_pairs, &err) != 0)
+        return cli_usage_error(err.msg);
     PlotFormat format;
     if (plot && plot_format_for_path(plot, &format, &err) != 0) return cli_error(err.msg);
     static double acc[16][32], xs[16][32];
@@ -400,20 +400,15 @@ static int geometry_memory(int argc, char **argv) {
 }
 
 int cmd_geometry(int argc, char **argv) {
-    if (argc < 2) return usage_error("expected random, senses or memory");
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        fputs(geometry_usage, stdout);
+    if (argc >= 2 && !strcmp(argv[1], "random")) return geometry_random(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "senses")) return geometry_senses(argc - 1, argv + 1);
+    if (argc >= 2 && !strcmp(argv[1], "memory")) return geometry_memory(argc - 1, argv + 1);
+    if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help"))) {
+        fputs(geometry_synopsis, stdout);
         return 0;
     }
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            fputs(geometry_usage, stdout);
-            return 0;
-        }
-    if (!strcmp(argv[1], "random")) return geometry_random(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "senses")) return geometry_senses(argc - 1, argv + 1);
-    if (!strcmp(argv[1], "memory")) return geometry_memory(argc - 1, argv + 1);
     char msg[300];
-    snprintf(msg, sizeof msg, "unknown subcommand '%s' (random, senses or memory)", argv[1]);
-    return usage_error(msg);
+    snprintf(msg, sizeof msg, "geometry: expected random, senses or memory%s%s%s", argc >= 2 ? ", got '" : "",
+             argc >= 2 ? argv[1] : "", argc >= 2 ? "'" : "");
+    return cli_usage_error(msg);
 }

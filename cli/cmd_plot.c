@@ -15,7 +15,7 @@
 #include "../senses/store.h"
 #include "commands.h"
 
-static const char plot_usage[] =
+static const char plot_synopsis[] =
     "usage: backpack plot RUN_DIR... --out FILE.png|.svg|.pdf [--x tokens|time|step]\n"
     "                     [--width W] [--height H]\n"
     "       backpack plot --term RUN_DIR... [--x tokens|time|step] [--width COLS] [--height ROWS]\n"
@@ -25,16 +25,19 @@ static const char plot_usage[] =
     "legend (the directory names): training loss, validation loss, learning rate and\n"
     "gradient norm against tokens seen (default), minutes of training, or steps. --term\n"
     "draws the losses in the terminal instead (braille dots).\n"
-    "Senses: one WORD draws each of its k senses' top and bottom N words (default 5) as bars\n"
-    "of their scores E C(x)_l; several WORDs draw their sense vectors on the plane of their\n"
-    "first two principal components. The picture's format follows the file's extension.\n";
+    "Senses (backpack plot senses --help): one WORD draws each of its k senses' top and\n"
+    "bottom N words as bars of their scores E C(x)_l; several WORDs draw their sense vectors\n"
+    "on the plane of their first two principal components.\n"
+    "The picture's format follows the file's extension.\n";
+
+static const char plot_senses_synopsis[] =
+    "usage: backpack plot senses --db FILE WORD... --out FILE.png|.svg|.pdf [-n N]\n"
+    "\n"
+    "One WORD: a bar chart per sense of its top and bottom N words by score E C(x)_l (the\n"
+    "vectors in force, edits included). Several WORDs: every sense vector of each, projected\n"
+    "on the first two principal components of all of them, one colour per word.\n";
 
 typedef enum { X_TOKENS, X_TIME, X_STEP } XAxis;
-
-static int usage_error(const char *msg) {
-    fprintf(stderr, "backpack: plot: %s\n%s", msg, plot_usage);
-    return 2;
-}
 
 /* The run's name in the legend: the directory's last component. */
 static const char *run_name(const char *dir, char *buf, size_t size) {
@@ -51,7 +54,7 @@ typedef struct {
     double *x, *val_x, *minutes;   /* x of each train / val row for the chosen axis */
 } Run;
 
-static int load_runs(char **dirs, int n_runs, XAxis axis, Run *runs, BpError *err) {
+static int load_runs(const char *const *dirs, int n_runs, XAxis axis, Run *runs, BpError *err) {
     for (int r = 0; r < n_runs; r++) {
         char path[4096], nb[256];
         if (path_join(path, sizeof path, dirs[r], "metrics.jsonl", err) != 0) return -1;
@@ -240,38 +243,20 @@ static int cmd_plot_senses(int argc, char **argv) {
     int n = 5, n_words = 0;
     const char **words = calloc((size_t)argc, sizeof *words);
     if (!words) return cli_error("out of memory");
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            free(words);
-            fputs(plot_usage, stdout);
-            return 0;
-        }
-        if (!strcmp(f, "--db") || !strcmp(f, "--out") || !strcmp(f, "-n")) {
-            if (!(v = arg_value(argc, argv, &i, &err))) {
-                free(words);
-                return usage_error(err.msg);
-            }
-            if (!strcmp(f, "--db")) db = v;
-            else if (!strcmp(f, "--out")) out = v;
-            else if (arg_int(f, v, 1, 50, &n, &err)) {
-                free(words);
-                return usage_error(err.msg);
-            }
-        } else if (f[0] == '-' && f[1] == '-') {
-            free(words);
-            char msg[300];
-            snprintf(msg, sizeof msg, "unknown option '%s'", f);
-            return usage_error(msg);
-        } else {
-            words[n_words++] = f;
-        }
-    }
-    const char *missing = !db ? "--db FILE is required" : !out ? "--out FILE is required"
-                          : n_words == 0 ? "give at least one WORD" : NULL;
-    if (missing) {
+    const ArgOption opts[] = {
+        {"--db", ARG_STRING, &db, .meta = "FILE", .help = "the sense database"},
+        {"--out", ARG_STRING, &out, .meta = "FILE", .help = "the picture: .png, .svg or .pdf"},
+        {"-n", ARG_INT, &n, 1, 50, "N", "top and bottom words per sense, one WORD only (5)", 0},
+        {0}};
+    const ArgSpec spec = {"plot senses", plot_senses_synopsis, opts, .positional = words,
+                          .max_positional = argc, .n_positional = &n_words};
+    int parsed = cli_parse(&spec, argc, argv);
+    const char *missing = parsed >= 0 ? NULL : !db ? "plot senses: --db FILE is required"
+                          : !out ? "plot senses: --out FILE is required"
+                          : n_words == 0 ? "plot senses: give at least one WORD" : NULL;
+    if (parsed >= 0 || missing) {
         free(words);
-        return usage_error(missing);
+        return parsed >= 0 ? parsed : cli_usage_error(missing);
     }
     PlotFormat format;
     if (plot_format_for_path(out, &format, &err) != 0) {
@@ -311,56 +296,36 @@ static void terminal_size(int *cols, int *rows) {
 int cmd_plot(int argc, char **argv) {
     if (argc >= 2 && !strcmp(argv[1], "senses")) return cmd_plot_senses(argc - 1, argv + 1);
     BpError err = {{0}};
-    const char *out = NULL;
+    const char *out = NULL, *x = "tokens";
     int term = 0, width = 0, height = 0, n_runs = 0;
     XAxis axis = X_TOKENS;
-    char **dirs = calloc((size_t)argc, sizeof *dirs);
+    const char **dirs = calloc((size_t)argc, sizeof *dirs);
     if (!dirs) return cli_error("out of memory");
-    int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(plot_usage, stdout);
-            rc = 0;
-            goto done;
-        }
-        if (!strcmp(f, "--term")) {
-            term = 1;
-            continue;
-        }
-        if (f[0] != '-') {
-            dirs[n_runs++] = argv[i];
-            continue;
-        }
-        if (strcmp(f, "--out") && strcmp(f, "--x") && strcmp(f, "--width") && strcmp(f, "--height")) {
-            char msg[300];
-            snprintf(msg, sizeof msg, "unknown option '%s'", f);
-            rc = usage_error(msg);
-            goto done;
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) {
-            rc = usage_error(err.msg);
-            goto done;
-        }
-        int bad = 0;
-        if (!strcmp(f, "--out")) out = v;
-        else if (!strcmp(f, "--width")) bad = arg_int(f, v, 24, 16384, &width, &err);
-        else if (!strcmp(f, "--height")) bad = arg_int(f, v, 6, 16384, &height, &err);
-        else if (!strcmp(v, "tokens")) axis = X_TOKENS;
-        else if (!strcmp(v, "time")) axis = X_TIME;
-        else if (!strcmp(v, "step")) axis = X_STEP;
-        else bad = bp_fail(&err, "--x: expected tokens, time or step, got '%s'", v);
-        if (bad) {
-            rc = usage_error(err.msg);
-            goto done;
-        }
+    const ArgOption opts[] = {
+        {"--out", ARG_STRING, &out, .meta = "FILE", .help = "the picture: .png, .svg or .pdf"},
+        {"--term", ARG_FLAG, &term, .help = "draw the losses in the terminal instead"},
+        {"--x", ARG_STRING, &x, .meta = "AXIS", .help = "tokens (seen, the default), time (minutes) or step"},
+        {"--width", ARG_INT, &width, 24, 16384, "W", "pixels (1200), or columns with --term (the terminal's)", 0},
+        {"--height", ARG_INT, &height, 6, 16384, "H", "pixels (900), or lines with --term (the terminal's)", 0},
+        {0}};
+    const ArgSpec spec = {"plot", plot_synopsis, opts, .positional = dirs, .max_positional = argc,
+                          .n_positional = &n_runs};
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc >= 0) goto done;
+    if (!strcmp(x, "tokens")) axis = X_TOKENS;
+    else if (!strcmp(x, "time")) axis = X_TIME;
+    else if (!strcmp(x, "step")) axis = X_STEP;
+    else {
+        snprintf(err.msg, sizeof err.msg, "plot: --x: expected tokens, time or step, got '%s'", x);
+        rc = cli_usage_error(err.msg);
+        goto done;
     }
     if (n_runs == 0) {
-        rc = usage_error("give at least one RUN_DIR (or: plot senses ...)");
+        rc = cli_usage_error("plot: give at least one RUN_DIR (or: plot senses ...)");
         goto done;
     }
     if (term == (out != NULL)) {
-        rc = usage_error("give exactly one of --out FILE and --term");
+        rc = cli_usage_error("plot: give exactly one of --out FILE and --term");
         goto done;
     }
     PlotFormat format;

@@ -1,5 +1,5 @@
 /* net.c - the Backpack (and its Transformer baseline) forward and backward over the
- * layers of layers.c, exactly as ../shared/backpack-spec.md writes them. See net.h. */
+ * layers of layers.c, exactly as docs/backpack-spec.md writes them. See net.h. */
 #include "net.h"
 
 #include <omp.h>
@@ -19,20 +19,7 @@ enum {
 };
 
 void net_point_tensors(const BackpackConfig *c, real *memory, RealTensors *t) {
-    size_t sizes[BP_NUM_PARAM_TENSORS];
-    backpack_param_sizes(c, sizes);
-    real **ptrs[BP_NUM_PARAM_TENSORS] = {
-        &t->wte, &t->wpe, &t->ln1w, &t->ln1b, &t->qkvw, &t->qkvb, &t->attprojw,
-        &t->attprojb, &t->ln2w, &t->ln2b, &t->fcw, &t->fcb, &t->fcprojw, &t->fcprojb,
-        &t->lnfw, &t->lnfb, &t->sense_lnw, &t->sense_lnb, &t->sense_ln1w, &t->sense_ln1b,
-        &t->sense_fcw, &t->sense_fcb, &t->sense_projw, &t->sense_projb, &t->sense_ln2w,
-        &t->sense_ln2b, &t->sense_final_fcw, &t->sense_final_fcb, &t->sense_final_projw,
-        &t->sense_final_projb, &t->sense_qkw, &t->sense_qkb};
-    real *p = memory;
-    for (int i = 0; i < BP_NUM_PARAM_TENSORS; i++) {
-        *ptrs[i] = sizes[i] && memory ? p : NULL;
-        p += sizes[i];
-    }
+    BP_POINT_TENSORS(c, memory, t);
 }
 
 void net_init(Net *n, const BackpackConfig *c, real *params_memory, real *grads_memory) {

@@ -11,8 +11,9 @@
  *                      {"step","loss","lr","grad_norm","tokens","elapsed","tokens_per_s"}
  *                      per step and {"step","val_loss","val_ppl","tokens","elapsed"} per
  *                      evaluation
- * Any other regular file already in out_dir is carried over into every new checkpoint
- * (the directory is swapped whole), so nothing placed there is lost.
+ * Everything else in out_dir (files, subdirectories, symbolic links) is carried over into
+ * every new checkpoint (the directory is swapped whole; run_dir.h), so nothing placed
+ * there is lost.
  *
  * Determinism: with the same config, seed and thread count the losses are a function of
  * the step alone, and a run stopped at step s and resumed gives bit-identical losses to
