@@ -386,7 +386,7 @@ static int geometry_memory(int argc, char **argv) {
         }
         PlotLineChart c = {.title = "recall of an outer-product associative memory", .x_label = "pairs stored N",
                            .y_label = "recall", .series = s, .n_series = n_dims, .y_min = 0, .y_max = 1.05,
-                           .legend = 1};
+                           .log_x = 1, .legend = 1};
         PlotFigure *fig;
         if (plot_open(&fig, plot, 800, 560, 1, 1, &err) != 0) return cli_error(err.msg);
         if (plot_line_chart(fig, &c, &err) != 0) {

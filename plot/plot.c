@@ -225,16 +225,16 @@ static void labels(const char *x_label, const char *y_label, const char *title) 
 }
 
 /* The plotting area of a chart with numeric axes: the standard viewport, a light grid,
- * the axes (y logarithmic when log_y) and the labels. */
-static void numeric_axes(PlotFigure *f, double xlo, double xhi, double ylo, double yhi, int log_y,
+ * the axes (logarithmic when log_x, log_y) and the labels. */
+static void numeric_axes(PlotFigure *f, double xlo, double xhi, double ylo, double yhi, int log_x, int log_y,
                          const char *x_label, const char *y_label, const char *title) {
     plvsta();
     plwind(xlo, xhi, ylo, yhi);
     remember_area(f);
     plcol0(C_GRID);
-    plbox("g", 0, 0, log_y ? "gl" : "g", 0, 0);
+    plbox(log_x ? "gl" : "g", 0, 0, log_y ? "gl" : "g", 0, 0);
     plcol0(C_INK);
-    plbox("bcnst", 0, 0, log_y ? "bcnstvl" : "bcnstv", 0, 0);
+    plbox(log_x ? "bcnstl" : "bcnst", 0, 0, log_y ? "bcnstvl" : "bcnstv", 0, 0);
     labels(x_label, y_label, title);
 }
 
@@ -247,8 +247,11 @@ static int all_finite(const double *v, int n) {
 /* ---- line chart -------------------------------------------------------------------- */
 
 int plot_point_ok(const PlotLineChart *c, double x, double y) {
-    return isfinite(x) && isfinite(y) && (!c->log_y || y > 0);
+    return isfinite(x) && isfinite(y) && (!c->log_y || y > 0) && (!c->log_x || x > 0);
 }
+
+double plot_axis_x(const PlotLineChart *c, double x) { return c->log_x ? log10(x) : x; }
+double plot_axis_y(const PlotLineChart *c, double y) { return c->log_y ? log10(y) : y; }
 
 int plot_line_ranges(const PlotLineChart *c, double range[4], int *have_points, BpError *err) {
     if (c->n_series < 0 || (c->n_series > 0 && !c->series))
@@ -260,9 +263,9 @@ int plot_line_ranges(const PlotLineChart *c, double range[4], int *have_points, 
             return bp_fail(err, "line chart: series %d has no points array", s);
         for (int i = 0; i < ps->n; i++) {
             if (!plot_point_ok(c, ps->x[i], ps->y[i])) continue;
-            double y = c->log_y ? log10(ps->y[i]) : ps->y[i];
-            if (ps->x[i] < xlo) xlo = ps->x[i];
-            if (ps->x[i] > xhi) xhi = ps->x[i];
+            double x = plot_axis_x(c, ps->x[i]), y = plot_axis_y(c, ps->y[i]);
+            if (x < xlo) xlo = x;
+            if (x > xhi) xhi = x;
             if (y < ylo) ylo = y;
             if (y > yhi) yhi = y;
         }
@@ -273,11 +276,13 @@ int plot_line_ranges(const PlotLineChart *c, double range[4], int *have_points, 
         if (!(xhi > xlo)) plot_pad_range(&xlo, &xhi, 0);
         plot_pad_range(&ylo, &yhi, 0.05);
     }
-    if (isfinite(c->x_min) && isfinite(c->x_max) && c->x_min < c->x_max) xlo = c->x_min, xhi = c->x_max;
+    if (isfinite(c->x_min) && isfinite(c->x_max) && c->x_min < c->x_max) {
+        if (c->log_x && c->x_min <= 0) return bp_fail(err, "line chart: log x range must be positive");
+        xlo = plot_axis_x(c, c->x_min), xhi = plot_axis_x(c, c->x_max);
+    }
     if (isfinite(c->y_min) && isfinite(c->y_max) && c->y_min < c->y_max) {
         if (c->log_y && c->y_min <= 0) return bp_fail(err, "line chart: log y range must be positive");
-        ylo = c->log_y ? log10(c->y_min) : c->y_min;
-        yhi = c->log_y ? log10(c->y_max) : c->y_max;
+        ylo = plot_axis_y(c, c->y_min), yhi = plot_axis_y(c, c->y_max);
     }
     range[0] = xlo, range[1] = xhi, range[2] = ylo, range[3] = yhi;
     return 0;
@@ -289,7 +294,7 @@ int plot_line_chart(PlotFigure *f, const PlotLineChart *c, BpError *err) {
     if (plot_line_ranges(c, range, &have_points, err) != 0) return bp_error_prefix(err, "%s", f->file.path);
     double xlo = range[0], xhi = range[1], ylo = range[2], yhi = range[3];
     if (next_panel(f, err) != 0) return -1;
-    numeric_axes(f, xlo, xhi, ylo, yhi, c->log_y, c->x_label, c->y_label, c->title);
+    numeric_axes(f, xlo, xhi, ylo, yhi, c->log_x, c->log_y, c->x_label, c->y_label, c->title);
     if (!have_points) {
         plptex(0.5, 0.5, 1, 0, 0.5, "no data");
         return check_abort(f, err);
@@ -310,8 +315,8 @@ int plot_line_chart(PlotFigure *f, const PlotLineChart *c, BpError *err) {
         int run = 0;
         for (int i = 0; i <= ps->n; i++) {
             if (i < ps->n && plot_point_ok(c, ps->x[i], ps->y[i])) {
-                xs[run] = ps->x[i];
-                ys[run] = c->log_y ? log10(ps->y[i]) : ps->y[i];
+                xs[run] = plot_axis_x(c, ps->x[i]);
+                ys[run] = plot_axis_y(c, ps->y[i]);
                 run++;
                 continue;
             }
@@ -419,7 +424,7 @@ int plot_scatter(PlotFigure *f, const PlotScatter *c, BpError *err) {
     if (c->labels && xhi > xlo) xhi += (xhi - xlo) * 0.12;   /* room for the last labels */
     plot_pad_range(&ylo, &yhi, 0.08);
     if (next_panel(f, err) != 0) return -1;
-    numeric_axes(f, xlo, xhi, ylo, yhi, 0, c->x_label, c->y_label, c->title);
+    numeric_axes(f, xlo, xhi, ylo, yhi, 0, 0, c->x_label, c->y_label, c->title);
     PLFLT def, cur;
     plgchr(&def, &cur);
     char buf[4 * MAX_LABEL];

@@ -32,8 +32,8 @@ int plot_format_for_path(const char *path, PlotFormat *out, BpError *err);
 
 /* ---- what can be drawn ------------------------------------------------------------ */
 
-/* One line of a line chart. Points with a non-finite x or y (or y <= 0 on a log axis)
- * are skipped and break the line there. */
+/* One line of a line chart. Points with a non-finite x or y (or a value <= 0 on a log
+ * axis) are skipped and break the line there. */
 typedef struct {
     const char *label;         /* legend entry; NULL or "" for none */
     const double *x, *y;       /* n points each */
@@ -45,6 +45,7 @@ typedef struct {
     const PlotSeries *series;
     int n_series;
     int log_y;                 /* 1: logarithmic y axis */
+    int log_x;                 /* 1: logarithmic x axis (sweeps over sizes, steps) */
     /* Fixed axis ranges when min < max; otherwise the range of the data (padded). */
     double x_min, x_max, y_min, y_max;
     int legend;                /* 1: a legend of the labelled series (top right, inside) */
@@ -123,7 +124,7 @@ typedef struct {
  * per labelled series. Every line is exactly `width` columns (each braille dot cell
  * and box character counts one). With ansi_color, each cell is coloured by the series
  * that set its dots (SGR escape codes, reset at the end of each line); without it,
- * series that overlap share cells. The chart's fixed ranges and log_y apply; a pure
+ * series that overlap share cells. The chart's fixed ranges, log_x and log_y apply; a pure
  * function of its input (no terminal calls), for `backpack plot --term` and browsers. */
 int plot_term_lines(const PlotLineChart *chart, int width, int height, int ansi_color,
                     PlotText *out, BpError *err);

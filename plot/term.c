@@ -137,8 +137,8 @@ int plot_term_lines(const PlotLineChart *c, int width, int height, int ansi_colo
                 have_prev = 0;
                 continue;
             }
-            double y = c->log_y ? log10(ps->y[i]) : ps->y[i];
-            int x1 = to_dot(ps->x[i], xlo, xhi, cv.cols * 2, 0), y1 = to_dot(y, ylo, yhi, cv.rows * 4, 1);
+            int x1 = to_dot(plot_axis_x(c, ps->x[i]), xlo, xhi, cv.cols * 2, 0);
+            int y1 = to_dot(plot_axis_y(c, ps->y[i]), ylo, yhi, cv.rows * 4, 1);
             if (have_prev) draw_segment(&cv, px, py, x1, y1, s);
             else set_dot(&cv, x1, y1, s);
             px = x1, py = y1, have_prev = 1;
@@ -194,8 +194,8 @@ int plot_term_lines(const PlotLineChart *c, int width, int height, int ansi_colo
     /* x range and label: "xlo ... label ... xhi" */
     b = (Buf){.ok = 1};
     char lo_s[32], hi_s[32], mid_s[512];
-    snprintf(lo_s, sizeof lo_s, "%.4g", xlo);
-    snprintf(hi_s, sizeof hi_s, "%.4g", xhi);
+    snprintf(lo_s, sizeof lo_s, "%.4g", c->log_x ? pow(10, xlo) : xlo);
+    snprintf(hi_s, sizeof hi_s, "%.4g", c->log_x ? pow(10, xhi) : xhi);
     snprintf(mid_s, sizeof mid_s, "%s", have_points ? (c->x_label ? c->x_label : "") : "no data");
     int free_cols = cv.cols - (int)strlen(lo_s) - (int)strlen(hi_s);
     put_text(&b, "", GUTTER);

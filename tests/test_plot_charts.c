@@ -144,6 +144,32 @@ static void test_log_y_axis(void **state) {
     free(im.rgb);
 }
 
+/* On a log x axis from 1 to 100, a line from x = 1 to x = 10 ends half way across. */
+static void test_log_x_axis(void **state) {
+    (void)state;
+    double x[2] = {1, 10}, y[2] = {0.5, 0.5};
+    PlotSeries s = {"half", x, y, 2};
+    PlotLineChart c = {.series = &s, .n_series = 1, .log_x = 1, .x_min = 1, .x_max = 100, .y_min = 0, .y_max = 1};
+    Image im;
+    PlotRect a = render("logx.png", 400, 300, LINES, &c, &im);
+    double w = a.right - a.left;
+    assert_true(colour_row(&im, (int)(a.left + 0.25 * w), 31, 119, 180) > 0);
+    assert_true(colour_row(&im, (int)(a.left + 0.47 * w), 31, 119, 180) > 0);
+    assert_true(colour_row(&im, (int)(a.left + 0.53 * w), 31, 119, 180) < 0);
+    assert_true(colour_row(&im, (int)(a.left + 0.75 * w), 31, 119, 180) < 0);
+    free(im.rgb);
+    /* non-positive fixed x range on a log axis is refused */
+    c.x_min = 0;
+    char path[512];
+    path_in_tmp(path, sizeof path, "logx-bad.png");
+    BpError err = {{0}};
+    PlotFigure *fig;
+    assert_int_equal(plot_open(&fig, path, 200, 200, 1, 1, &err), 0);
+    assert_int_equal(plot_line_chart(fig, &c, &err), -1);
+    assert_non_null(strstr(err.msg, "log x"));
+    plot_discard(fig);
+}
+
 /* Positive bars are drawn in the series colour right of zero, negative ones red left. */
 static void test_bar_chart(void **state) {
     (void)state;
@@ -312,6 +338,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_line_chart_png_puts_curves_where_the_data_says),
         cmocka_unit_test(test_log_y_axis),
+        cmocka_unit_test(test_log_x_axis),
         cmocka_unit_test(test_bar_chart),
         cmocka_unit_test(test_heatmap_cells),
         cmocka_unit_test(test_scatter),

@@ -114,6 +114,23 @@ static void test_log_axis_and_errors(void **state) {
     assert_non_null(strstr(t.lines[1], "100"));
     plot_text_free(&t);
 
+    /* log x from 1 to 100 over 30 plot cells: x in [1, 10] fills the left half only */
+    double hx[2] = {1, 10}, hy[2] = {0.5, 0.5};
+    PlotSeries h = {NULL, hx, hy, 2};
+    PlotLineChart lx = {.series = &h, .n_series = 1, .log_x = 1, .x_min = 1, .x_max = 100, .y_min = 0, .y_max = 1};
+    assert_int_equal(plot_term_lines(&lx, 39, 6, 0, &t, &err), 0);
+    int first = -1, last = -1;
+    for (int r = 1; r <= 3; r++)
+        for (int col = 9; col < 39; col++)
+            if (codepoint_at(t.lines[r], col) != ' ') {
+                if (first < 0 || col < first) first = col;
+                if (col > last) last = col;
+            }
+    assert_int_equal(first, 9);
+    assert_true(last >= 9 + 14 && last <= 9 + 15);
+    assert_non_null(strstr(t.lines[5], "100"));
+    plot_text_free(&t);
+
     assert_int_equal(plot_term_lines(&c, 10, 10, 0, &t, &err), -1);
     assert_non_null(strstr(err.msg, "out of range"));
     c.y_min = -1;
