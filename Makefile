@@ -28,7 +28,7 @@ MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null || echo -L/usr/lib/x86_
 CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fno-math-errno -fopenmp -Wall -Wextra \
           -I$(OPENBLAS_INC) $(MPI_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
-          -ljansson -lpcre2-8 $(MPI_LIBS) -lm -lpthread
+          -ljansson -lpcre2-8 $(MPI_LIBS) `pkg-config --libs plplot` -lm -lpthread
 # The sanitizer build also drops AVX-512, so that `make test` runs the portable kernels
 # (the #else branches of model/infer_kernels.c, greedy.c) as well as the AVX-512 ones.
 ifeq ($(SAN),1)
@@ -38,9 +38,10 @@ endif
 LDFLAGS += -fopenmp
 
 # Modules, lowest first. A module may use the ones before it in this list.
-MODULES := common text model train senses tui
+MODULES := common plot text model train senses tui
 # What each test links: tests/test_<module>_*.c links <module> and what it may use.
 DEPS_common := common
+DEPS_plot   := plot common
 DEPS_text   := text common
 DEPS_model  := model common
 DEPS_train  := train model text common
@@ -68,10 +69,11 @@ all: $(BUILD)/backpack
 # name to the list of the step that needs it. .ci/run removes some of them first, so CI
 # proves that the lists are complete.
 # Building, the cmocka suites and the script tests (tmux drives the browser, python3-numpy
-# runs the README's Python example).
+# runs the README's Python example; PLplot and its cairo driver draw `backpack plot`'s
+# pictures, libpng reads them back in the plot suites).
 DEB_PACKAGES := build-essential pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 \
                 libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux python3-numpy \
-                openmpi-bin libopenmpi-dev
+                openmpi-bin libopenmpi-dev libplplot-dev plplot-driver-cairo libpng-dev
 # The PyTorch reference check and the benchmark.
 DEB_PACKAGES_TORCH := python3-torch python3-numpy
 # apt-get install those of the Debian packages $(1) that are not installed (as root).
@@ -114,7 +116,7 @@ $(BUILD)/%.o: %.c Makefile | .deps-ok
 
 $(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
 
-ALL_LIBS := $(foreach m,tui senses train model text common,$(call lib,$(m)))
+ALL_LIBS := $(foreach m,tui senses train model text plot common,$(call lib,$(m)))
 # cli/ holds main.c and the commands that need every module (eval and generate with
 # --edits use the sense store); it links everything.
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
@@ -126,6 +128,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(foreach m,$$(DEPS_$$(call test
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $$(foreach m,$$(DEPS_$$(call test_module,$$@)),$$(call lib,$$(m)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# plot/ draws with PLplot; pkg-config runs in the recipe, after .deps-ok installed it.
+$(BUILD)/plot/%.o: CFLAGS += `pkg-config --cflags plplot`
+# The plot suites read the PNG files back with libpng.
+$(BUILD)/tests/test_plot_%: LDLIBS += -lpng
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -144,7 +151,7 @@ test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
 SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/check_packages.sh \
-                tests/train_mpi.sh
+                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 
