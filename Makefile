@@ -31,7 +31,7 @@ endif
 LDFLAGS += -fopenmp
 
 # Modules, lowest first. A module may use the ones before it in this list.
-MODULES := common text model train senses tui
+MODULES := common text model train senses tui lab
 # What each test links: tests/test_<module>_*.c links <module> and what it may use.
 DEPS_common := common
 DEPS_text   := text common
@@ -39,6 +39,7 @@ DEPS_model  := model common
 DEPS_train  := train model text common
 DEPS_senses := senses model text common
 DEPS_tui    := tui senses model text common
+DEPS_lab    := lab model text common
 
 lib = $(BUILD)/lib/lib$(1).a
 SRCS_OF = $(wildcard $(1)/*.c)
@@ -94,7 +95,7 @@ $(BUILD)/%.o: %.c Makefile | .deps-ok
 
 $(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
 
-ALL_LIBS := $(foreach m,tui senses train model text common,$(call lib,$(m)))
+ALL_LIBS := $(foreach m,lab tui senses train model text common,$(call lib,$(m)))
 # cli/ holds main.c and the commands that need every module (eval and generate with
 # --edits use the sense store); it links everything.
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))

@@ -20,6 +20,8 @@ int cmd_nearest(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_edits(int argc, char **argv);
+/* lab/ */
+int cmd_induction(int argc, char **argv);     /* induction data|train|eval: the induction-head lab */
 /* tui/ */
 int cmd_browse(int argc, char **argv);
 

@@ -26,6 +26,7 @@ static const Command commands[] = {
     {"edit", cmd_edit, "edit a sense (scale, weight, replace, copy, reset, undo)"},
     {"edits", cmd_edits, "list the edits stored in a sense database"},
     {"browse", cmd_browse, "the sense browser (ncurses)"},
+    {"induction", cmd_induction, "the induction-head lab: synthetic data, simplified model, eval"},
 };
 
 int cli_error(const char *msg) {
