@@ -33,11 +33,13 @@ static const char induction_usage[] =
     "        tokens are in-context targets) and PREFIX.tokenizer/ (a 257-id byte tokenizer\n"
     "        so that `backpack train --tokenizer PREFIX.tokenizer` sizes a model for them)\n"
     "train:  the simplified attention-only model: --d N (256)  --layers 1|2|3 (2)  --ffn\n"
-    "        --loss in-context|all (in-context)  --zero-init  --batch B (64)  --steps N (500)\n"
+    "        --loss in-context|all (in-context)  --zero-init  --batch B (64)  --steps N (300)\n"
+    "        --embed-std X (1: E, P entries N(0, 1) as the authors' code; 0: N(0, 1/d))\n"
     "        --lr X (0.03)  --momentum X (0.9)  --weight-decay X (1e-4)  --seed S (42)\n"
     "        --eval-every N (10)  --eval-seqs N (256)  --ideal (set the ideal memories, no\n"
     "        training)  --freeze WHAT:STEP (WHAT = 1, 2, 3 (a layer), wk1, wk2, wk3, wo, wf;\n"
-    "        frozen before STEP; repeatable)  --threads N  --out DIR (metrics.jsonl)\n"
+    "        frozen before STEP; repeatable)  --threads N (1; 0: OpenMP default)\n"
+    "        --out DIR (metrics.jsonl)\n"
     "        The last line: in-context accuracy A  W_O2 recall R  W_K2 recall R  W_K1 recall R\n"
     "eval:   in-context accuracy of a `backpack train` checkpoint on PREFIX.val.*\n";
 
@@ -184,7 +186,7 @@ static int cmd_train_lab(int argc, char **argv) {
     BpError err = {{0}};
     InductionRun r;
     induction_run_defaults(&r);
-    int n = 65, threads = 0;
+    int n = 65, threads = 1;
     const char *brown = DEFAULT_BROWN, *text = NULL;
     /* --freeze needs --layers: parse it after everything else */
     const char *freezes[INDUCTION_MAX_FREEZES + 1];
@@ -204,7 +206,7 @@ static int cmd_train_lab(int argc, char **argv) {
         static const char *const valued[] = {
             "--d", "--layers", "--loss", "--batch", "--steps", "--lr", "--momentum", "--weight-decay",
             "--seed", "--eval-every", "--eval-seqs", "--freeze", "--threads", "--out", "--ideal-beta",
-            "--ideal-gamma"};
+            "--ideal-gamma", "--embed-std"};
         int known = 0;
         for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(f, valued[k]);
         if (!known) {
@@ -230,6 +232,7 @@ static int cmd_train_lab(int argc, char **argv) {
         else if (!strcmp(f, "--eval-seqs")) rc = arg_int(f, v, 1, 1 << 20, &r.eval_seqs, &err);
         else if (!strcmp(f, "--threads")) rc = arg_int(f, v, 0, 1024, &threads, &err);
         else if (!strcmp(f, "--out")) r.out_dir = v;
+        else if (!strcmp(f, "--embed-std")) rc = arg_double(f, v, 0, 1e3, &r.model.embed_std, &err);
         else if (!strcmp(f, "--ideal-beta")) rc = arg_double(f, v, 0, 1e6, &r.ideal_beta, &err);
         else if (!strcmp(f, "--ideal-gamma")) rc = arg_double(f, v, 0, 1e6, &r.ideal_gamma, &err);
         else if (n_freezes == INDUCTION_MAX_FREEZES) rc = bp_fail(&err, "--freeze: at most %d", INDUCTION_MAX_FREEZES);
@@ -238,6 +241,8 @@ static int cmd_train_lab(int argc, char **argv) {
     }
     for (int k = 0; k < n_freezes; k++)
         if (parse_freeze(freezes[k], &r, &err) != 0) return cli_error(err.msg);
+    /* One thread unless asked: on a shared machine, idle-spinning OpenMP and OpenBLAS
+     * threads cost far more than these products gain from them. */
     if (threads > 0) {
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);

@@ -31,6 +31,7 @@ int induction_config_validate(const InductionConfig *c, BpError *err) {
     if (c->vocab_size < 2 || c->vocab_size > 65536) return bp_fail(err, "vocabulary %d out of range 2..65536", c->vocab_size);
     if (c->d < 1 || c->d > 4096) return bp_fail(err, "--d %d: expected 1 to 4096", c->d);
     if (c->seq_len < 3 || c->seq_len > 4097) return bp_fail(err, "--t %d: expected 3 to 4097", c->seq_len);
+    if (!(c->embed_std >= 0 && c->embed_std <= 1e3)) return bp_fail(err, "--embed-std %g: expected 0 to 1000", c->embed_std);
     if (c->n_layer < 1 || c->n_layer > INDUCTION_MAX_LAYERS)
         return bp_fail(err, "--layers %d: expected 1 to %d", c->n_layer, INDUCTION_MAX_LAYERS);
     return 0;
@@ -119,6 +120,10 @@ int induction_model_build(InductionModel *m, const InductionConfig *c, uint64_t 
     rng_seed(&r, seed);
     double std = 1.0 / sqrt((double)d);
     fill_normal(m->params, m->num_params, std, &r);
+    if (c->embed_std > 0) {   /* E and P redrawn at their own scale, W_U and the rest kept */
+        fill_normal(m->emb, N * d, c->embed_std, &r);
+        fill_normal(m->pos, (size_t)m->n_pos * d, c->embed_std, &r);
+    }
     if (c->zero_init) {
         memset(m->wk, 0, L * dd * sizeof *m->wk);
         memset(m->wo + (L - 1) * dd, 0, dd * sizeof *m->wo);
@@ -387,7 +392,9 @@ int induction_set_ideal(InductionModel *m, double beta, double gamma, BpError *e
         free(v);
         return bp_fail(err, "--ideal: out of memory");
     }
-    double kscale = beta * sqrt((double)d);
+    double s2 = c->embed_std > 0 ? c->embed_std * c->embed_std * d : 1.0;
+    double kscale = beta * sqrt((double)d) / (s2 * s2);
+    gamma /= s2;
     ireal *wk1 = m->wk, *wk2 = m->wk + dd, *wo2 = m->wo + dd;
     memset(wk1, 0, dd * sizeof *wk1);
     memset(wk2, 0, dd * sizeof *wk2);

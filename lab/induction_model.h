@@ -8,8 +8,8 @@
  *                  a = softmax_s(score),  x_t += W_O^l W_V^l sum_s a(t, s) x_s
  *     (--ffn) x_t += W_F x_t after the last layer
  *     logits_t = W_U x_t
- * E, P, W_U (rows N(0, 1/d)) and every W_V^l, W_O^l (entries N(0, 1/d)) are random and
- * frozen, except the last layer's W_O, which is trained with every W_K^l and W_F
+ * E, P (entries N(0, 1/d), or N(0, embed_std^2)), W_U and every W_V^l, W_O^l (entries
+ * N(0, 1/d)) are random and frozen, except the last layer's W_O, which is trained with every W_K^l and W_F
  * (these start N(0, 1/d) too, or zero with zero_init).
  * Loss: mean cross-entropy over the in-context targets (mark >= 2, induction_data.h) of
  * the batch, or over every predicted token with loss_all.
@@ -36,6 +36,8 @@ typedef struct {
     int ffn;          /* W_F after the last layer */
     int loss_all;     /* loss on every token, not only the in-context targets */
     int zero_init;    /* trained matrices start at zero */
+    double embed_std; /* E and P entries N(0, embed_std^2); 0: 1/sqrt(d) (unit norms, the
+                         spec); 1 is the authors' code (nn.Embedding, torch.randn) */
 } InductionConfig;
 
 /* The trained matrices, as bits of a mask (for freezing). */
@@ -145,9 +147,11 @@ void induction_sgd_step(InductionModel *m, double lr, double momentum, double we
  *        P[t] . W_K^1 P[s] equal to t-1 (every s, not only s < t: the authors' probe). */
 void induction_recalls(const InductionModel *m, const int *tokens, int n_tokens, InductionRecalls *r);
 
-/* Sets the trained matrices to the ideal memories (needs L = 2): W_K^1 = beta sqrt(d)
- * sum_t P[t] P[t-1]^T, W_K^2 = beta sqrt(d) sum_k E[k] (W_O^1 W_V^1 E[k])^T,
- * W_O^2 = gamma sum_k w_U(k) (W_V^2 E[k])^T, W_F = 0. */
+/* Sets the trained matrices to the ideal memories (needs L = 2), with s^2 = d embed_std^2
+ * the squared norm of an embedding: W_K^1 = beta sqrt(d) / s^4 sum_t P[t] P[t-1]^T,
+ * W_K^2 = beta sqrt(d) / s^4 sum_k E[k] (W_O^1 W_V^1 E[k])^T,
+ * W_O^2 = gamma / s^2 sum_k w_U(k) (W_V^2 E[k])^T, W_F = 0: each stored pair scores
+ * beta (attention) or gamma (logit) whatever the embeddings' scale. */
 int induction_set_ideal(InductionModel *m, double beta, double gamma, BpError *err);
 
 #endif /* the declarations over ireal */

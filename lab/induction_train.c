@@ -10,10 +10,10 @@
 
 void induction_run_defaults(InductionRun *r) {
     memset(r, 0, sizeof *r);
-    r->model = (InductionConfig){.vocab_size = 65, .d = 256, .seq_len = 129, .n_layer = 2};
+    r->model = (InductionConfig){.vocab_size = 65, .d = 256, .seq_len = 129, .n_layer = 2, .embed_std = 1};
     r->task = (InductionTask){.n_triggers = 5, .seq_len = 129};
     r->batch = 64;
-    r->steps = 500;
+    r->steps = 300;
     r->lr = 0.03;
     r->momentum = 0.9;
     r->weight_decay = 1e-4;
@@ -21,7 +21,7 @@ void induction_run_defaults(InductionRun *r) {
     r->eval_every = 10;
     r->eval_seqs = 256;
     r->ideal_beta = 10;
-    r->ideal_gamma = 10;
+    r->ideal_gamma = 30;
 }
 
 /* Sequences (n, T) and their marks. */
