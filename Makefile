@@ -124,7 +124,7 @@ test: data
 test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
-SCRIPT_TESTS := tests/senses_readme_example.sh
+SCRIPT_TESTS := tests/senses_readme_example.sh tests/induction_cli.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 
