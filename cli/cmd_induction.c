@@ -27,7 +27,9 @@ static const char induction_usage[] =
     "of a folded character vocabulary in which each trigger is followed by the same output\n"
     "throughout a sequence.\n"
     "task:   --n N (65: symbols)  --k K (5: triggers)  --t T (tokens per sequence; data 256,\n"
-    "        train 129)  --triggers fixed|random (fixed)  --outputs uniform|bigram (uniform)\n"
+    "        train 129)  --triggers fixed|random (fixed)  --trigger-offset M (0: fixed triggers\n"
+    "        are the K most frequent symbols after the M most frequent)\n"
+    "        --outputs uniform|bigram (uniform)\n"
     "        --brown DIR (" DEFAULT_BROWN ") | --text FILE: the corpus of pi_u, pi_b\n"
     "data:   writes PREFIX.{train,val}.tok (token files), PREFIX.{train,val}.marks (which\n"
     "        tokens are in-context targets) and PREFIX.tokenizer/ (a 257-id byte tokenizer\n"
@@ -53,13 +55,16 @@ static int usage_error(const char *what) {
 static int parse_task_flag(int argc, char **argv, int *i, InductionTask *t, int *n,
                            const char **brown, const char **text, BpError *err) {
     const char *f = argv[*i], *v;
-    static const char *const flags[] = {"--n", "--k", "--t", "--triggers", "--outputs", "--brown", "--text"};
+    static const char *const flags[] = {"--n", "--k", "--t", "--triggers", "--outputs", "--brown", "--text",
+                                        "--trigger-offset"};
     int known = 0;
     for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) known |= !strcmp(f, flags[k]);
     if (!known) return 0;
     if (!(v = arg_value(argc, argv, i, err))) return -1;
     if (!strcmp(f, "--n")) return arg_int(f, v, 2, INDUCTION_MAX_VOCAB, n, err) ? -1 : 1;
     if (!strcmp(f, "--k")) return arg_int(f, v, 1, INDUCTION_MAX_VOCAB - 1, &t->n_triggers, err) ? -1 : 1;
+    if (!strcmp(f, "--trigger-offset"))
+        return arg_int(f, v, 0, INDUCTION_MAX_VOCAB - 1, &t->trigger_offset, err) ? -1 : 1;
     if (!strcmp(f, "--t")) return arg_int(f, v, 2, INDUCTION_MAX_SEQ_LEN, &t->seq_len, err) ? -1 : 1;
     if (!strcmp(f, "--triggers")) {
         if (strcmp(v, "fixed") && strcmp(v, "random"))
@@ -125,7 +130,7 @@ static int cmd_data(int argc, char **argv) {
     if (rc == 0) rc = induction_write_tokenizer(out, &err);
     if (rc == 0) {
         int q[INDUCTION_MAX_VOCAB];
-        induction_fixed_triggers(&s, task.n_triggers, q);
+        induction_fixed_triggers(&s, &task, q);
         printf("%s.{train,val}.{tok,marks}: %d + %d sequences of %d tokens, N = %d, K = %d %s triggers",
                out, train_seqs, val_seqs, task.seq_len, n, task.n_triggers,
                task.random_triggers ? "random" : "fixed");

@@ -99,6 +99,9 @@ int induction_stats_from_brown(InductionStats *s, const char *dir, int n, BpErro
 int induction_task_validate(const InductionTask *t, int n, BpError *err) {
     if (t->n_triggers < 1 || t->n_triggers >= n)
         return bp_fail(err, "--k %d: the number of triggers must be from 1 to N-1 = %d", t->n_triggers, n - 1);
+    if (t->trigger_offset < 0 || t->trigger_offset + t->n_triggers > n)
+        return bp_fail(err, "--trigger-offset %d: with %d triggers it must be from 0 to N-K = %d",
+                       t->trigger_offset, t->n_triggers, n - t->n_triggers);
     if (t->seq_len < 2 || t->seq_len > INDUCTION_MAX_SEQ_LEN)
         return bp_fail(err, "--t %d: the sequence length must be from 2 to %d", t->seq_len, INDUCTION_MAX_SEQ_LEN);
     return 0;
@@ -119,8 +122,8 @@ static int draw(const double *cdf, int n, Rng *r) {
     return lo;
 }
 
-void induction_fixed_triggers(const InductionStats *s, int k, int *triggers) {
-    for (int i = 0; i < k; i++) triggers[i] = s->by_frequency[i];
+void induction_fixed_triggers(const InductionStats *s, const InductionTask *t, int *triggers) {
+    for (int i = 0; i < t->n_triggers; i++) triggers[i] = s->by_frequency[t->trigger_offset + i];
 }
 
 /* K distinct symbols from pi_u, each draw from pi_u restricted to the symbols not yet
@@ -148,7 +151,7 @@ void induction_sequence(const InductionStats *s, const InductionTask *t, Rng *rn
     int q[INDUCTION_MAX_VOCAB], o[INDUCTION_MAX_VOCAB], seen[INDUCTION_MAX_VOCAB] = {0};
     int trigger_of[INDUCTION_MAX_VOCAB];   /* symbol -> trigger number, or -1 */
     if (t->random_triggers) draw_triggers(s, k, rng, q);
-    else induction_fixed_triggers(s, k, q);
+    else induction_fixed_triggers(s, t, q);
     for (int i = 0; i < n; i++) trigger_of[i] = -1;
     for (int i = 0; i < k; i++) {
         trigger_of[q[i]] = i;

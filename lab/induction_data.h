@@ -8,7 +8,7 @@
  * symbol never followed by anything gets pi_b(.|i) = pi_u.
  *
  * A sequence of T tokens z_0..z_{T-1}: K distinct triggers q_k (fixed: the K symbols of
- * largest pi_u, ties by id; random: drawn from pi_u without replacement per sequence),
+ * largest pi_u, ties by id, or those ranked M..M+K-1 with trigger_offset M; random: drawn from pi_u without replacement per sequence),
  * an output o_k per trigger (uniform over the N symbols, or drawn from pi_b(.|q_k)),
  * z_0 ~ pi_u, then z_t = o_k when z_{t-1} = q_k, else z_t ~ pi_b(.|z_{t-1}).
  * The mark of z_t is the occurrence number c of the trigger that produced it (z_{t-1} is
@@ -67,6 +67,8 @@ typedef struct {
     int n_triggers;       /* K, 1 <= K < N */
     int seq_len;          /* T, 2 <= T <= INDUCTION_MAX_SEQ_LEN */
     int random_triggers;  /* 0: the K most frequent symbols; 1: drawn from pi_u per sequence */
+    int trigger_offset;   /* fixed triggers: skip the M most frequent symbols first (rarer
+                             triggers; the authors' special_toks_offset) */
     int bigram_outputs;   /* 0: outputs uniform; 1: drawn from pi_b(.|q_k) */
 } InductionTask;
 
@@ -76,8 +78,9 @@ int induction_task_validate(const InductionTask *t, int n, BpError *err);
 void induction_sequence(const InductionStats *s, const InductionTask *t, Rng *rng, int *tokens,
                         unsigned char *marks, int *triggers, int *outputs);
 
-/* The fixed triggers (the K most frequent symbols), into triggers (K). */
-void induction_fixed_triggers(const InductionStats *s, int k, int *triggers);
+/* The fixed triggers (K symbols by decreasing pi_u from rank trigger_offset), into
+ * triggers (K). */
+void induction_fixed_triggers(const InductionStats *s, const InductionTask *t, int *triggers);
 
 /* Writes PREFIX.{train,val}.{tok,marks} (atomically). */
 int induction_write_data(const InductionStats *s, const InductionTask *t, const char *prefix,

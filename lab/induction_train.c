@@ -50,7 +50,7 @@ static int measure(InductionModel *m, const InductionRun *r, const InductionStat
     out->loss_global = ng ? lg / ng : NAN;
     out->n_in_context = nic;
     int triggers[INDUCTION_MAX_VOCAB];
-    induction_fixed_triggers(s, r->task.n_triggers, triggers);
+    induction_fixed_triggers(s, &r->task, triggers);
     /* With fixed triggers only they are ever queried in layer 2 (the authors' probe). */
     induction_recalls(m, r->task.random_triggers ? NULL : triggers, r->task.n_triggers, &out->recalls);
     return 0;

@@ -64,6 +64,14 @@ static void test_folding_and_statistics(void **state) {
     assert_int_equal(s.by_frequency[0], 0);
     assert_int_equal(s.by_frequency[1], 2);
     assert_int_equal(s.by_frequency[2], 1);
+    int q[2];
+    InductionTask rare = {.n_triggers = 2, .seq_len = 4, .trigger_offset = 1};
+    induction_fixed_triggers(&s, &rare, q);
+    assert_int_equal(q[0], 2);
+    assert_int_equal(q[1], 1);
+    rare.trigger_offset = 2;   /* 2 + 2 triggers > 3 symbols */
+    assert_int_equal(induction_task_validate(&rare, 3, &err), -1);
+    assert_non_null(strstr(err.msg, "--trigger-offset 2"));
     induction_stats_free(&s);
     assert_int_equal(induction_stats_from_text(&s, text, strlen(text), 1, &err), -1);
     assert_non_null(strstr(err.msg, "--n 1"));
@@ -210,7 +218,7 @@ static void test_files_deterministic_and_consistent(void **state) {
     }
     /* The file's marks agree with a recount from its tokens and the fixed triggers. */
     int q[2];
-    induction_fixed_triggers(&s, 2, q);
+    induction_fixed_triggers(&s, &t, q);
     TokFile tf;
     InductionMarks mk;
     snprintf(pa, sizeof pa, "%s.train.tok", a);
