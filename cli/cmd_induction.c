@@ -144,7 +144,8 @@ static int cmd_data(int argc, char **argv) {
             }
             printf(")");
         }
-        printf(", %s outputs\n", task.bigram_outputs ? "bigram" : "uniform");
+        printf(", %s outputs; corpus bigram entropy %.4f nats\n", task.bigram_outputs ? "bigram" : "uniform",
+               induction_bigram_entropy(&s));
     }
     induction_stats_free(&s);
     return rc ? cli_error(err.msg) : 0;
@@ -177,7 +178,12 @@ static void recall_text(char *buf, size_t size, double v) {
 }
 
 static void print_measure(const InductionMeasure *m, void *ctx) {
-    (void)ctx;
+    int *first = ctx;
+    if (*first) {
+        printf("held-out set: %ld in-context targets; the least loss on its global-bigram tokens is %.4f\n",
+               m->n_in_context, m->global_floor);
+        *first = 0;
+    }
     char wo2[16], wk2[16], wk1[16];
     recall_text(wo2, sizeof wo2, m->recalls.wo2);
     recall_text(wk2, sizeof wk2, m->recalls.wk2);
@@ -255,7 +261,8 @@ static int cmd_train_lab(int argc, char **argv) {
     InductionStats s;
     if (load_stats(&s, brown, text, n, &err) != 0) return cli_error(err.msg);
     InductionMeasure last;
-    int rc = induction_run(&r, &s, print_measure, NULL, &last, &err);
+    int first = 1;
+    int rc = induction_run(&r, &s, print_measure, &first, &last, &err);
     induction_stats_free(&s);
     if (rc != 0) return cli_error(err.msg);
     char wo2[16], wk2[16], wk1[16];

@@ -1,6 +1,7 @@
 /* induction_data.c - the induction task's vocabulary, statistics and sequences. */
 #include "induction_data.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,30 @@ int induction_stats_from_text(InductionStats *s, const char *text, size_t len, i
         s->by_frequency[j] = a;
     }
     return 0;
+}
+
+double induction_bigram_entropy(const InductionStats *s) {
+    double h = 0;
+    for (int i = 0; i < s->n; i++)
+        for (int j = 0; j < s->n; j++) {
+            double p = s->bigram[(size_t)i * s->n + j];
+            if (p > 0) h -= s->unigram[i] * p * log(p);
+        }
+    return h;
+}
+
+double induction_global_floor(const InductionStats *s, const InductionTask *t, const int *tokens,
+                              const unsigned char *marks, int n) {
+    double sum = 0;
+    long count = 0;
+    for (size_t i = 0; i < (size_t)n * t->seq_len; i++) {
+        if (i % (size_t)t->seq_len == 0 || marks[i] != 0) continue;
+        const double *row = s->bigram + (size_t)tokens[i - 1] * s->n;
+        for (int j = 0; j < s->n; j++)
+            if (row[j] > 0) sum -= row[j] * log(row[j]);
+        count++;
+    }
+    return count ? sum / count : NAN;
 }
 
 int induction_stats_from_brown(InductionStats *s, const char *dir, int n, BpError *err) {

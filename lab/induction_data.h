@@ -63,6 +63,10 @@ int induction_stats_from_text(InductionStats *s, const char *text, size_t len, i
 int induction_stats_from_brown(InductionStats *s, const char *dir, int n, BpError *err);
 void induction_stats_free(InductionStats *s);
 
+/* sum_i pi_u(i) H(pi_b(.|i)) in nats: the corpus' bigram entropy. */
+double induction_bigram_entropy(const InductionStats *s);
+
+
 typedef struct {
     int n_triggers;       /* K, 1 <= K < N */
     int seq_len;          /* T, 2 <= T <= INDUCTION_MAX_SEQ_LEN */
@@ -73,6 +77,11 @@ typedef struct {
 } InductionTask;
 
 int induction_task_validate(const InductionTask *t, int n, BpError *err);
+
+/* The mean of H(pi_b(.|z_{t-1})) over the tokens z_t of mark 0 (t >= 1) of n sequences
+ * (n, T): the least mean loss a model can have on those global-bigram tokens. */
+double induction_global_floor(const InductionStats *s, const InductionTask *t, const int *tokens,
+                              const unsigned char *marks, int n);
 
 /* One sequence: tokens (T) and marks (T); triggers and outputs (K each) may be NULL. */
 void induction_sequence(const InductionStats *s, const InductionTask *t, Rng *rng, int *tokens,

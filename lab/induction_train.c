@@ -49,6 +49,7 @@ static int measure(InductionModel *m, const InductionRun *r, const InductionStat
     out->loss_in_context = nic ? lic / nic : NAN;
     out->loss_global = ng ? lg / ng : NAN;
     out->n_in_context = nic;
+    out->global_floor = induction_global_floor(s, &r->task, tokens, marks, r->eval_seqs);
     int triggers[INDUCTION_MAX_VOCAB];
     induction_fixed_triggers(s, &r->task, triggers);
     /* With fixed triggers only they are ever queried in layer 2 (the authors' probe). */

@@ -9,6 +9,7 @@
  * (rewritten atomically after each measure):
  *   {"step": 40, "train_loss": 2.91, "accuracy": 0.31, "loss_in_context": 2.9,
  *    "loss_global": 3.1, "wo2": 0.8, "wk2": 0.1, "wk1": 0.02, "seconds": 3.2}
+ * The report also gets the least possible loss_global of the held-out set.
  * A recall that is undefined for the configuration (W_K2 with one layer) is null.
  */
 #ifndef BP_LAB_INDUCTION_TRAIN_H
@@ -46,6 +47,7 @@ typedef struct {
     double loss_in_context, loss_global;
     long n_in_context;
     InductionRecalls recalls;
+    double global_floor;     /* the least possible loss_global (induction_global_floor) */
     double seconds;
 } InductionMeasure;
 

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,9 @@ static void test_folding_and_statistics(void **state) {
     assert_float_equal(s.bigram[0 * 3 + 1], 0.25, 1e-12);
     /* after other (c c ' ' d): c, ' ', d, end -> 3 transitions, all to other */
     assert_float_equal(s.bigram[2 * 3 + 2], 1.0, 1e-12);
+    /* a: 3/4, 1/4; b: 2/3, 1/3; other: 1, 0 */
+    double h = -(4.0 / 11) * (0.75 * log(0.75) + 0.25 * log(0.25)) - (3.0 / 11) * (2.0 / 3 * log(2.0 / 3) + 1.0 / 3 * log(1.0 / 3));
+    assert_float_equal(induction_bigram_entropy(&s), h, 1e-12);
     /* frequency order: a (4/11) and other (4/11) tie, broken by id; then b */
     assert_int_equal(s.by_frequency[0], 0);
     assert_int_equal(s.by_frequency[1], 2);
