@@ -135,7 +135,8 @@ int induction_model_build(InductionModel *m, const InductionConfig *c, uint64_t 
 static int ensure_acts(InductionModel *m, int B, BpError *err) {
     if (B <= m->acts_batch) return 0;
     Acts a;
-    m->acts = NULL;
+    free(m->acts);
+    m->acts = NULL;   /* acts_size only counts when m->acts is NULL */
     size_t n = acts_size(m, B, &a);
     free(m->loss_weight);
     m->acts = malloc(n * sizeof *m->acts);
