@@ -11,13 +11,14 @@
 #include "../text/tokenizer.h"
 #include "../text/tokfile.h"
 #include "../common/args.h"
+#include "../train/compat.h"
 #include "../train/evaluate.h"
 #include "commands.h"
 
 #include <cblas.h>
 #include <omp.h>
 
-static const char eval_usage[] =
+static const char eval_synopsis[] =
     "usage: backpack eval --model DIR (--data FILE.tok | --text FILE) [--edits DB]\n"
     "                     [--context N] [--batch B] [--threads N]\n"
     "Mean cross-entropy (nats per token) and perplexity = exp(mean loss). The text is cut\n"
@@ -29,31 +30,20 @@ int cmd_eval(int argc, char **argv) {
     BpError err = {{0}};
     const char *model_dir = NULL, *data = NULL, *text = NULL, *edits_db = NULL;
     int context = 0, batch = 8, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(eval_usage, stdout);
-            return 0;
-        }
-        if (strcmp(f, "--model") && strcmp(f, "--data") && strcmp(f, "--text") &&
-            strcmp(f, "--edits") && strcmp(f, "--context") && strcmp(f, "--batch") &&
-            strcmp(f, "--threads")) {
-            fprintf(stderr, "backpack: eval: unknown option '%s'\n%s", f, eval_usage);
-            return 2;
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return cli_error(err.msg);
-        int rc = 0;
-        if (!strcmp(f, "--model")) model_dir = v;
-        else if (!strcmp(f, "--data")) data = v;
-        else if (!strcmp(f, "--text")) text = v;
-        else if (!strcmp(f, "--edits")) edits_db = v;
-        else if (!strcmp(f, "--context")) rc = arg_int(f, v, 1, 1 << 20, &context, &err);
-        else if (!strcmp(f, "--batch")) rc = arg_int(f, v, 1, 4096, &batch, &err);
-        else rc = arg_int(f, v, 0, 1024, &threads, &err);
-        if (rc) return cli_error(err.msg);
-    }
-    if (!model_dir) return cli_error("eval: --model DIR is required");
-    if ((data != NULL) == (text != NULL)) return cli_error("eval: give exactly one of --data FILE.tok and --text FILE");
+    const ArgOption opts[] = {
+        {"--model", ARG_STRING, &model_dir, .meta = "DIR", .help = "the model (a checkpoint directory)"},
+        {"--data", ARG_STRING, &data, .meta = "FILE.tok", .help = "a token file (backpack tokenize)"},
+        {"--text", ARG_STRING, &text, .meta = "FILE", .help = "a text file, encoded with the model's tokenizer"},
+        {"--edits", ARG_STRING, &edits_db, .meta = "DB", .help = "with the sense edits of this sense database"},
+        {"--context", ARG_INT, &context, 1, 1 << 20, "N", "tokens per window (the model's n_positions)", 0},
+        {"--batch", ARG_INT, &batch, 1, 4096, "B", "windows per forward pass (8)", 0},
+        {"--threads", ARG_INT, &threads, 0, 1024, "N", "threads (0: OpenMP's default)", 0},
+        {0}};
+    const ArgSpec spec = {"eval", eval_synopsis, opts, .given = NULL};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (!model_dir) return cli_usage_error("eval: --model DIR is required");
+    if ((data != NULL) == (text != NULL)) return cli_usage_error("eval: give exactly one of --data FILE.tok and --text FILE");
     if (threads > 0) {
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);
@@ -61,7 +51,13 @@ int cmd_eval(int argc, char **argv) {
 
     Backpack m;
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
-    if (context == 0 || context > m.config.n_positions) context = m.config.n_positions;
+    if (context > m.config.n_positions) {
+        snprintf(err.msg, sizeof err.msg, "eval: --context %d is longer than the model's %d positions",
+                 context, m.config.n_positions);
+        backpack_free(&m);
+        return cli_usage_error(err.msg);
+    }
+    if (context == 0) context = m.config.n_positions;
     SenseEdits edits = {0};
     int have_edits = 0, rc = 1;
     int *ids = NULL;
@@ -74,6 +70,11 @@ int cmd_eval(int argc, char **argv) {
     }
     EvalResult res;
     if (data) {
+        /* the data must be the model's tokenizer's (when the model has its tokenizer) */
+        char vocab_json[4096 + 16];
+        snprintf(vocab_json, sizeof vocab_json, "%s/vocab.json", model_dir);
+        if (file_exists(vocab_json) && compat_check_tokfile(data, model_dir, m.config.vocab_size, &err) != 0)
+            goto done;
         if (tokfile_open(&tf, data, &err) != 0) goto done;
         tf_open = 1;
         if (evaluate_tokfile(&m, &tf, context, batch, 0, &res, &err) != 0) {
@@ -84,7 +85,7 @@ int cmd_eval(int argc, char **argv) {
         Tokenizer *tok;
         char *content;
         size_t len, n = 0, cap = 0;
-        if (tokenizer_load(&tok, model_dir, &err) != 0) goto done;
+        if (compat_load_tokenizer(&tok, model_dir, m.config.vocab_size, &err) != 0) goto done;
         if (read_file(text, &content, &len, &err) != 0) {
             tokenizer_free(tok);
             goto done;

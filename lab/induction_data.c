@@ -203,7 +203,8 @@ static void put_u32(unsigned char *p, uint32_t v) { memcpy(p, &v, 4); }
 static void put_u64(unsigned char *p, uint64_t v) { memcpy(p, &v, 8); }
 
 static int write_split(const InductionStats *s, const InductionTask *t, const char *prefix,
-                       const char *split, int n_seqs, uint64_t seed, BpError *err) {
+                       const char *split, int n_seqs, uint64_t seed, uint32_t file_vocab,
+                       uint64_t tokenizer_hash, BpError *err) {
     char tok_path[4096], marks_path[4096];
     if (snprintf(tok_path, sizeof tok_path, "%s.%s.tok", prefix, split) >= (int)sizeof tok_path ||
         snprintf(marks_path, sizeof marks_path, "%s.%s.marks", prefix, split) >= (int)sizeof marks_path)
@@ -219,7 +220,8 @@ static int write_split(const InductionStats *s, const InductionTask *t, const ch
     }
     TokFileWriter *w = NULL;
     AtomicFile af;
-    int rc = tokfile_writer_open(&w, tok_path, (uint32_t)s->n, err);
+    int rc = tokfile_writer_open(&w, tok_path, file_vocab, err);
+    if (rc == 0 && tokenizer_hash) tokfile_writer_set_tokenizer_hash(w, tokenizer_hash);
     if (rc == 0 && (rc = atomic_open(&af, marks_path, err)) != 0) tokfile_writer_abort(w);
     if (rc == 0) {
         put_u32(header, INDUCTION_MARKS_MAGIC);
@@ -247,13 +249,19 @@ static int write_split(const InductionStats *s, const InductionTask *t, const ch
 }
 
 int induction_write_data(const InductionStats *s, const InductionTask *t, const char *prefix,
-                         int train_seqs, int val_seqs, uint64_t seed, BpError *err) {
+                         int train_seqs, int val_seqs, uint64_t seed, uint32_t file_vocab,
+                         uint64_t tokenizer_hash, BpError *err) {
     if (induction_task_validate(t, s->n, err) != 0) return -1;
+    if (file_vocab == 0) file_vocab = (uint32_t)s->n;
+    if (file_vocab < (uint32_t)s->n)
+        return bp_fail(err, "%s: a token file vocabulary of %u cannot hold the task's %d symbols", prefix,
+                       file_vocab, s->n);
     if (train_seqs < 1 || val_seqs < 1) return bp_fail(err, "--train-seqs and --val-seqs must be at least 1");
     /* The validation split has its own stream, so its sequences do not depend on how
      * many training sequences were asked for. */
-    if (write_split(s, t, prefix, "train", train_seqs, seed, err) != 0) return -1;
-    return write_split(s, t, prefix, "val", val_seqs, seed ^ 0x5851f42d4c957f2dULL, err);
+    if (write_split(s, t, prefix, "train", train_seqs, seed, file_vocab, tokenizer_hash, err) != 0) return -1;
+    return write_split(s, t, prefix, "val", val_seqs, seed ^ 0x5851f42d4c957f2dULL, file_vocab, tokenizer_hash,
+                       err);
 }
 
 void induction_marks_free(InductionMarks *m) {

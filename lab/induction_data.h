@@ -17,8 +17,9 @@
  * occurrence of a trigger cannot tell its output, every later one can.
  *
  * Files written by induction_write_data (PREFIX = --out):
- *   PREFIX.train.tok, PREFIX.val.tok     token files (text/tokfile.h), vocabulary N, the
- *                                        sequences one after the other
+ *   PREFIX.train.tok, PREFIX.val.tok     token files (text/tokfile.h), the sequences one
+ *                                        after the other: ids 0..N-1, the header's
+ *                                        vocabulary N or the one given (a tokenizer's)
  *   PREFIX.train.marks, PREFIX.val.marks one mark byte per token of the token file:
  *     offset 0   uint32 magic   0x4D4B4942 ("BIKM")
  *     offset 4   uint32 version 1
@@ -91,9 +92,12 @@ void induction_sequence(const InductionStats *s, const InductionTask *t, Rng *rn
  * triggers (K). */
 void induction_fixed_triggers(const InductionStats *s, const InductionTask *t, int *triggers);
 
-/* Writes PREFIX.{train,val}.{tok,marks} (atomically). */
+/* Writes PREFIX.{train,val}.{tok,marks} (atomically). The token files declare the
+ * vocabulary file_vocab (0: N; else at least N) and record tokenizer_hash (0: none), so
+ * that they can name a tokenizer (tokfile_tokenizer_hash) that `backpack train` checks. */
 int induction_write_data(const InductionStats *s, const InductionTask *t, const char *prefix,
-                         int train_seqs, int val_seqs, uint64_t seed, BpError *err);
+                         int train_seqs, int val_seqs, uint64_t seed, uint32_t file_vocab,
+                         uint64_t tokenizer_hash, BpError *err);
 
 /* Writes PREFIX.tokenizer/ (vocab.json, merges.txt): GPT-2's 256 byte tokens and
  * <|endoftext|>, 257 ids. It encodes nothing of the task; it exists so that

@@ -22,7 +22,7 @@
 
 #include "backpack.h"
 
-typedef struct GreedyScreen GreedyScreen; /* private to infer.c */
+typedef struct GreedyScreen GreedyScreen; /* private to greedy.c */
 
 typedef struct {
     const Backpack *model;

@@ -9,18 +9,19 @@
 #ifndef BP_NET_H
 #define BP_NET_H
 
-#include "backpack.h"
+#include <stdint.h>
+
+#include "config.h"
 #include "layers.h"
+#include "params.h"
 
 #ifdef BP_REAL_DOUBLE
-/* ParameterTensors, in double: the same fields in the same order. */
+/* ParameterTensors, in double: the same table, the same fields in the same order. */
+#define BP_PARAM_FIELD_F64_(field, ...) double *field;
 typedef struct {
-    double *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw,
-        *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb, *sense_lnw, *sense_lnb, *sense_ln1w,
-        *sense_ln1b, *sense_fcw, *sense_fcb, *sense_projw, *sense_projb, *sense_ln2w,
-        *sense_ln2b, *sense_final_fcw, *sense_final_fcb, *sense_final_projw,
-        *sense_final_projb, *sense_qkw, *sense_qkb;
+    BP_PARAMETER_TENSORS(BP_PARAM_FIELD_F64_)
 } ParameterTensorsF64;
+#undef BP_PARAM_FIELD_F64_
 #define RealTensors ParameterTensorsF64
 #define SenseActs SenseActsF64
 #define NetActs NetActsF64
@@ -96,6 +97,7 @@ typedef struct {
     int B, T, has_targets;
     real dropout;
     uint64_t seed;
+    uint64_t first_row;                   /* of a larger batch (TrainOptions.first_row) */
     real mean_loss;
     const SenseEdits *fwd_edits;
     /* activations, sized for cap_B x cap_T */
@@ -113,7 +115,7 @@ typedef struct {
     int num_words;                        /* U */
 } Net;
 
-/* Points t into memory (layout of backpack_param_sizes). */
+/* Points t into memory (layout of backpack_param_sizes, params.h). */
 void net_point_tensors(const BackpackConfig *c, real *memory, RealTensors *t);
 /* c must be valid; grads_memory may be NULL (set n->grads_memory, then net_point). */
 void net_init(Net *n, const BackpackConfig *c, real *params_memory, real *grads_memory);

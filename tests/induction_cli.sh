@@ -46,6 +46,8 @@ expect_error "bad.val.marks: size does not match" "$BACKPACK" induction eval --m
 expect_error "no-such.val.tok" "$BACKPACK" induction eval --model "$work/model" --data "$work/no-such"
 expect_error "--triggers: expected fixed or random" "$BACKPACK" induction data --out "$work/x" --triggers some
 expect_error "--k 16: the number of triggers" "$BACKPACK" induction data --text "$work/corpus.txt" --n 16 --k 16 --out "$work/x"
+"$BACKPACK" induction train --text "$work/corpus.txt" --n 16 --k 2 --t 17 --d 32 --batch 4 \
+    --steps 3 --eval-seqs 4 --freeze wk1:2,wo:1 | tail -1 | grep -q '^in-context accuracy'
 expect_error "--freeze: 'wq' is not" "$BACKPACK" induction train --text "$work/corpus.txt" --freeze wq:3
 expect_error "unknown subcommand 'fly'" "$BACKPACK" induction fly
 echo "induction CLI: ok"

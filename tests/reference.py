@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent PyTorch implementation of the Backpack LM and its Transformer
-baseline, written from ../shared/backpack-spec.md (not from the C code), checked against
+baseline, written from docs/backpack-spec.md (not from the C code), checked against
 the C model.
 
 For each architecture it draws a random model, writes it as a checkpoint directory

@@ -189,7 +189,7 @@ static void write_prefix(const InductionStats *s, const InductionTask *t, const 
                          char *prefix, size_t size) {
     snprintf(prefix, size, "%s/%s", tmpdir, name);
     BpError err = {{0}};
-    if (induction_write_data(s, t, prefix, 30, 5, seed, &err) != 0) fail_msg("%s", err.msg);
+    if (induction_write_data(s, t, prefix, 30, 5, seed, 0, 0, &err) != 0) fail_msg("%s", err.msg);
 }
 
 static int same_file(const char *a, const char *b) {
@@ -257,7 +257,7 @@ static void test_files_deterministic_and_consistent(void **state) {
     induction_marks_free(&mk);
     /* the validation split does not depend on the number of training sequences */
     snprintf(pb, sizeof pb, "%s/d", tmpdir);
-    assert_int_equal(induction_write_data(&s, &t, pb, 7, 5, 5, &err), 0);
+    assert_int_equal(induction_write_data(&s, &t, pb, 7, 5, 5, 0, 0, &err), 0);
     snprintf(pa, sizeof pa, "%s.val.tok", a);
     snprintf(pb, sizeof pb, "%s/d.val.tok", tmpdir);
     assert_true(same_file(pa, pb));

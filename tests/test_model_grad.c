@@ -16,6 +16,7 @@
 #define BP_REAL_DOUBLE 1
 #include "../model/layers.c"
 #include "../model/net.c"
+#include "../model/backpack.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,15 +28,8 @@
 #define STEP 1e-5
 #define PER_TENSOR 24
 
-static const char *FIELD_NAMES[BP_NUM_PARAM_TENSORS] = {
-    "wte", "wpe", "ln1w", "ln1b", "qkvw", "qkvb", "attprojw", "attprojb", "ln2w", "ln2b",
-    "fcw", "fcb", "fcprojw", "fcprojb", "lnfw", "lnfb", "sense_lnw", "sense_lnb",
-    "sense_ln1w", "sense_ln1b", "sense_fcw", "sense_fcb", "sense_projw", "sense_projb",
-    "sense_ln2w", "sense_ln2b", "sense_final_fcw", "sense_final_fcb", "sense_final_projw",
-    "sense_final_projb", "sense_qkw", "sense_qkb"};
-
-/* LayerNorm gains, by field index: drawn around 1 rather than 0 */
-static int is_gain(int f) { return f == 2 || f == 8 || f == 14 || f == 16 || f == 18 || f == 24; }
+/* LayerNorm gains are drawn around 1 rather than 0 */
+static int is_gain(int f) { return backpack_param_info[f].kind == PARAM_GAIN; }
 
 typedef struct {
     BackpackConfig cfg;
@@ -112,7 +106,7 @@ static double check_all(Model *m, const char *label) {
         if (n) {
             GradCheck r = gradcheck(p, g, n, PER_TENSOR, model_loss, m, STEP, 100 + f);
             printf("    %-18s rel %.2e  max |diff| %.2e  max |grad| %.2e  (%d of %zu)\n",
-                   FIELD_NAMES[f], r.rel_error, r.max_abs_diff, r.max_abs_grad, r.checked, n);
+                   backpack_param_info[f].field, r.rel_error, r.max_abs_diff, r.max_abs_grad, r.checked, n);
             if (r.rel_error > worst) worst = r.rel_error;
             assert_true(r.rel_error < TOL);
         }

@@ -17,18 +17,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../cli/commands.h"
 #include "../common/fileio.h"
 #include "../model/infer.h"
 #include "../senses/edits.h"
+#include "../senses/similarity.h"
 #include "../senses/stats.h"
 #include "../senses/store.h"
-
-/* cmd_senses.c reports through cli_error, which lives in cli/main.c (not linked here). */
-int cli_error(const char *msg) {
-    fprintf(stderr, "backpack: %s\n", msg);
-    return 1;
-}
 
 enum { V = 288, D = 16, K = 4, TOP = 20, EXPORT_CHUNK = 37 /* does not divide V */ };
 
@@ -725,67 +719,34 @@ static void test_locked_database(void **state) {
     store_close(s);
 }
 
-/* Runs a command with stderr captured into msg. */
-static int run_captured(int (*cmd)(int, char **), int argc, char **argv, char *msg, size_t size) {
-    char path[400];
-    snprintf(path, sizeof path, "%s/stderr.txt", tmpdir);
-    fflush(stderr);
-    int saved = dup(2);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 2);
-    close(fd);
-    int saved_out = dup(1);
-    int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, 1);
-    close(devnull);
-    int rc = cmd(argc, argv);
-    fflush(stderr);
-    fflush(stdout);
-    dup2(saved, 2);
-    close(saved);
-    dup2(saved_out, 1);
-    close(saved_out);
-    char *data;
-    size_t len;
-    msg[0] = 0;
-    if (read_file(path, &data, &len, NULL) == 0) {
-        snprintf(msg, size, "%s", data);
-        free(data);
-    }
-    return rc;
-}
-
-static void test_similarity_command(void **state) {
+/* The pairs file of `backpack similarity`: missing words reported, bad lines named. */
+static void test_similarity_file(void **state) {
     (void)state;
-    char pairs[400], msg[1024];
+    char pairs[400];
     snprintf(pairs, sizeof pairs, "%s/pairs.tsv", tmpdir);
-    const char *good = "# word word score\nbank\triver\t3.5\nbank\tmoney\t8\ncat\tdog\t7\n\nthe\tcat\t1\n";
+    const char *good = "# word word score\nbank\triver\t3.5\nbank\tmoney\t8\ncat\tdog\t7\n\nthe\tcat\t1\n"
+                       "zzqqxx\tcat\t2\n";
     BpError err = {0};
     assert_int_equal(write_file_atomic(pairs, good, strlen(good), &err), 0);
-    char *argv[] = {"similarity", "--db", dbpath, pairs, NULL};
-    assert_int_equal(run_captured(cmd_similarity, 4, argv, msg, sizeof msg), 0);
+    SenseStore *s = open_rw();
+    SimilarityResult res;
+    assert_int_equal(similarity_evaluate(s, pairs, 1, &res, &err), 0);
+    assert_int_equal(res.pairs, 5);
+    assert_int_equal(res.n_senses, K);
+    assert_int_equal(res.used + res.missing, 5);
+    assert_true(res.missing >= 1);
+    assert_non_null(strstr(res.missing_words, "'zzqqxx'"));
+    for (int c = 0; c <= K; c++) assert_true(isnan(res.spearman[c]) || fabs(res.spearman[c]) <= 1.0 + 1e-12);
+    similarity_result_free(&res);
     const char *bad = "bank\triver\t3.5\ncat\tdog\n";
     assert_int_equal(write_file_atomic(pairs, bad, strlen(bad), &err), 0);
-    assert_int_equal(run_captured(cmd_similarity, 4, argv, msg, sizeof msg), 1);
-    assert_non_null(strstr(msg, "pairs.tsv:2:"));
+    assert_int_equal(similarity_evaluate(s, pairs, 0, &res, &err), -1);
+    assert_non_null(strstr(err.msg, "pairs.tsv:2:"));
     const char *bad_score = "bank\triver\tlots\n";
     assert_int_equal(write_file_atomic(pairs, bad_score, strlen(bad_score), &err), 0);
-    assert_int_equal(run_captured(cmd_similarity, 4, argv, msg, sizeof msg), 1);
-    assert_non_null(strstr(msg, "pairs.tsv:1:"));
-    /* the commands: unknown sense, bad option, unknown word for edit */
-    char *nearest[] = {"nearest", "--db", dbpath, "bank", "--sense", "9", NULL};
-    assert_int_equal(run_captured(cmd_nearest, 6, nearest, msg, sizeof msg), 1);
-    assert_non_null(strstr(msg, "sense 9 out of range"));
-    char *edit[] = {"edit", "--db", dbpath, "banker", "--sense", "0", "--scale", "2", NULL};
-    assert_int_equal(run_captured(cmd_edit, 8, edit, msg, sizeof msg), 1);
-    assert_non_null(strstr(msg, "closest"));
-    char *edit_ok[] = {"edit", "--db", dbpath, "bank", "--sense", "0", "--scale", "2", NULL};
-    assert_int_equal(run_captured(cmd_edit, 8, edit_ok, msg, sizeof msg), 0);
-    char *undo[] = {"edit", "--db", dbpath, "--undo", NULL};
-    assert_int_equal(run_captured(cmd_edit, 4, undo, msg, sizeof msg), 0);
-    assert_int_equal(run_captured(cmd_edit, 4, undo, msg, sizeof msg), 1);
-    char *senses_cmd[] = {"senses", "--db", dbpath, "river", NULL};
-    assert_int_equal(run_captured(cmd_senses, 4, senses_cmd, msg, sizeof msg), 0);
+    assert_int_equal(similarity_evaluate(s, pairs, 0, &res, &err), -1);
+    assert_non_null(strstr(err.msg, "pairs.tsv:1:"));
+    store_close(s);
 }
 
 int main(void) {
@@ -805,7 +766,7 @@ int main(void) {
         cmocka_unit_test(test_not_our_database),
         cmocka_unit_test(test_other_model),
         cmocka_unit_test(test_locked_database),
-        cmocka_unit_test(test_similarity_command),
+        cmocka_unit_test(test_similarity_file),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

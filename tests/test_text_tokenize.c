@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,18 @@ static void write_text(const char *name, const char *text, size_t len, char *pat
     snprintf(path, path_size, "%s/%s", tmpdir, name);
     BpError err = {0};
     assert_int_equal(write_file_atomic(path, text, len, &err), 0);
+}
+
+/* Writes text to tmpdir/NAME.txt and tokenizes it alone into prefix = tmpdir/NAME. */
+static void tokenize_one_file(const char *name, const char *text, size_t len, double val_fraction,
+                              char *prefix, size_t prefix_size, TokenizeStats *st) {
+    char file[512], file_name[64];
+    snprintf(file_name, sizeof file_name, "%s.txt", name);
+    write_text(file_name, text, len, file, sizeof file);
+    snprintf(prefix, prefix_size, "%s/%s", tmpdir, name);
+    const char *files[] = {file};
+    BpError err = {0};
+    if (tokenize_corpus(gpt2, files, 1, prefix, val_fraction, st, &err) != 0) fail_msg("%s", err.msg);
 }
 
 /* Appends the ids of text + <|endoftext|> to (ids, n, cap). */
@@ -138,13 +151,10 @@ static void test_streaming_equals_whole_encoding(void **state) {
     }
     text[0] = 'x';          /* no newline to drop at the start */
     text[len++] = 'z';      /* nor at the end */
-    char file[512], prefix[512], path[600];
-    write_text("big.txt", text, len, file, sizeof file);
-    snprintf(prefix, sizeof prefix, "%s/big", tmpdir);
-    const char *files[] = {file};
+    char prefix[512], path[600];
     TokenizeStats st;
     BpError err = {0};
-    if (tokenize_corpus(gpt2, files, 1, prefix, 0.0, &st, &err) != 0) fail_msg("%s", err.msg);
+    tokenize_one_file("big", text, len, 0.0, prefix, sizeof prefix, &st);
     int *ids = NULL;
     size_t n = 0, c = 0;
     assert_int_equal(tokenizer_encode(gpt2, text, len, &ids, &n, &c, &err), 0);
@@ -188,6 +198,46 @@ static void test_bad_inputs_leave_nothing(void **state) {
     assert_int_not_equal(system(cmd), 0);
 }
 
+/* One file of many lines is one document: too few for a validation document, so the
+ * last share of its ids (cut after a newline) becomes the validation file; train and
+ * validation together are exactly the document's ids. */
+static void test_single_document_tail_split(void **state) {
+    (void)state;
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    for (int line = 0; line < 200; line++)
+        len += (size_t)snprintf(text + len, cap - len, "Line %d of the only document, with some words.\n", line);
+    char prefix[512], path[600];
+    TokenizeStats st;
+    tokenize_one_file("one", text, len, 0.1, prefix, sizeof prefix, &st);
+    assert_int_equal(st.docs[0], 1);
+    assert_int_equal(st.docs[1], 0);
+    assert_int_equal(st.tail_split, 1);
+    assert_int_equal(st.tail_at_line, 1);
+    int *ids = NULL;
+    size_t n = 0, c = 0;
+    text[len - 1] = 0;   /* the newline before the end of the file is not the document's */
+    expect_doc(text, &ids, &n, &c);
+    size_t cut = st.ids[0];
+    assert_int_equal(st.ids[0] + st.ids[1], n);
+    /* about a tenth, within a line (each line is ~12 ids) */
+    assert_true(fabs((double)st.ids[1] - 0.1 * (double)n) < 20);
+    size_t last_len;
+    const char *last = tokenizer_token_bytes(gpt2, ids[cut - 1], &last_len);
+    assert_true(last_len > 0 && last[last_len - 1] == '\n');
+    snprintf(path, sizeof path, "%s.train.tok", prefix);
+    assert_tokfile(path, ids, cut);
+    snprintf(path, sizeof path, "%s.val.tok", prefix);
+    assert_tokfile(path, ids + cut, n - cut);
+    /* with --val-fraction 0 nothing is held out */
+    text[len - 1] = '\n';
+    tokenize_one_file("one", text, len, 0.0, prefix, sizeof prefix, &st);
+    assert_int_equal(st.tail_split, 0);
+    assert_int_equal(st.ids[1], 0);
+    free(ids);
+    free(text);
+}
+
 /* Runs the backpack binary (from tests/run.sh's BACKPACK) and captures stderr. */
 static int run_backpack(const char *args, char *out, size_t out_size) {
     const char *bin = getenv("BACKPACK");
@@ -220,6 +270,18 @@ static void test_command_line_errors(void **state) {
     assert_int_equal(run_backpack("tokenizer --help", out, sizeof out), 0);
     assert_int_equal(run_backpack("corpus-brown --help", out, sizeof out), 0);
     assert_int_equal(run_backpack("corpus-brown --out", out, sizeof out), 2);
+    /* one large text file: the tail goes to validation, and the command says so */
+    char big[512];
+    size_t cap = 1 << 16, len = 0;
+    char *text = malloc(cap);
+    for (int line = 0; line < 100; line++)
+        len += (size_t)snprintf(text + len, cap - len, "Sentence %d, one line of one file.\n", line);
+    write_text("cli-big.txt", text, len, big, sizeof big);
+    free(text);
+    snprintf(args, sizeof args, "tokenize --tokenizer data/gpt2 --out %s/cli-big %s", tmpdir, big);
+    assert_int_equal(run_backpack(args, out, sizeof out), 0);
+    assert_non_null(strstr(out, "backpack: tokenize: 1 document is too few for --val-fraction 0.1: "));
+    assert_non_null(strstr(out, "cut at a line end)\n"));
 }
 
 int main(void) {
@@ -229,6 +291,7 @@ int main(void) {
         cmocka_unit_test(test_safe_cut),
         cmocka_unit_test(test_streaming_equals_whole_encoding),
         cmocka_unit_test(test_bad_inputs_leave_nothing),
+        cmocka_unit_test(test_single_document_tail_split),
         cmocka_unit_test(test_command_line_errors),
     };
     return cmocka_run_group_tests_name("text/tokenize", tests, setup, teardown);

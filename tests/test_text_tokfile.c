@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../common/fileio.h"
+#include "../text/tokenizer.h"
 #include "../text/tokfile.h"
 
 static char tmpdir[256];
@@ -161,8 +162,45 @@ static void test_bad_files(void **state) {
     expect_open_error("missing.tok", "No such file");
 }
 
+/* A token file names its tokenizer: the vocabulary size always, the hash of its
+ * vocabulary since the hash was added (0 in older files, which stay readable). */
+static void test_tokenizer_check(void **state) {
+    (void)state;
+    Tokenizer *gpt2;
+    BpError err = {0};
+    if (tokenizer_load(&gpt2, "data/gpt2", &err) != 0) fail_msg("%s (run make data)", err.msg);
+    uint64_t hash = tokfile_tokenizer_hash(gpt2);
+    assert_true(hash != 0);
+    assert_true(hash == tokfile_tokenizer_hash(gpt2));
+    char path[512];
+    snprintf(path, sizeof path, "%s/named.tok", tmpdir);
+    int ids[] = {1, 2, 50256};
+    const struct { uint32_t vocab; uint64_t hash; int ok; const char *msg; } cases[] = {
+        {50257, 0, 0, NULL},                     /* an older file: size only */
+        {50257, hash, 0, NULL},
+        {50257, hash ^ 1, -1, "made by a different tokenizer than data/gpt2"},
+        {50264, hash, -1, "made by a tokenizer of 50264 ids, but data/gpt2 has 50257"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        TokFileWriter *w;
+        assert_int_equal(tokfile_writer_open(&w, path, cases[c].vocab, &err), 0);
+        tokfile_writer_set_tokenizer_hash(w, cases[c].hash);
+        assert_int_equal(tokfile_writer_append(w, ids, 3, &err), 0);
+        assert_int_equal(tokfile_writer_commit(w, &err), 0);
+        TokFile tf;
+        assert_int_equal(tokfile_open(&tf, path, &err), 0);
+        assert_true(tf.tokenizer_hash == cases[c].hash);
+        tokfile_close(&tf);
+        err.msg[0] = 0;
+        assert_int_equal(tokfile_check_tokenizer(path, gpt2, "data/gpt2", &err), cases[c].ok);
+        if (cases[c].msg) assert_non_null(strstr(err.msg, cases[c].msg));
+    }
+    tokenizer_free(gpt2);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tokenizer_check),
         cmocka_unit_test(test_round_trip_uint16),
         cmocka_unit_test(test_round_trip_uint32_and_empty),
         cmocka_unit_test(test_writer_rejects_bad_id_and_abort_leaves_nothing),

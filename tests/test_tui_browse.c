@@ -21,10 +21,18 @@
 #include "../senses/store.h"
 #include "../text/tokenizer.h"
 #include "../tui/app.h"
+#include "../tui/screen_edit.h"
+#include "../tui/screen_prompt.h"
+#include "../tui/screen_sense.h"
+#include "../tui/screen_word.h"
 #include "../tui/canvas.h"
 #include "../tui/keys.h"
 
 static char tmpdir[256], model_dir[300], other_dir[300], db_path[300], tok_dir[300];
+/* models whose context is shorter than the greedy continuation, and their databases */
+static const int small_contexts[] = {1, 4};
+#define N_SMALL (sizeof small_contexts / sizeof small_contexts[0])
+static char small_model[N_SMALL][300], small_db[N_SMALL][300];
 static int have_fixture;
 
 /* ---- the fixture: a hand-made byte-level BPE, a tiny random model, its database --------- */
@@ -132,9 +140,9 @@ static int write_tokenizer(const char *dir) {
     return rc ? -1 : id;
 }
 
-static int make_model(const char *dir, int vocab, uint64_t seed) {
+static int make_model(const char *dir, int vocab, uint64_t seed, int context) {
     BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = vocab, .n_embd = 32, .n_layer = 2,
-                        .n_head = 2, .num_senses = 4, .n_positions = 64, .sense_intermediate_scale = 4};
+                        .n_head = 2, .num_senses = 4, .n_positions = context, .sense_intermediate_scale = 4};
     Backpack m;
     BpError err = {0};
     if (backpack_build(&m, &c, &err) != 0) {
@@ -152,6 +160,21 @@ static int make_model(const char *dir, int vocab, uint64_t seed) {
     return rc;
 }
 
+static int export_model(const char *dir, const char *db) {
+    Backpack m;
+    BpError err = {0};
+    if (checkpoint_load(&m, dir, &err) != 0) {
+        fprintf(stderr, "%s\n", err.msg);
+        return -1;
+    }
+    ExportOptions opts = {0};
+    opts.top_n = 20;
+    int rc = store_export(&m, tok_dir, db, &opts, &err);
+    if (rc != 0) fprintf(stderr, "export: %s\n", err.msg);
+    backpack_free(&m);
+    return rc;
+}
+
 static int setup_fixture(void **state) {
     (void)state;
     canvas_init_locale();
@@ -164,18 +187,14 @@ static int setup_fixture(void **state) {
     int n_ids = write_tokenizer(tok_dir);
     if (n_ids < 0) return -1;
     int vocab = (n_ids + 7) / 8 * 8;  /* padded like GPT-2's 50264 */
-    if (make_model(model_dir, vocab, 1) != 0 || make_model(other_dir, vocab, 2) != 0) return -1;
-    Backpack m;
-    BpError err = {0};
-    if (checkpoint_load(&m, model_dir, &err) != 0) {
-        fprintf(stderr, "%s\n", err.msg);
-        return -1;
+    if (make_model(model_dir, vocab, 1, 64) != 0 || make_model(other_dir, vocab, 2, 64) != 0) return -1;
+    int rc = export_model(model_dir, db_path);
+    for (size_t i = 0; i < N_SMALL && rc == 0; i++) {
+        snprintf(small_model[i], sizeof small_model[i], "%s/c%d", tmpdir, small_contexts[i]);
+        snprintf(small_db[i], sizeof small_db[i], "%s/c%d.db", tmpdir, small_contexts[i]);
+        rc = make_model(small_model[i], vocab, 3, small_contexts[i]);
+        if (rc == 0) rc = export_model(small_model[i], small_db[i]);
     }
-    ExportOptions opts = {0};
-    opts.top_n = 20;
-    int rc = store_export(&m, tok_dir, db_path, &opts, &err);
-    if (rc != 0) fprintf(stderr, "export: %s\n", err.msg);
-    backpack_free(&m);
     have_fixture = rc == 0;
     return rc;
 }
@@ -197,14 +216,18 @@ typedef struct {
     Canvas *canvas;
 } Session;
 
-static Session *session_open(int with_model, int rows, int cols) {
+static Session *session_open_on(const char *db, const char *model, int rows, int cols) {
     Session *s = calloc(1, sizeof *s);
     BpError err = {0};
-    if (app_open(&s->app, db_path, with_model ? model_dir : NULL, &err) != 0) fail_msg("%s", err.msg);
-    s->app.wait_for_index = 1;  /* as the scripted mode: screens do not depend on timing */
+    if (app_open(&s->app, db, model, &err) != 0) fail_msg("%s", err.msg);
+    s->app.ui.wait_for_index = 1;  /* as the scripted mode: screens do not depend on timing */
     s->canvas = canvas_memory_new(rows, cols);
     app_draw(&s->app, s->canvas);
     return s;
+}
+
+static Session *session_open(int with_model, int rows, int cols) {
+    return session_open_on(db_path, with_model ? model_dir : NULL, rows, cols);
 }
 
 static void session_close(Session *s) {
@@ -212,6 +235,12 @@ static void session_close(Session *s) {
     canvas_destroy(s->canvas);
     free(s);
 }
+
+/* The screens' states and the model runs, to check what a screen shows against. */
+static WordScreen *word_of(Session *s) { return app_screen_state(&s->app, SCREEN_WORD); }
+static SenseScreen *sense_of(Session *s) { return app_screen_state(&s->app, SCREEN_SENSE); }
+static PromptScreen *prompt_of(Session *s) { return app_screen_state(&s->app, SCREEN_PROMPT); }
+static EditScreen *edit_of(Session *s) { return app_screen_state(&s->app, SCREEN_EDIT); }
 
 static void press(Session *s, const char *keys) {
     KeyEvent *ev;
@@ -268,13 +297,13 @@ static void assert_shows(Session *s, const char *text) {
 static int token_of(Session *s, const char *word) {
     int id = -1;
     BpError err = {0};
-    if (store_resolve_token(s->app.store, word, &id, &err) != 0) fail_msg("%s", err.msg);
+    if (store_resolve_token(s->app.ui.store, word, &id, &err) != 0) fail_msg("%s", err.msg);
     return id;
 }
 
 /* The label the browser draws for a token. */
 static const char *label_of(Session *s, int id, char *buf, size_t size) {
-    return app_word_label(&s->app, id, buf, size);
+    return ui_word_label(&s->app.ui, id, buf, size);
 }
 
 /* ---- canvas and keys ------------------------------------------------------------------------ */
@@ -347,7 +376,7 @@ static void test_search_shows_prefix_matches(void **state) {
     if (!have_fixture) skip();
     Session *s = session_open(0, 30, 100);
     press(s, "/ban");
-    assert_int_equal(s->app.screen, SCREEN_SEARCH);
+    assert_int_equal(s->app.ui.screen, SCREEN_SEARCH);
     /* the merges made ' ban' a token too: shortest first, then by id */
     assert_shows(s, "3 words start with 'ban'");
     int ban = token_of(s, " ban"), bank = token_of(s, "bank"), band = token_of(s, "band");
@@ -360,12 +389,12 @@ static void test_search_shows_prefix_matches(void **state) {
     assert_true(starts_at(s, r_ban, 2, id));
     /* the search result opens with Down + Enter; n opens the next result, N the previous */
     press(s, "<Down><Enter>");
-    assert_int_equal(s->app.screen, SCREEN_WORD);
-    assert_int_equal(s->app.word.token, bank);
+    assert_int_equal(s->app.ui.screen, SCREEN_WORD);
+    assert_int_equal(word_of(s)->token, bank);
     press(s, "n");
-    assert_int_equal(s->app.word.token, band);
+    assert_int_equal(word_of(s)->token, band);
     press(s, "NN");
-    assert_int_equal(s->app.word.token, ban);
+    assert_int_equal(word_of(s)->token, ban);
     /* an unknown word lists the closest */
     press(s, "/bxnk");
     assert_shows(s, "No word starts with 'bxnk'; the closest words:");
@@ -377,20 +406,20 @@ static void test_word_screen_shows_the_senses(void **state) {
     if (!have_fixture) skip();
     Session *s = session_open(0, 30, 120);
     press(s, "/bank<Enter>");
-    assert_int_equal(s->app.screen, SCREEN_WORD);
+    assert_int_equal(s->app.ui.screen, SCREEN_WORD);
     int bank = token_of(s, "bank");
     char title[64], label[64];
     snprintf(title, sizeof title, "\xe2\x90\xa3" "bank  #%d", bank);
     assert_shows(s, title);
-    int k = s->app.k;
+    int k = s->app.ui.k;
     assert_int_equal(k, 4);
     int title_row = row_with(s, title);
     BpError err = {0};
     for (int l = 0; l < k; l++) {
         WordScore top[3], bottom[3];
         SenseInfo si;
-        assert_int_equal(store_sense_words(s->app.store, bank, l, 3, top, bottom, &err), 3);
-        assert_int_equal(store_sense_info(s->app.store, bank, l, &si, &err), 0);
+        assert_int_equal(store_sense_words(s->app.ui.store, bank, l, 3, top, bottom, &err), 3);
+        assert_int_equal(store_sense_info(s->app.ui.store, bank, l, &si, &err), 0);
         /* sense l's row: its index, its norm, its top word first, its bottom word at half */
         int r = title_row + 2 + l;
         char *row = row_text(s, r);
@@ -422,15 +451,15 @@ static void test_sense_screen_lists_and_jumps(void **state) {
     Session *s = session_open(0, 30, 120);
     int bank = token_of(s, "bank");
     press(s, "/bank<Enter>jj<Enter>");
-    assert_int_equal(s->app.screen, SCREEN_SENSE);
-    assert_int_equal(s->app.sense_view.sense, 2);
+    assert_int_equal(s->app.ui.screen, SCREEN_SENSE);
+    assert_int_equal(sense_of(s)->sense, 2);
     assert_shows(s, "sense 2/4");
     BpError err = {0};
     WordScore top[5], bottom[5], near[5];
-    assert_int_equal(store_sense_words(s->app.store, bank, 2, 5, top, bottom, &err), 5);
-    float *query = calloc((size_t)s->app.k * s->app.d, sizeof(float));
-    assert_int_equal(store_sense_vector(s->app.store, bank, 2, STORE_IN_FORCE, query + 2 * s->app.d, &err), 0);
-    assert_int_equal(store_nearest(s->app.store, query, 2, bank, 5, near, &err), 5);
+    assert_int_equal(store_sense_words(s->app.ui.store, bank, 2, 5, top, bottom, &err), 5);
+    float *query = calloc((size_t)s->app.ui.k * s->app.ui.d, sizeof(float));
+    assert_int_equal(store_sense_vector(s->app.ui.store, bank, 2, STORE_IN_FORCE, query + 2 * s->app.ui.d, &err), 0);
+    assert_int_equal(store_nearest(s->app.ui.store, query, 2, bank, 5, near, &err), 5);
     free(query);
     int first = row_with(s, "nearest (cos of sense") + 1;
     char label[64];
@@ -448,15 +477,15 @@ static void test_sense_screen_lists_and_jumps(void **state) {
     }
     /* Tab to the nearest column, Enter jumps to that word; Backspace comes back */
     press(s, "<Tab><Tab><Enter>");
-    assert_int_equal(s->app.screen, SCREEN_WORD);
-    assert_int_equal(s->app.word.token, near[0].id);
+    assert_int_equal(s->app.ui.screen, SCREEN_WORD);
+    assert_int_equal(word_of(s)->token, near[0].id);
     press(s, "<BS>");
-    assert_int_equal(s->app.screen, SCREEN_SENSE);
-    assert_int_equal(s->app.sense_view.token, bank);
+    assert_int_equal(s->app.ui.screen, SCREEN_SENSE);
+    assert_int_equal(sense_of(s)->token, bank);
     press(s, "h");
-    assert_int_equal(s->app.screen, SCREEN_WORD);
-    assert_int_equal(s->app.word.token, bank);
-    assert_int_equal(s->app.word.list.cursor, 2);
+    assert_int_equal(s->app.ui.screen, SCREEN_WORD);
+    assert_int_equal(word_of(s)->token, bank);
+    assert_int_equal(word_of(s)->list.cursor, 2);
     session_close(s);
 }
 
@@ -466,23 +495,23 @@ static void test_index_loads_in_background(void **state) {
     (void)state;
     if (!have_fixture) skip();
     Session *s = session_open(0, 30, 120);
-    s->app.wait_for_index = 0;
-    s->app.loader = index_loader_start(db_path);
-    assert_non_null(s->app.loader);
+    s->app.ui.wait_for_index = 0;
+    s->app.ui.loader = index_loader_start(db_path);
+    assert_non_null(s->app.ui.loader);
     press(s, "/bank<Enter><Enter>");
-    assert_int_equal(s->app.screen, SCREEN_SENSE);
+    assert_int_equal(s->app.ui.screen, SCREEN_SENSE);
     double t0 = now_seconds();
-    while (s->app.sense_view.near_pending && now_seconds() - t0 < 10) {
+    while (sense_of(s)->near_pending && now_seconds() - t0 < 10) {
         assert_true(row_with(s, "loading the index of all senses") > 0);
         usleep(2000);
         app_draw(&s->app, s->canvas);
     }
-    assert_false(s->app.sense_view.near_pending);
-    assert_false(s->app.sense_view.near_error);
-    assert_int_equal(s->app.sense_view.n_near, APP_LIST_WORDS);
+    assert_false(sense_of(s)->near_pending);
+    assert_false(sense_of(s)->near_error);
+    assert_int_equal(sense_of(s)->n_near, SENSE_WORDS);
     char label[64];
     int first = row_with(s, "nearest (cos of sense") + 1;
-    assert_true(starts_at(s, first, 53, label_of(s, s->app.sense_view.near[0].id, label, sizeof label)));
+    assert_true(starts_at(s, first, 53, label_of(s, sense_of(s)->near[0].id, label, sizeof label)));
     session_close(s);
 }
 
@@ -491,18 +520,18 @@ static void test_prompt_explains_prediction(void **state) {
     if (!have_fixture) skip();
     Session *s = session_open(1, 30, 120);
     press(s, "pa bank is<Enter>");
-    assert_int_equal(s->app.screen, SCREEN_PROMPT);
-    PromptView *pv = &s->app.prompt;
+    assert_int_equal(s->app.ui.screen, SCREEN_PROMPT);
+    ModelRuns *pv = &s->app.runs;
     assert_int_equal(pv->n_tokens, 3);
     assert_true(pv->pred.valid);
     assert_string_equal(pv->pred.error, "");
     /* the model run directly gives the same best token and probability */
     InferState is;
     BpError err = {0};
-    assert_int_equal(infer_build(&is, &s->app.model, 16, &err), 0);
+    assert_int_equal(infer_build(&is, &s->app.runs.model, 16, &err), 0);
     const float *logits = NULL;
     for (int i = 0; i < 3; i++) logits = infer_step(&is, pv->tokens[i], &err);
-    int V = s->app.model.config.vocab_size, best = 0;
+    int V = s->app.runs.model.config.vocab_size, best = 0;
     double sum = 0;
     for (int i = 0; i < V; i++)
         if (logits[i] > logits[best]) best = i;
@@ -529,9 +558,9 @@ static void test_prompt_explains_prediction(void **state) {
         assert_true(pv->contrib[0][i - 1].contribution >= pv->contrib[0][i].contribution);
     /* Tab + Enter opens that (word, sense) */
     press(s, "<Tab><Enter>");
-    assert_int_equal(s->app.screen, SCREEN_SENSE);
-    assert_int_equal(s->app.sense_view.token, ct->token);
-    assert_int_equal(s->app.sense_view.sense, ct->sense);
+    assert_int_equal(s->app.ui.screen, SCREEN_SENSE);
+    assert_int_equal(sense_of(s)->token, ct->token);
+    assert_int_equal(sense_of(s)->sense, ct->sense);
     session_close(s);
 }
 
@@ -542,7 +571,7 @@ static void test_model_runs_between_keys(void **state) {
     if (!have_fixture) skip();
     Session *s = session_open(1, 30, 120);
     press(s, "pa bank is<Enter>");
-    Prediction drained = s->app.prompt.pred;
+    Prediction drained = s->app.runs.pred;
     KeyEvent *ev;
     int n;
     BpError err = {0};
@@ -560,13 +589,83 @@ static void test_model_runs_between_keys(void **state) {
     app_draw(&s->app, s->canvas);
     while (model_work(&s->app)) steps++;
     /* 3 prompt tokens, 7 more steps for a continuation of 8 */
-    assert_int_equal(steps + 1, 3 + APP_CONTINUATION - 1 + 1);
+    assert_int_equal(steps + 1, 3 + RUNS_CONTINUATION - 1 + 1);
     assert_false(model_busy(&s->app));
-    const Prediction *p = &s->app.prompt.pred;
+    const Prediction *p = &s->app.runs.pred;
     assert_int_equal(p->n_top, drained.n_top);
     for (int i = 0; i < p->n_top; i++) assert_int_equal(p->top[i].id, drained.top[i].id);
-    assert_int_equal(p->n_continuation, APP_CONTINUATION);
+    assert_int_equal(p->n_continuation, RUNS_CONTINUATION);
     assert_memory_equal(p->continuation, drained.continuation, sizeof drained.continuation);
+    session_close(s);
+}
+
+/* The prompt and its greedy continuation share the model's context: with a context
+ * shorter than the continuation, the prompt keeps its last tokens and the continuation
+ * takes what is left (at most half), never more than the context. */
+static void test_prompt_fits_a_small_context(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    for (size_t i = 0; i < N_SMALL; i++) {
+        int context = small_contexts[i], continuation = context / 2;
+        Session *s = session_open_on(small_db[i], small_model[i], 30, 100);
+        press(s, "pa bank is the river<Enter>");
+        const ModelRuns *pv = &s->app.runs;
+        assert_int_equal(pv->continuation_len, continuation);
+        assert_int_equal(pv->n_tokens, context - continuation);
+        /* the last tokens of the prompt are kept */
+        assert_int_equal(pv->tokens[pv->n_tokens - 1], token_of(s, "river"));
+        char cut[64];
+        snprintf(cut, sizeof cut, "prompt cut to its last %d tokens", context - continuation);
+        assert_shows(s, cut);
+        assert_true(pv->pred.valid);
+        assert_string_equal(pv->pred.error, "");
+        assert_int_equal(pv->pred.n_continuation, continuation);
+        assert_int_equal(pv->pred.n_top, RUNS_TOP_PREDICTIONS);
+        session_close(s);
+    }
+}
+
+/* Enter on an empty prompt line clears the prompt (and copies nothing). */
+static void test_empty_prompt_clears(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(1, 30, 100);
+    press(s, "p<C-x><C-x><Enter>");
+    assert_int_equal(s->app.ui.screen, SCREEN_PROMPT);
+    assert_int_equal(s->app.runs.n_tokens, 0);
+    assert_shows(s, "Type a prompt and press Enter");
+    press(s, "pa bank<Enter>");
+    assert_int_equal(s->app.runs.n_tokens, 2);
+    press(s, "i<C-u><Enter>");
+    assert_int_equal(s->app.runs.n_tokens, 0);
+    assert_false(model_busy(&s->app));
+    assert_shows(s, "Type a prompt and press Enter");
+    session_close(s);
+}
+
+/* `p` with no prompt opens the prompt line at once, `i` edits it later, and the help
+ * says exactly that: the `i` a user types after `p` is the prompt's first letter. */
+static void test_prompt_keys_match_the_help(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open(1, 30, 120);
+    press(s, "p");
+    assert_int_equal(s->app.ui.screen, SCREEN_PROMPT);
+    assert_ptr_equal(s->app.ui.input, &prompt_of(s)->input);
+    press(s, "in the bank<Enter>");
+    assert_string_equal(prompt_of(s)->input.text, "in the bank");
+    assert_int_equal(s->app.runs.n_tokens, 4); /* i, n, " the", " bank" */
+    /* with a prompt, p only shows the screen and i reopens the line with the text */
+    press(s, "/bank<Enter>p");
+    assert_int_equal(s->app.ui.screen, SCREEN_PROMPT);
+    assert_null(s->app.ui.input);
+    press(s, "i");
+    assert_ptr_equal(s->app.ui.input, &prompt_of(s)->input);
+    assert_string_equal(prompt_of(s)->input.text, "in the bank");
+    press(s, "<Esc><Resize:120x80>?");  /* tall enough for the whole help */
+    assert_int_equal(s->app.ui.screen, SCREEN_HELP);
+    assert_shows(s, "the prompt screen; with no prompt yet, type one at once");
+    assert_shows(s, "edit the prompt (Enter runs it, an empty one clears it)");
     session_close(s);
 }
 
@@ -576,11 +675,12 @@ static void test_edit_before_after_save_undo(void **state) {
     Session *s = session_open(1, 30, 120);
     int bank = token_of(s, "bank");
     press(s, "pthe bank<Enter>/bank<Enter>e");
-    assert_int_equal(s->app.screen, SCREEN_EDIT);
+    assert_int_equal(s->app.ui.screen, SCREEN_EDIT);
     assert_shows(s, "no edit pending");
     /* scale sense 0 of ' bank' by 0 */
     press(s, "s0<Enter>");
-    EditView *ev = &s->app.edit;
+    EditScreen *ev = edit_of(s);
+    const Prediction *after_run = &s->app.runs.after;
     assert_true(ev->have_preview);
     assert_shows(s, "pending: ");
     assert_shows(s, "BEFORE (edits in force)");
@@ -588,25 +688,25 @@ static void test_edit_before_after_save_undo(void **state) {
     /* before = the prompt screen's prediction; after = a run with the edit in force */
     float v[64];
     BpError err = {0};
-    assert_int_equal(store_sense_vector(s->app.store, bank, 0, STORE_IN_FORCE, v, &err), 0);
+    assert_int_equal(store_sense_vector(s->app.ui.store, bank, 0, STORE_IN_FORCE, v, &err), 0);
     SenseEdit one = {bank, 0, NULL, 1.0f};
     float zero[64] = {0};
     one.vector = zero;
     SenseEdits edits = {&one, 1};
     InferState is;
-    assert_int_equal(infer_build(&is, &s->app.model, 16, &err), 0);
+    assert_int_equal(infer_build(&is, &s->app.runs.model, 16, &err), 0);
     infer_set_edits(&is, &edits);
     const float *logits = NULL;
-    for (int i = 0; i < s->app.prompt.n_tokens; i++) logits = infer_step(&is, s->app.prompt.tokens[i], &err);
-    int V = s->app.model.config.vocab_size, best = 0;
+    for (int i = 0; i < s->app.runs.n_tokens; i++) logits = infer_step(&is, s->app.runs.tokens[i], &err);
+    int V = s->app.runs.model.config.vocab_size, best = 0;
     for (int i = 0; i < V; i++)
         if (logits[i] > logits[best]) best = i;
-    assert_int_equal(ev->after.top[0].id, best);
+    assert_int_equal(after_run->top[0].id, best);
     infer_free(&is);
     /* both sides drawn: the row of the first prediction has two probabilities */
     char before[32], after[32];
-    snprintf(before, sizeof before, "%7.4f", s->app.prompt.pred.top[0].score);
-    snprintf(after, sizeof after, "%7.4f", ev->after.top[0].score);
+    snprintf(before, sizeof before, "%7.4f", s->app.runs.pred.top[0].score);
+    snprintf(after, sizeof after, "%7.4f", after_run->top[0].score);
     int r = row_with(s, before);
     assert_true(r > 0);
     char *row = row_text(s, r);
@@ -617,14 +717,14 @@ static void test_edit_before_after_save_undo(void **state) {
     /* a new prompt keeps the pending edit and recomputes both sides for it */
     press(s, "pi<C-u>a bank<Enter>/bank<Enter>e");
     assert_true(ev->have_preview);
-    assert_true(ev->after.valid);
-    assert_int_equal(ev->after.key.prompt_version, s->app.prompt.version);
+    assert_true(after_run->valid);
+    assert_int_equal(after_run->key.prompt_version, s->app.runs.prompt_version);
     /* save: the header counts it, the edits list shows it; undo removes it */
     press(s, "<Enter>");
     assert_shows(s, "saved edit #");
     assert_shows(s, "edits in force: 1");
     press(s, "E");
-    assert_int_equal(s->app.screen, SCREEN_EDITS);
+    assert_int_equal(s->app.ui.screen, SCREEN_EDITS);
     assert_shows(s, "scale");
     assert_shows(s, "1 in force");
     press(s, "u");
@@ -634,11 +734,11 @@ static void test_edit_before_after_save_undo(void **state) {
     /* copy: the preview's sense is the other word's, so its top words are that sense's */
     int the = token_of(s, "the");
     press(s, "/bank<Enter>jec the:1<Enter>");
-    assert_int_equal(s->app.edit.sense, 1);
-    assert_true(s->app.edit.have_preview);
+    assert_int_equal(edit_of(s)->sense, 1);
+    assert_true(edit_of(s)->have_preview);
     WordScore the_top[5];
-    assert_int_equal(store_sense_words(s->app.store, the, 1, 5, the_top, NULL, &err), 5);
-    for (int i = 0; i < 5; i++) assert_int_equal(s->app.edit.top_after[i].id, the_top[i].id);
+    assert_int_equal(store_sense_words(s->app.ui.store, the, 1, 5, the_top, NULL, &err), 5);
+    for (int i = 0; i < 5; i++) assert_int_equal(edit_of(s)->top_after[i].id, the_top[i].id);
     char label[64];
     r = row_with(s, "AFTER (with this edit)") + 2;
     assert_true(starts_at(s, r, s->canvas->cols / 2 + 1, label_of(s, the_top[0].id, label, sizeof label)));
@@ -646,15 +746,15 @@ static void test_edit_before_after_save_undo(void **state) {
     /* a bad value is an error on the status line, and nothing is pending */
     press(s, "sabc<Enter>");
     assert_shows(s, "'abc' is not a number");
-    assert_false(s->app.edit.have_preview);
+    assert_false(edit_of(s)->have_preview);
     press(s, "rbank:zzqqx<Enter>");
     assert_shows(s, "'zzqqx' is not one token");
-    assert_false(s->app.edit.have_preview);
+    assert_false(edit_of(s)->have_preview);
     /* a pending edit can be discarded */
     press(s, "/bank<Enter>ew2<Enter>");
-    assert_true(s->app.edit.have_preview);
+    assert_true(edit_of(s)->have_preview);
     press(s, "d");
-    assert_false(s->app.edit.have_preview);
+    assert_false(edit_of(s)->have_preview);
     assert_shows(s, "edit discarded");
     session_close(s);
 }
@@ -668,7 +768,7 @@ static void test_too_small_and_resize(void **state) {
     assert_int_equal(row_with(s, "#"), -1);  /* nothing else is drawn */
     /* keys other than q do nothing while too small; growing shows the word again */
     press(s, "j<Resize:80x24>");
-    assert_int_equal(s->app.word.list.cursor, 0);
+    assert_int_equal(word_of(s)->list.cursor, 0);
     assert_shows(s, "\xe2\x90\xa3" "bank  #");
     press(s, "<Resize:60x10>q");
     assert_true(s->app.quit);
@@ -683,7 +783,7 @@ static void test_without_model(void **state) {
     press(s, "p");
     assert_shows(s, "The prompt screen needs --model.");
     press(s, "/bank<Enter>e");
-    assert_int_equal(s->app.screen, SCREEN_EDIT);
+    assert_int_equal(s->app.ui.screen, SCREEN_EDIT);
     assert_shows(s, "The edit screen needs --model.");
     session_close(s);
 }
@@ -693,14 +793,16 @@ static void test_help_is_built_from_the_key_tables(void **state) {
     if (!have_fixture) skip();
     Session *s = session_open(0, 200, 120);
     press(s, "/bank<Enter>?");
-    assert_int_equal(s->app.screen, SCREEN_HELP);
+    assert_int_equal(s->app.ui.screen, SCREEN_HELP);
     /* every binding of every table appears */
-    const KeyBinding *tables[] = {search_keys, word_keys, sense_keys, prompt_keys, edit_keys,
-                                  edits_keys, app_global_keys};
+    const KeyBinding *tables[] = {app_screens[SCREEN_SEARCH]->keys, app_screens[SCREEN_WORD]->keys,
+                                  app_screens[SCREEN_SENSE]->keys,  app_screens[SCREEN_PROMPT]->keys,
+                                  app_screens[SCREEN_EDIT]->keys,   app_screens[SCREEN_EDITS]->keys,
+                                  app_global_keys};
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const KeyBinding *b = tables[t]; b->action; b++) assert_shows(s, b->help);
     press(s, "?");
-    assert_int_equal(s->app.screen, SCREEN_WORD);
+    assert_int_equal(s->app.ui.screen, SCREEN_WORD);
     session_close(s);
 }
 
@@ -709,7 +811,7 @@ static void test_utf8_words_drawn(void **state) {
     if (!have_fixture) skip();
     Session *s = session_open(0, 30, 100);
     press(s, "/caf\xc3\xa9<Enter>");
-    assert_int_equal(s->app.screen, SCREEN_WORD);
+    assert_int_equal(s->app.ui.screen, SCREEN_WORD);
     assert_shows(s, "\xe2\x90\xa3" "caf\xc3\xa9  #");
     press(s, "/\xe6\x97\xa5\xe6\x9c\xac<Enter>");
     assert_shows(s, "\xe2\x90\xa3\xe6\x97\xa5\xe6\x9c\xac  #");
@@ -853,6 +955,9 @@ int main(void) {
         cmocka_unit_test(test_index_loads_in_background),
         cmocka_unit_test(test_prompt_explains_prediction),
         cmocka_unit_test(test_model_runs_between_keys),
+        cmocka_unit_test(test_prompt_fits_a_small_context),
+        cmocka_unit_test(test_empty_prompt_clears),
+        cmocka_unit_test(test_prompt_keys_match_the_help),
         cmocka_unit_test(test_edit_before_after_save_undo),
         cmocka_unit_test(test_too_small_and_resize),
         cmocka_unit_test(test_without_model),

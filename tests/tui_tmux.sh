@@ -5,12 +5,14 @@
 # check passed; otherwise one line on stderr naming the failed check, with the pane.
 set -u
 bin=$1 db=$2 model=$3 work=$4
-mkdir -p "$work"
+mkdir -p "$work/tmux"
+# a server of our own, in a directory of our own: other runs on the machine cannot meet it
+export TMUX_TMPDIR="$work/tmux"
 sock="bp-tui-test-$$"
 t() { tmux -u -L "$sock" -f /dev/null "$@"; }
 cleanup() {
     t kill-server 2>/dev/null
-    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$sock"
+    rm -rf "$work/tmux"
 }
 trap cleanup EXIT
 
@@ -29,9 +31,15 @@ wait_for() {
 }
 
 start() {
-    # the shell prints the exit status after browse returns, on the restored screen
-    t new-session -d -s browse -x 100 -y 30 \
-        "env LANG=C.UTF-8 TERM=screen $bin browse --db '$db' $1; echo \"EXIT=\$?\"; sleep 30"
+    # the shell prints the exit status after browse returns, on the restored screen; a
+    # loaded machine sometimes loses the server as it starts ("server exited
+    # unexpectedly"), so starting is tried three times
+    for _ in 1 2 3; do
+        t new-session -d -s browse -x 100 -y 30 \
+            "env LANG=C.UTF-8 TERM=screen $bin browse --db '$db' $1; echo \"EXIT=\$?\"; sleep 30" && return 0
+        sleep 0.5
+    done
+    fail "tmux cannot start a session"
 }
 
 # 1. search, open a word, its senses are drawn; resize below 80x24 and back
@@ -70,7 +78,7 @@ t kill-session -t browse
 # 3. SIGTERM: the terminal is restored and the status says so
 start ""
 wait_for "Sense browser"
-pid=$(pgrep -n -f "browse --db $db" || true)
+pid=$(pgrep -P "$(t display-message -p -t browse '#{pane_pid}')" -f "browse --db" || true)
 [ -n "$pid" ] || fail "browse process not found"
 kill -TERM "$pid"
 wait_for "EXIT=143"

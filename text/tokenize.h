@@ -8,6 +8,10 @@
  * order; document i goes to validation when floor((i + 1) * F) > floor(i * F), i.e.
  * every (1/F)-th document: an exact share F of the documents, spread evenly over the
  * corpus (for Brown, whose files are grouped by genre, every genre is in both splits).
+ * Too few documents (none goes to validation, e.g. one large text file): the tail of
+ * the training ids, a share F of them, becomes the validation file instead, cut at the
+ * line end nearest to the exact share (at the exact share when there is none); the
+ * stats say so (tail_split), and the document counts stay those of the documents.
  * Streaming: files are read in chunks (docstream.h) and ids are appended to the output
  * as they come; memory does not grow with the corpus. Outputs are written atomically
  * (PREFIX.train.tok, PREFIX.val.tok); on any error neither is left behind.
@@ -24,6 +28,8 @@ typedef struct {
     uint64_t docs[2];      /* documents in train, validation */
     uint64_t ids[2];       /* ids written to train, validation (separators included) */
     uint64_t bytes;        /* text bytes encoded */
+    int tail_split;        /* 1: validation is the tail of the ids, not whole documents */
+    int tail_at_line;      /* 1: that tail starts after a line end */
 } TokenizeStats;
 
 /* Is document i a validation document for fraction f? */
@@ -31,5 +37,11 @@ int tokenize_is_validation(uint64_t doc_index, double val_fraction);
 
 int tokenize_corpus(const Tokenizer *tok, const char *const *files, int n_files, const char *out_prefix,
                     double val_fraction, TokenizeStats *stats, BpError *err);
+
+/* Token ids written as text (backpack tokenizer decode): decimal ids separated by
+ * whitespace or commas, each below vocab_size. *ids (malloc'ed) gets *n ids; an error
+ * names `name` and the text that is not an id. */
+int tokenize_parse_ids(const char *text, const char *name, int vocab_size, int **ids, size_t *n,
+                       BpError *err);
 
 #endif

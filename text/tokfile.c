@@ -51,7 +51,7 @@ int tokfile_open(TokFile *tf, const char *path, BpError *err) {
     if (map == MAP_FAILED) return bp_fail_errno(err, "%s: cannot map", path);
     const unsigned char *h = map;
     uint32_t magic = get_u32(h), version = get_u32(h + 4), vocab = get_u32(h + 8), width = get_u32(h + 12);
-    uint64_t count = get_u64(h + 16);
+    uint64_t count = get_u64(h + 16), tokenizer_hash = get_u64(h + 24);
     int rc = -1;
     if (magic != TOKFILE_MAGIC) {
         bp_fail(err, "%s: not a token file (magic 0x%08x, expected 0x%08x \"BKPK\")", path, magic,
@@ -72,6 +72,7 @@ int tokfile_open(TokFile *tf, const char *path, BpError *err) {
         tf->vocab_size = vocab;
         tf->id_width = width;
         tf->count = count;
+        tf->tokenizer_hash = tokenizer_hash;
         tf->ids = h + TOKFILE_HEADER_SIZE;
         tf->map = map;
         tf->map_size = size;
@@ -103,7 +104,7 @@ void tokfile_close(TokFile *tf) {
 struct TokFileWriter {
     AtomicFile af;
     uint32_t vocab_size, id_width;
-    uint64_t count;
+    uint64_t count, tokenizer_hash;
     unsigned char buf[WRITER_BUF_IDS * 4];
     size_t buf_len;
 };
@@ -163,6 +164,7 @@ int tokfile_writer_commit(TokFileWriter *w, BpError *err) {
     put_u32(header + 8, w->vocab_size);
     put_u32(header + 12, w->id_width);
     put_u64(header + 16, w->count);
+    put_u64(header + 24, w->tokenizer_hash);
     if (fseek(w->af.fp, 0, SEEK_SET) != 0) {
         bp_fail_errno(err, "%s: seek failed", w->af.path);
         atomic_abort(&w->af);
@@ -172,6 +174,37 @@ int tokfile_writer_commit(TokFileWriter *w, BpError *err) {
     rc = atomic_commit(&w->af, err);
 done:
     free(w);
+    return rc;
+}
+
+void tokfile_writer_set_tokenizer_hash(TokFileWriter *w, uint64_t hash) { w->tokenizer_hash = hash; }
+
+uint64_t tokfile_tokenizer_hash(const Tokenizer *tok) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    int n = tokenizer_vocab_size(tok);
+    for (int id = 0; id < n; id++) {
+        size_t len;
+        const unsigned char *b = (const unsigned char *)tokenizer_token_bytes(tok, id, &len);
+        if (!b) len = 0;
+        /* the length first, so that the boundaries between ids count */
+        for (int i = 0; i < 4; i++) h = (h ^ (unsigned char)(len >> (8 * i))) * 0x100000001b3ull;
+        for (size_t i = 0; i < len; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    }
+    return h ? h : 1;
+}
+
+int tokfile_check_tokenizer(const char *path, const Tokenizer *tok, const char *tokenizer_dir, BpError *err) {
+    TokFile tf;
+    if (tokfile_open(&tf, path, err) != 0) return -1;
+    int rc = 0;
+    int tv = tokenizer_vocab_size(tok);
+    if (tf.vocab_size != (uint32_t)tv)
+        rc = bp_fail(err, "%s: made by a tokenizer of %u ids, but %s has %d: tokenize the text again with it",
+                     path, tf.vocab_size, tokenizer_dir, tv);
+    else if (tf.tokenizer_hash && tf.tokenizer_hash != tokfile_tokenizer_hash(tok))
+        rc = bp_fail(err, "%s: made by a different tokenizer than %s (same size, other tokens): tokenize "
+                     "the text again with it", path, tokenizer_dir);
+    tokfile_close(&tf);
     return rc;
 }
 

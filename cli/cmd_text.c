@@ -1,25 +1,17 @@
 /* cmd_text.c - the text commands: corpus-brown, tokenizer (train, encode, decode),
- * tokenize. Each parses its options, calls the module, and prints errors as one line
- * "backpack: <file>: <problem>" with exit status 1 (2 for a usage error). */
+ * tokenize. Each parses its options and calls text/. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../cli/commands.h"
+#include "commands.h"
 #include "../common/args.h"
 #include "../common/fileio.h"
-#include "corpus_brown.h"
-#include "tokenize.h"
-#include "tokenizer.h"
-
-static int usage_error(const char *usage, const char *fmt, const char *arg) {
-    fprintf(stderr, "backpack: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n%s", usage);
-    return 2;
-}
+#include "../text/corpus_brown.h"
+#include "../text/tokenize.h"
+#include "../text/tokenizer.h"
 
 /* CPU time of this process: the benchmark's measure on a machine shared with others. */
 static double cpu_seconds(void) {
@@ -28,11 +20,9 @@ static double cpu_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
-
 /* --- corpus-brown ---------------------------------------------------------------------- */
 
-static const char CORPUS_BROWN_USAGE[] =
+static const char corpus_brown_synopsis[] =
     "usage: backpack corpus-brown --out FILE DIR\n"
     "\n"
     "Turns the tagged Brown corpus (the files c[a-r][0-9][0-9] of DIR, e.g.\n"
@@ -42,21 +32,12 @@ static const char CORPUS_BROWN_USAGE[] =
 
 int cmd_corpus_brown(int argc, char **argv) {
     const char *out = NULL, *dir = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(CORPUS_BROWN_USAGE, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return usage_error(CORPUS_BROWN_USAGE, "corpus-brown: unknown or incomplete option '%s'", argv[i]);
-        } else if (!dir) {
-            dir = argv[i];
-        } else {
-            return usage_error(CORPUS_BROWN_USAGE, "corpus-brown: unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!out || !dir) return usage_error(CORPUS_BROWN_USAGE, "corpus-brown: %s", "need --out FILE and DIR");
+    int n_dirs = 0;
+    const ArgOption opts[] = {{"--out", ARG_STRING, &out, .meta = "FILE", .help = "the plain text"}, {0}};
+    const ArgSpec spec = {"corpus-brown", corpus_brown_synopsis, opts, .positional = &dir, .max_positional = 1, .n_positional = &n_dirs};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (!out || !dir) return cli_usage_error("corpus-brown: need --out FILE and DIR");
     BpError err = {0};
     int docs;
     size_t bytes;
@@ -67,7 +48,7 @@ int cmd_corpus_brown(int argc, char **argv) {
 
 /* --- tokenizer train / encode / decode ---------------------------------------------------- */
 
-static const char TOKENIZER_USAGE[] =
+static const char tokenizer_synopsis[] =
     "usage: backpack tokenizer train --vocab-size N --out DIR [--verbose] FILES...\n"
     "       backpack tokenizer encode --tokenizer DIR [--stats] [FILE]\n"
     "       backpack tokenizer decode --tokenizer DIR [FILE]\n"
@@ -82,36 +63,22 @@ static const char TOKENIZER_USAGE[] =
     "DIR holds vocab.json and merges.txt (Hugging Face names), e.g. data/gpt2.\n";
 
 static int tokenizer_train_cmd(int argc, char **argv) {
-    int vocab_size = -1;
+    int vocab_size = -1, verbose = 0, n_files = 0;
     const char *out = NULL;
-    int verbose = 0, n_files = 0;
     const char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return cli_error("out of memory");
-    int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(TOKENIZER_USAGE, stdout);
-            rc = 0;
-            goto done;
-        } else if (!strcmp(argv[i], "--vocab-size") && i + 1 < argc) {
-            BpError parse_err;
-            if (arg_int("--vocab-size", argv[++i], 0, 1 << 30, &vocab_size, &parse_err) != 0) {
-                rc = usage_error(TOKENIZER_USAGE, "tokenizer train: %s", parse_err.msg);
-                goto done;
-            }
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--verbose") || !strcmp(argv[i], "-v")) {
-            verbose = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = usage_error(TOKENIZER_USAGE, "tokenizer train: unknown or incomplete option '%s'", argv[i]);
-            goto done;
-        } else {
-            files[n_files++] = argv[i];
-        }
-    }
+    const ArgOption opts[] = {
+        {"--vocab-size", ARG_INT, &vocab_size, 0, 1 << 30, "N", "ids in the vocabulary (at least 257)", 0},
+        {"--out", ARG_STRING, &out, .meta = "DIR", .help = "where vocab.json and merges.txt go"},
+        {"--verbose", ARG_FLAG, &verbose, .help = "progress on stderr (also -v)"},
+        {"-v", ARG_FLAG, &verbose, .help = NULL},
+        {0}};
+    const ArgSpec spec = {"tokenizer train", tokenizer_synopsis, opts, .positional = files, .max_positional = argc, .n_positional = &n_files};
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc >= 0) goto done;
+    rc = 2;
     if (vocab_size < 0 || !out || n_files == 0) {
-        rc = usage_error(TOKENIZER_USAGE, "tokenizer train: %s", "need --vocab-size N, --out DIR and FILES");
+        rc = cli_usage_error("tokenizer train: need --vocab-size N, --out DIR and FILES");
         goto done;
     }
     BpError err = {0};
@@ -133,24 +100,17 @@ static int read_input(const char *path, char **data, size_t *len, BpError *err) 
 
 static int tokenizer_encode_cmd(int argc, char **argv, int decode) {
     const char *dir = NULL, *file = NULL;
-    int stats = 0;
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(TOKENIZER_USAGE, stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--stats") && !decode) {
-            stats = 1;
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            return usage_error(TOKENIZER_USAGE, "tokenizer: unknown or incomplete option '%s'", argv[i]);
-        } else if (!file) {
-            file = argv[i];
-        } else {
-            return usage_error(TOKENIZER_USAGE, "tokenizer: unexpected argument '%s'", argv[i]);
-        }
-    }
-    if (!dir) return usage_error(TOKENIZER_USAGE, "tokenizer: %s", "need --tokenizer DIR");
+    int stats = 0, n_files = 0;
+    const ArgOption opts[] = {
+        {"--tokenizer", ARG_STRING, &dir, .meta = "DIR", .help = "vocab.json and merges.txt"},
+        {"--stats", ARG_FLAG, &stats, .help = "bytes, ids and speed on stderr (encode)"},
+        {0}};
+    const ArgOption decode_opts[] = {opts[0], {0}};
+    const ArgSpec spec = {decode ? "tokenizer decode" : "tokenizer encode", tokenizer_synopsis,
+                          decode ? decode_opts : opts, .positional = &file, .max_positional = 1, .n_positional = &n_files};
+    int st = cli_parse(&spec, argc, argv);
+    if (st >= 0) return st;
+    if (!dir) return cli_usage_error(decode ? "tokenizer decode: need --tokenizer DIR" : "tokenizer encode: need --tokenizer DIR");
     BpError err = {0};
     Tokenizer *tok;
     if (tokenizer_load(&tok, dir, &err) != 0) return cli_error(err.msg);
@@ -182,29 +142,8 @@ static int tokenizer_encode_cmd(int argc, char **argv, int decode) {
         }
     } else {
         const char *name = file ? file : "stdin";
-        char *p = data, *end;
-        for (;;) {
-            while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r' || *p == ',') p++;
-            if (!*p) break;
-            errno = 0;
-            long v = strtol(p, &end, 10);
-            if (end == p || errno || v < 0 || v >= tokenizer_vocab_size(tok)) {
-                bp_fail(&err, "%s: '%.20s' is not a token id (0..%d)", name, p, tokenizer_vocab_size(tok) - 1);
-                rc = cli_error(err.msg);
-                break;
-            }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 1024;
-                int *grown = realloc(ids, cap * sizeof *grown);
-                if (!grown) {
-                    rc = cli_error("decode: out of memory");
-                    break;
-                }
-                ids = grown;
-            }
-            ids[n++] = (int)v;
-            p = end;
-        }
+        if (tokenize_parse_ids(data, name, tokenizer_vocab_size(tok), &ids, &n, &err) != 0)
+            rc = cli_error(err.msg);
         char *text;
         size_t text_len;
         if (rc == 0 && tokenizer_decode(tok, ids, n, &text, &text_len, &err) == 0) {
@@ -222,27 +161,32 @@ static int tokenizer_encode_cmd(int argc, char **argv, int decode) {
 }
 
 int cmd_tokenizer(int argc, char **argv) {
-    if (argc < 2 || is_help(argv[1])) {
-        fputs(TOKENIZER_USAGE, argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+    if (argc < 2) return cli_usage_error("tokenizer: need a subcommand: train, encode or decode (backpack tokenizer --help)");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs(tokenizer_synopsis, stdout);
+        return 0;
     }
     if (!strcmp(argv[1], "train")) return tokenizer_train_cmd(argc - 1, argv + 1);
     if (!strcmp(argv[1], "encode")) return tokenizer_encode_cmd(argc - 1, argv + 1, 0);
     if (!strcmp(argv[1], "decode")) return tokenizer_encode_cmd(argc - 1, argv + 1, 1);
-    return usage_error(TOKENIZER_USAGE, "tokenizer: unknown subcommand '%s'", argv[1]);
+    char msg[300];
+    snprintf(msg, sizeof msg, "tokenizer: unknown subcommand '%.200s' (train, encode or decode)", argv[1]);
+    return cli_usage_error(msg);
 }
 
 /* --- tokenize ------------------------------------------------------------------------------ */
 
-static const char TOKENIZE_USAGE[] =
+static const char tokenize_synopsis[] =
     "usage: backpack tokenize --tokenizer DIR --out PREFIX [--val-fraction F] FILES...\n"
     "\n"
     "Encodes the text FILES into PREFIX.train.tok and PREFIX.val.tok (token files: a\n"
-    "64-byte header - magic \"BKPK\", version, vocab size, id width, count - then uint16\n"
+    "64-byte header - magic \"BKPK\", version, vocab size, id width, count, tokenizer\n"
+    "hash - then uint16 "
     "or uint32 ids). Documents (each file, and each <|endoftext|>-separated part of a\n"
     "file) end with the <|endoftext|> id. Every (1/F)-th document goes to validation\n"
-    "(F = 0.1 by default): deterministic, spread over the corpus. Reads in chunks:\n"
-    "the corpus need not fit in memory.\n";
+    "(F = 0.1 by default): deterministic, spread over the corpus. With too few documents\n"
+    "for that (one large file), the last F of the ids, cut at a line end, go to validation.\n"
+    "Reads in chunks: the corpus need not fit in memory.\n";
 
 int cmd_tokenize(int argc, char **argv) {
     const char *dir = NULL, *out = NULL;
@@ -250,32 +194,17 @@ int cmd_tokenize(int argc, char **argv) {
     int n_files = 0;
     const char **files = calloc((size_t)argc, sizeof *files);
     if (!files) return cli_error("out of memory");
-    int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        if (is_help(argv[i])) {
-            fputs(TOKENIZE_USAGE, stdout);
-            rc = 0;
-            goto done;
-        } else if (!strcmp(argv[i], "--tokenizer") && i + 1 < argc) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--val-fraction") && i + 1 < argc) {
-            char *end;
-            fraction = strtod(argv[++i], &end);
-            if (end == argv[i] || *end || !(fraction >= 0 && fraction <= 1)) {
-                rc = usage_error(TOKENIZE_USAGE, "tokenize: --val-fraction '%s' must be a number in [0, 1]", argv[i]);
-                goto done;
-            }
-        } else if (argv[i][0] == '-' && argv[i][1]) {
-            rc = usage_error(TOKENIZE_USAGE, "tokenize: unknown or incomplete option '%s'", argv[i]);
-            goto done;
-        } else {
-            files[n_files++] = argv[i];
-        }
-    }
+    const ArgOption opts[] = {
+        {"--tokenizer", ARG_STRING, &dir, .meta = "DIR", .help = "vocab.json and merges.txt"},
+        {"--out", ARG_STRING, &out, .meta = "PREFIX", .help = "writes PREFIX.train.tok and PREFIX.val.tok"},
+        {"--val-fraction", ARG_DOUBLE, &fraction, 0, 1, "F", "share held out for validation (0.1)", 0},
+        {0}};
+    const ArgSpec spec = {"tokenize", tokenize_synopsis, opts, .positional = files, .max_positional = argc, .n_positional = &n_files};
+    int rc = cli_parse(&spec, argc, argv);
+    if (rc >= 0) goto done;
+    rc = 2;
     if (!dir || !out || n_files == 0) {
-        rc = usage_error(TOKENIZE_USAGE, "tokenize: %s", "need --tokenizer DIR, --out PREFIX and FILES");
+        rc = cli_usage_error("tokenize: need --tokenizer DIR, --out PREFIX and FILES");
         goto done;
     }
     BpError err = {0};
@@ -295,9 +224,13 @@ int cmd_tokenize(int argc, char **argv) {
                (unsigned long long)(st.docs[0] + st.docs[1]), (unsigned long long)st.bytes, dt, out,
                (unsigned long long)st.ids[0], (unsigned long long)st.docs[0], out,
                (unsigned long long)st.ids[1], (unsigned long long)st.docs[1]);
-        if (fraction > 0 && st.docs[1] == 0)
-            fprintf(stderr, "backpack: warning: %s.val.tok is empty: %llu documents are too few for "
-                    "--val-fraction %g\n", out, (unsigned long long)st.docs[0], fraction);
+        fflush(stdout);
+        if (st.tail_split)
+            fprintf(stderr, "backpack: tokenize: %llu document%s too few for --val-fraction %g: "
+                    "%s.val.tok holds the last %llu ids instead (%.1f%%, cut %s)\n",
+                    (unsigned long long)st.docs[0], st.docs[0] == 1 ? " is" : "s are", fraction, out,
+                    (unsigned long long)st.ids[1], 100.0 * (double)st.ids[1] / (double)(st.ids[0] + st.ids[1]),
+                    st.tail_at_line ? "at a line end" : "mid-line: the text has no line ends");
         rc = 0;
     }
     tokenizer_free(tok);
