@@ -38,7 +38,7 @@ endif
 LDFLAGS += -fopenmp
 
 # Modules, lowest first. A module may use the ones before it in this list.
-MODULES := common plot text model train senses tui
+MODULES := common plot text model train senses tui lab
 # What each test links: tests/test_<module>_*.c links <module> and what it may use.
 DEPS_common := common
 DEPS_plot   := plot common
@@ -47,6 +47,7 @@ DEPS_model  := model common
 DEPS_train  := train model text common
 DEPS_senses := senses model text common
 DEPS_tui    := tui senses model text common
+DEPS_lab    := lab model text common
 
 lib = $(BUILD)/lib/lib$(1).a
 SRCS_OF = $(wildcard $(1)/*.c)
@@ -116,7 +117,7 @@ $(BUILD)/%.o: %.c Makefile | .deps-ok
 
 $(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
 
-ALL_LIBS := $(foreach m,tui senses train model text plot common,$(call lib,$(m)))
+ALL_LIBS := $(foreach m,lab tui senses train model text plot common,$(call lib,$(m)))
 # cli/ holds main.c and the commands that need every module (eval and generate with
 # --edits use the sense store); it links everything.
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
@@ -151,7 +152,7 @@ test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
 SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/check_packages.sh \
-                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh
+                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh tests/induction_cli.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 

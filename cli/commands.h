@@ -25,6 +25,8 @@ int cmd_nearest(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_edits(int argc, char **argv);
+/* cmd_induction.c (the work in lab/) */
+int cmd_induction(int argc, char **argv);     /* induction data|train|eval: the induction-head lab */
 /* cmd_browse.c */
 int cmd_browse(int argc, char **argv);
 /* cmd_plot.c (pictures through plot/) */

@@ -29,6 +29,7 @@ static const Command commands[] = {
     {"browse", cmd_browse, "the sense browser (ncurses)"},
     {"plot", cmd_plot, "pictures of training runs (loss, lr, gradient norm) and of senses"},
     {"geometry", cmd_geometry, "angles in high dimensions: random directions, senses, memory"},
+    {"induction", cmd_induction, "the induction-head lab: synthetic data, simplified model, eval"},
 };
 
 int cli_error(const char *msg) {
