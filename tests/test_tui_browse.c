@@ -28,8 +28,9 @@
 #include "../tui/screen_word.h"
 #include "../tui/canvas.h"
 #include "../tui/keys.h"
+#include "fixture.h"
 
-static char tmpdir[256], model_dir[300], other_dir[300], db_path[300], tok_dir[300];
+static char model_dir[300], other_dir[300], db_path[300], tok_dir[300];
 /* the model again, as a training run's directory: with metrics.jsonl (run_dir) and with
  * a broken one (bad_run_dir) */
 static char run_dir[300], bad_run_dir[300];
@@ -210,40 +211,29 @@ static int write_run_metrics(const char *dir) {
 static int setup_fixture(void **state) {
     (void)state;
     canvas_init_locale();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-tui-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    snprintf(tok_dir, sizeof tok_dir, "%s/tok", tmpdir);
-    snprintf(model_dir, sizeof model_dir, "%s/model", tmpdir);
-    snprintf(other_dir, sizeof other_dir, "%s/other", tmpdir);
-    snprintf(db_path, sizeof db_path, "%s/senses.db", tmpdir);
+    if (temp_dir_create(&tmp, "tui") != 0) return -1;
+    temp_dir_path(&tmp, "tok", tok_dir, sizeof tok_dir);
+    temp_dir_path(&tmp, "model", model_dir, sizeof model_dir);
+    temp_dir_path(&tmp, "other", other_dir, sizeof other_dir);
+    temp_dir_path(&tmp, "senses.db", db_path, sizeof db_path);
     int n_ids = write_tokenizer(tok_dir);
     if (n_ids < 0) return -1;
     int vocab = (n_ids + 7) / 8 * 8;  /* padded like GPT-2's 50264 */
     if (make_model(model_dir, vocab, 1, 64) != 0 || make_model(other_dir, vocab, 2, 64) != 0) return -1;
     int rc = export_model(model_dir, db_path);
-    snprintf(run_dir, sizeof run_dir, "%s/run", tmpdir);
-    snprintf(bad_run_dir, sizeof bad_run_dir, "%s/badrun", tmpdir);
+    temp_dir_path(&tmp, "run", run_dir, sizeof run_dir);
+    temp_dir_path(&tmp, "badrun", bad_run_dir, sizeof bad_run_dir);
     if (rc == 0) rc = make_model(run_dir, vocab, 1, 64);
     if (rc == 0) rc = make_model(bad_run_dir, vocab, 1, 64);
     if (rc == 0) rc = write_run_metrics(run_dir);
     for (size_t i = 0; i < N_SMALL && rc == 0; i++) {
-        snprintf(small_model[i], sizeof small_model[i], "%s/c%d", tmpdir, small_contexts[i]);
-        snprintf(small_db[i], sizeof small_db[i], "%s/c%d.db", tmpdir, small_contexts[i]);
+        snprintf(small_model[i], sizeof small_model[i], "%s/c%d", tmp.path, small_contexts[i]);
+        snprintf(small_db[i], sizeof small_db[i], "%s/c%d.db", tmp.path, small_contexts[i]);
         rc = make_model(small_model[i], vocab, 3, small_contexts[i]);
         if (rc == 0) rc = export_model(small_model[i], small_db[i]);
     }
     have_fixture = rc == 0;
     return rc;
-}
-
-static int teardown_fixture(void **state) {
-    (void)state;
-    if (getenv("BP_TEST_KEEP")) { /* for looking at the fixture by hand */
-        fprintf(stderr, "kept %s\n", tmpdir);
-        return 0;
-    }
-    remove_tree(tmpdir);
-    return 0;
 }
 
 /* ---- driving the app ---------------------------------------------------------------------- */
@@ -1074,7 +1064,7 @@ static const char *backpack_bin(void) {
 /* Runs a shell command; returns its exit status and the first line of stderr in err. */
 static int run(const char *cmd, char *first_line, size_t size) {
     char full[2048], errfile[400];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", tmpdir);
+    temp_dir_path(&tmp, "stderr.txt", errfile, sizeof errfile);
     snprintf(full, sizeof full, "%s 2>%s", cmd, errfile);
     int status = system(full);
     first_line[0] = 0;
@@ -1093,8 +1083,8 @@ static void test_binary_scripted_mode(void **state) {
     const char *bin = backpack_bin();
     if (!have_fixture || !bin) skip();
     char cmd[1500], line[512], out[400], timing[400];
-    snprintf(out, sizeof out, "%s/screen.txt", tmpdir);
-    snprintf(timing, sizeof timing, "%s/timing.txt", tmpdir);
+    temp_dir_path(&tmp, "screen.txt", out, sizeof out);
+    temp_dir_path(&tmp, "timing.txt", timing, sizeof timing);
     snprintf(cmd, sizeof cmd,
              "%s browse --db %s --keys '/bank<Enter>' --screen-out %s --size 90x25 --timing %s </dev/null",
              bin, db_path, out, timing);
@@ -1114,8 +1104,8 @@ static void test_binary_scripted_mode(void **state) {
     free(screen);
     /* a symbolic link (like /dev/stderr) is written through, never replaced */
     char link[400], target[400];
-    snprintf(link, sizeof link, "%s/link.txt", tmpdir);
-    snprintf(target, sizeof target, "%s/target.txt", tmpdir);
+    temp_dir_path(&tmp, "link.txt", link, sizeof link);
+    temp_dir_path(&tmp, "target.txt", target, sizeof target);
     assert_int_equal(symlink(target, link), 0);
     snprintf(cmd, sizeof cmd, "%s browse --db %s --keys '/bank<Enter>' --screen-out %s", bin, db_path, link);
     assert_int_equal(run(cmd, line, sizeof line), 0);
@@ -1127,7 +1117,7 @@ static void test_binary_scripted_mode(void **state) {
     free(screen);
     /* keys from a file (newlines are not keys) */
     char keys_file[400];
-    snprintf(keys_file, sizeof keys_file, "%s/keys.txt", tmpdir);
+    temp_dir_path(&tmp, "keys.txt", keys_file, sizeof keys_file);
     assert_int_equal(write_file_atomic(keys_file, "/band\n<Enter>\n", 13, &err), 0);
     snprintf(cmd, sizeof cmd, "%s browse --db %s --keys @%s --screen-out %s", bin, db_path, keys_file, out);
     assert_int_equal(run(cmd, line, sizeof line), 0);
@@ -1151,12 +1141,12 @@ static void test_binary_bad_input(void **state) {
     if (!have_fixture || !bin) skip();
     char cmd[1500], line[512], path[400];
     /* a missing database */
-    snprintf(cmd, sizeof cmd, "%s browse --db %s/nope.db --keys q --screen-out -", bin, tmpdir);
+    snprintf(cmd, sizeof cmd, "%s browse --db %s/nope.db --keys q --screen-out -", bin, tmp.path);
     assert_int_not_equal(run(cmd, line, sizeof line), 0);
     assert_non_null(strstr(line, "nope.db: No such file or directory"));
     assert_null(strstr(line, "MORE THAN ONE LINE"));
     /* a file that is not a sense database */
-    snprintf(path, sizeof path, "%s/foreign.db", tmpdir);
+    temp_dir_path(&tmp, "foreign.db", path, sizeof path);
     BpError err = {0};
     assert_int_equal(write_file_atomic(path, "not sqlite at all\n", 18, &err), 0);
     snprintf(cmd, sizeof cmd, "%s browse --db %s --keys q --screen-out -", bin, path);
@@ -1183,7 +1173,7 @@ static void test_binary_run_screen(void **state) {
     const char *bin = backpack_bin();
     if (!have_fixture || !bin) skip();
     char cmd[1500], line[512], out[400];
-    snprintf(out, sizeof out, "%s/run-screen.txt", tmpdir);
+    temp_dir_path(&tmp, "run-screen.txt", out, sizeof out);
     snprintf(cmd, sizeof cmd, "%s browse --db %s --model %s --keys R --screen-out %s --size 90x30 </dev/null",
              bin, db_path, run_dir, out);
     assert_int_equal(run(cmd, line, sizeof line), 0);
@@ -1215,7 +1205,7 @@ static void test_binary_under_tmux(void **state) {
     /* the script lives next to this file; the tests run from the repository root */
     if (access("tests/tui_tmux.sh", R_OK) != 0) skip();
     char cmd[1500], line[512];
-    snprintf(cmd, sizeof cmd, "bash tests/tui_tmux.sh %s %s %s %s/tmux", bin, db_path, model_dir, tmpdir);
+    snprintf(cmd, sizeof cmd, "bash tests/tui_tmux.sh %s %s %s %s/tmux", bin, db_path, model_dir, tmp.path);
     int rc = run(cmd, line, sizeof line);
     if (rc != 0) fail_msg("tests/tui_tmux.sh failed (%d): %s", rc, line);
 }
@@ -1245,5 +1235,5 @@ int main(void) {
         cmocka_unit_test(test_binary_bad_input),
         cmocka_unit_test(test_binary_under_tmux),
     };
-    return cmocka_run_group_tests(tests, setup_fixture, teardown_fixture);
+    return cmocka_run_group_tests(tests, setup_fixture, temp_dir_teardown);
 }
