@@ -1078,21 +1078,31 @@ static int run(const char *cmd, char *first_line, size_t size) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* The screen after `backpack browse --db DB ARGS --screen-out FILE`, which must exit 0. */
+static char *scripted_screen(const char *bin, const char *args) {
+    char cmd[1500], line[512], out[400];
+    temp_dir_path(&tmp, "screen.txt", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s browse --db %s %s --screen-out %s </dev/null", bin, db_path, args, out);
+    int rc = run(cmd, line, sizeof line);
+    if (rc != 0) fail_msg("%s: exit %d: %s", cmd, rc, line);
+    char *screen;
+    size_t len;
+    BpError err = {0};
+    if (read_file(out, &screen, &len, &err) != 0) fail_msg("%s", err.msg);
+    return screen;
+}
+
 static void test_binary_scripted_mode(void **state) {
     (void)state;
     const char *bin = backpack_bin();
     if (!have_fixture || !bin) skip();
-    char cmd[1500], line[512], out[400], timing[400];
+    char cmd[1500], line[512], out[400], timing[400], args[600];
     temp_dir_path(&tmp, "screen.txt", out, sizeof out);
     temp_dir_path(&tmp, "timing.txt", timing, sizeof timing);
-    snprintf(cmd, sizeof cmd,
-             "%s browse --db %s --keys '/bank<Enter>' --screen-out %s --size 90x25 --timing %s </dev/null",
-             bin, db_path, out, timing);
-    assert_int_equal(run(cmd, line, sizeof line), 0);
-    char *screen;
-    size_t len;
+    snprintf(args, sizeof args, "--keys '/bank<Enter>' --size 90x25 --timing %s", timing);
+    char *screen = scripted_screen(bin, args);
+    size_t len = strlen(screen);
     BpError err = {0};
-    assert_int_equal(read_file(out, &screen, &len, &err), 0);
     assert_non_null(strstr(screen, "\xe2\x90\xa3" "bank  #"));
     assert_non_null(strstr(screen, "db: senses.db"));
     int lines = 0;
@@ -1172,27 +1182,20 @@ static void test_binary_run_screen(void **state) {
     (void)state;
     const char *bin = backpack_bin();
     if (!have_fixture || !bin) skip();
-    char cmd[1500], line[512], out[400];
-    temp_dir_path(&tmp, "run-screen.txt", out, sizeof out);
-    snprintf(cmd, sizeof cmd, "%s browse --db %s --model %s --keys R --screen-out %s --size 90x30 </dev/null",
-             bin, db_path, run_dir, out);
-    assert_int_equal(run(cmd, line, sizeof line), 0);
-    char *screen;
-    size_t len;
-    BpError err = {0};
-    assert_int_equal(read_file(out, &screen, &len, &err), 0);
+    char args[600];
+    snprintf(args, sizeof args, "--model %s --keys R --size 90x30", run_dir);
+    char *screen = scripted_screen(bin, args);
     assert_non_null(strstr(screen, "loss (nats/token) against tokens seen"));
     assert_non_null(strstr(screen, " run | "));
     int braille = 0;
-    for (size_t i = 0; i + 2 < len; i++) braille += (unsigned char)screen[i] == 0xE2 && ((unsigned char)screen[i + 1] & 0xFC) == 0xA0;
+    for (const char *p = screen; p[0] && p[1]; p++)
+        braille += (unsigned char)p[0] == 0xE2 && ((unsigned char)p[1] & 0xFC) == 0xA0;
     assert_true(braille > 20);
     assert_null(strstr(screen, "\x1b["));  /* the chart's colours became styles, not escapes */
     free(screen);
     /* without metrics.jsonl: a line in the status, exit 0 */
-    snprintf(cmd, sizeof cmd, "%s browse --db %s --model %s --keys R --screen-out %s </dev/null", bin, db_path,
-             model_dir, out);
-    assert_int_equal(run(cmd, line, sizeof line), 0);
-    assert_int_equal(read_file(out, &screen, &len, &err), 0);
+    snprintf(args, sizeof args, "--model %s --keys R", model_dir);
+    screen = scripted_screen(bin, args);
     assert_non_null(strstr(screen, "has no metrics.jsonl"));
     free(screen);
 }
