@@ -46,7 +46,7 @@ DEPS_text   := text common
 DEPS_model  := model common
 DEPS_train  := train model text common
 DEPS_senses := senses model text common
-DEPS_tui    := tui senses model text common
+DEPS_tui    := tui senses model text plot common
 DEPS_lab    := lab model text common
 
 lib = $(BUILD)/lib/lib$(1).a

@@ -16,19 +16,11 @@
 
 #include "../common/fileio.h"
 #include "../plot/plot.h"
-
-static char tmpdir[256];
+#include "fixture.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-plot-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
-    return 0;
+    return temp_dir_create(&tmp, "plot");
 }
 
 typedef struct {
@@ -74,11 +66,11 @@ static double grey_variance(const Image *im) {
     return s2 / n - (s / n) * (s / n);
 }
 
-static void path_in_tmp(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", tmpdir, name); }
+static void path_in_tmp(char *out, size_t size, const char *name) { temp_dir_path(&tmp, name, out, size); }
 
 typedef enum { LINES, BARS, HEATMAP, SCATTER } ChartKind;
 
-/* Draws one chart into tmpdir/name (w x h), reads the PNG back into *im and returns the
+/* Draws one chart into tmp.path/name (w x h), reads the PNG back into *im and returns the
  * chart's plotting area in pixels. */
 static PlotRect render(const char *name, int w, int h, ChartKind kind, const void *chart, Image *im) {
     char path[512];
@@ -99,9 +91,9 @@ static PlotRect render(const char *name, int w, int h, ChartKind kind, const voi
     return a;
 }
 
-/* The number of entries in tmpdir whose name contains ".tmp-" (left-over temporaries). */
+/* The number of entries in tmp.path whose name contains ".tmp-" (left-over temporaries). */
 static int temporaries_left(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tmp.path);
     int n = 0;
     for (struct dirent *e; (e = readdir(d));) n += strstr(e->d_name, ".tmp-") != NULL;
     closedir(d);
@@ -345,5 +337,5 @@ int main(void) {
         cmocka_unit_test(test_svg_and_pdf),
         cmocka_unit_test(test_atomic_and_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, temp_dir_teardown);
 }

@@ -12,20 +12,14 @@
 
 #include "../common/fileio.h"
 #include "../plot/metrics.h"
+#include "fixture.h"
 
-static char tmpdir[256], path[512];
+static char path[512];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-metrics-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    snprintf(path, sizeof path, "%s/metrics.jsonl", tmpdir);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
+    if (temp_dir_create(&tmp, "metrics") != 0) return -1;
+    temp_dir_path(&tmp, "metrics.jsonl", path, sizeof path);
     return 0;
 }
 
@@ -100,7 +94,7 @@ static void test_bad_files_name_file_and_line(void **state) {
     expect_error("\x01\x02\x00zz", ": contains NUL bytes");
     /* no file at all */
     char missing[600];
-    snprintf(missing, sizeof missing, "%s/none.jsonl", tmpdir);
+    temp_dir_path(&tmp, "none.jsonl", missing, sizeof missing);
     RunMetrics m;
     BpError err = {{0}};
     assert_int_equal(run_metrics_read(missing, &m, &err), -1);
@@ -132,5 +126,5 @@ int main(void) {
         cmocka_unit_test(test_bad_files_name_file_and_line),
         cmocka_unit_test(test_nonfinite_values_are_read_as_nan),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, temp_dir_teardown);
 }

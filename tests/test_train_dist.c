@@ -24,7 +24,7 @@ static int setup(void **state) {
     return setup_train_fixture("train-dist");
 }
 
-static void train_path(char *out, size_t n) { snprintf(out, n, "%s/data.train.tok", tmpdir); }
+static void train_path(char *out, size_t n) { temp_dir_path(&tmp, "data.train.tok", out, n); }
 
 /* Slices r of N (batch B) serve, together, the windows of one loader with batch N x B,
  * in the same order, across epoch ends. */
@@ -190,7 +190,7 @@ static void test_sharded_validation_adds_up(void **state) {
     backpack_init_weights(&m, 9);
     TokFile val;
     char path[512];
-    snprintf(path, sizeof path, "%s/data.val.tok", tmpdir);
+    temp_dir_path(&tmp, "data.val.tok", path, sizeof path);
     ASSERT_OK(tokfile_open(&val, path, &err));
     EvalResult whole, part;
     ASSERT_OK(evaluate_tokfile(&m, &val, 16, 4, 0, &whole, &err));  /* all 25 windows */
@@ -253,5 +253,5 @@ int main(void) {
         cmocka_unit_test(test_sharded_validation_adds_up),
         cmocka_unit_test(test_single_process_without_launcher),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, temp_dir_teardown);
 }

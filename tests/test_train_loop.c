@@ -95,7 +95,7 @@ static void test_resume_rejects_state_of_other_weights(void **state) {
     ASSERT_OK(checkpoint_load(&m, c.out_dir, &err));
     backpack_init_weights(&m, 999);
     char staging_src[600], state_src[4200], state_dst[4200];
-    snprintf(staging_src, sizeof staging_src, "%s/keep", tmpdir);
+    temp_dir_path(&tmp, "keep", staging_src, sizeof staging_src);
     assert_int_equal(make_dirs(staging_src, &err), 0);
     snprintf(state_src, sizeof state_src, "%s/%s", c.out_dir, TRAIN_STATE_FILE);
     snprintf(state_dst, sizeof state_dst, "%s/%s", staging_src, TRAIN_STATE_FILE);
@@ -159,7 +159,7 @@ static void test_new_run_refuses_existing_model(void **state) {
     assert_non_null(strstr(err.msg, "already holds a model"));
     /* A missing validation file is named. */
     tiny_config(&c, "noval");
-    snprintf(c.data_prefix, sizeof c.data_prefix, "%s/nothing", tmpdir);
+    temp_dir_path(&tmp, "nothing", c.data_prefix, sizeof c.data_prefix);
     assert_int_equal(train_run(&c, NULL, &h, &out, &err), -1);
     assert_non_null(strstr(err.msg, "nothing.train.tok"));
 }
@@ -361,5 +361,5 @@ int main(void) {
         cmocka_unit_test(test_eval_matches_direct_forward),
         cmocka_unit_test(test_greedy_generation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, temp_dir_teardown);
 }
