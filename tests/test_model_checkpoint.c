@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/fileio.h"
@@ -594,6 +595,35 @@ static void test_offsets_out_of_range_or_overlapping(void **state) {
     backpack_free(&a);
 }
 
+/* --- symbolic links ----------------------------------------------------- */
+
+/* A checkpoint directory that is a symbolic link: saves keep the link and replace what it
+ * points at, and leave nothing behind (they used to replace the link by a directory,
+ * empty its target, leave "LINK.staging-PID" and fail the next time with "File exists"). */
+static void test_save_through_link(void **state) {
+    (void)state;
+    char link[600];
+    snprintf(link, sizeof link, "%s/link", tmpdir);
+    BpError err = {0};
+    assert_int_equal(make_dirs(ckpt, &err), 0);
+    assert_int_equal(symlink("ckpt", link), 0);
+    for (int round = 0; round < 2; round++) {
+        Backpack a, b;
+        build_random(&a, ARCH_BACKPACK, 20 + (uint64_t)round);
+        if (checkpoint_save(&a, link, tokdir, NULL, NULL, &err) != 0) fail_msg("%s", err.msg);
+        struct stat st;
+        assert_int_equal(lstat(link, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(staging_leftovers(), 0);
+        if (checkpoint_load(&b, ckpt, &err) != 0) fail_msg("%s", err.msg);
+        assert_memory_equal(a.params_memory, b.params_memory, a.num_parameters * sizeof(float));
+        backpack_free(&b);
+        if (checkpoint_load(&b, link, &err) != 0) fail_msg("%s", err.msg);
+        backpack_free(&b);
+        backpack_free(&a);
+    }
+}
+
 /* --- config.json ---------------------------------------------------------------------------- */
 
 static void edit_config(const char *key, json_t *value /* stolen; NULL deletes */) {
@@ -794,6 +824,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_header_length_beyond_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_json_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets_out_of_range_or_overlapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_through_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_missing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_bad_json_or_absent, setup, teardown),
