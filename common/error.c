@@ -5,27 +5,17 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The length of the valid, printable UTF-8 character at s[0..n), or 0 when s[0] must be
+#include "utf8.h"
+
+/* The length of the printable UTF-8 character at s[0..n), or 0 when s[0] must be
  * escaped: a C0 or C1 control, DEL, or a byte that does not start a well-formed sequence
  * (stray continuation bytes, overlong forms, surrogates, code points past U+10FFFF). */
 static size_t printable_utf8_len(const unsigned char *s, size_t n) {
-    unsigned c = s[0];
-    if (c < 0x20 || c == 0x7f) return 0;
-    if (c < 0x80) return 1;
-    size_t len;
-    unsigned cp, min;
-    if (c >= 0xc2 && c <= 0xdf) len = 2, cp = c & 0x1f, min = 0x80;
-    else if (c >= 0xe0 && c <= 0xef) len = 3, cp = c & 0x0f, min = 0x800;
-    else if (c >= 0xf0 && c <= 0xf4) len = 4, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    uint32_t cp;
+    int len = utf8_get(s, n, &cp);
+    if (len == 0 || cp < 0x20 || cp == 0x7f) return 0;
     if (cp >= 0x80 && cp <= 0x9f) return 0;  /* C1 controls (0x9b is CSI on some terminals) */
-    return len;
+    return (size_t)len;
 }
 
 size_t bp_escape(char *out, size_t out_size, const char *in, size_t in_len) {
