@@ -1,0 +1,79 @@
+/* Opening a sense database (senses/store.h store_open): the input is the database file.
+ * A database that opens is then read the way the commands and the browser read it
+ * (vocabulary, senses, top words, embeddings, nearest words, edits) and edited once:
+ * whatever it holds, every call either works or fails with a one-line message. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../senses/edits.h"
+#include "../../senses/store.h"
+#include "fuzz.h"
+
+static void use(SenseStore *s) {
+    BpError err = {0};
+    const StoreInfo *info = store_info(s);
+    int v = store_vocab_size(s), k = info->config.num_senses, d = info->config.n_embd;
+    for (int id = -1; id <= v && id < 64; id++) {
+        size_t len;
+        store_token_text(s, id);
+        store_token_string(s, id);
+        const char *bytes = store_token_bytes(s, id, &len);
+        if (bytes) store_lookup_bytes(s, bytes, len);
+    }
+    int ids[8];
+    store_prefix_search(s, "t", ids, 8);
+    store_closest_tokens(s, "the", ids, 8);
+    StoreWord w;
+    if (store_resolve_word(s, "the", &w, &err) != 0) fuzz_check_error(&err);
+    if (v < 1 || k < 1 || d < 1) return;
+    SenseInfo si;
+    if (store_sense_info(s, 0, 0, &si, &err) != 0) fuzz_check_error(&err);
+    float *vec = malloc(sizeof(float) * (size_t)d);
+    WordScore top[5], bottom[5];
+    if (store_sense_vector(s, 0, 0, STORE_IN_FORCE, vec, &err) != 0) fuzz_check_error(&err);
+    if (store_sense_words(s, 0, 0, 5, top, bottom, &err) < 0) fuzz_check_error(&err);
+    if (!store_embeddings(s, &err)) fuzz_check_error(&err);
+    float *query = calloc((size_t)k * (size_t)d, sizeof(float));
+    query[0] = 1.0f;
+    if (store_nearest(s, query, 0, -1, 5, top, &err) < 0) fuzz_check_error(&err);
+    free(query);
+    free(vec);
+    EditRecord *records = NULL;
+    int n_records = 0;
+    if (store_edit_list(s, &records, &n_records, &err) != 0) fuzz_check_error(&err);
+    free(records);
+    SenseEdits edits;
+    if (store_sense_edits(s, &edits, &err) == 0) sense_edits_free(&edits);
+    else fuzz_check_error(&err);
+    EditRequest req = {.kind = EDIT_SCALE, .token = 0, .sense = 0, .value = 0.5f};
+    EditPreview p;
+    if (store_edit_preview(s, &req, &p, &err) == 0) store_edit_preview_free(&p);
+    else fuzz_check_error(&err);
+    int64_t id;
+    if (store_edit_commit(s, &req, &id, &err) == 0) {
+        if (store_edit_undo(s, id, NULL, &err) != 0) fuzz_check_error(&err);
+    } else {
+        fuzz_check_error(&err);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const char *path = fuzz_write_file(0, "senses.db", data, size);
+    char side[600];
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+    SenseStore *s;
+    BpError err = {0};
+    if (store_open(&s, path, STORE_READ_WRITE, &err) != 0) {
+        fuzz_check_error(&err);
+        return 0;
+    }
+    store_set_busy_timeout(s, 0);
+    use(s);
+    store_close(s);
+    return 0;
+}
