@@ -1,14 +1,22 @@
-/* Opening a sense database (senses/store.h store_open): the input is the database file.
- * A database that opens is then read the way the commands and the browser read it
- * (vocabulary, senses, top words, embeddings, nearest words, edits) and edited once:
- * whatever it holds, every call either works or fails with a one-line message. */
+/* Opening a sense database (senses/store.h store_open). The input is either the database
+ * file itself, or "SQL" and a newline followed by SQL run (with sqlite3, as anyone can)
+ * on a copy of the fixture's good database (fixture.h): the second form reaches what
+ * byte flips rarely do, a well-formed database with hostile contents (meta values out
+ * of range, blobs of the wrong size, edits naming senses that do not exist). A database
+ * that opens is then read the way the commands and the browser read it (vocabulary,
+ * senses, top words, embeddings, nearest words, edits) and edited once: whatever it
+ * holds, every call either works or fails with a one-line message. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
+#include "../../common/fileio.h"
 #include "../../senses/edits.h"
 #include "../../senses/store.h"
+#include "fixture.h"
 #include "fuzz.h"
 
 static void use(SenseStore *s) {
@@ -59,13 +67,39 @@ static void use(SenseStore *s) {
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    const char *path = fuzz_write_file(0, "senses.db", data, size);
-    char side[600];
+/* The fixture's database with the SQL applied (errors in the SQL are the input's). */
+static const char *hostile_copy(const uint8_t *sql, size_t size) {
+    static char path[600];
+    snprintf(path, sizeof path, "%s/hostile.db", fuzz_scratch_dir());
+    BpError err = {0};
+    if (copy_file_atomic(fuzz_fixture()->db, path, &err) != 0) fixture_die("copy", &err);
+    char *text = malloc(size + 1);
+    if (!text) abort();
+    memcpy(text, sql, size);
+    text[size] = '\0';
+    sqlite3 *db = NULL;
+    if (sqlite3_open(path, &db) == SQLITE_OK) sqlite3_exec(db, text, NULL, NULL, NULL);
+    sqlite3_close(db);
+    free(text);
+    return path;
+}
+
+static void remove_side_files(const char *path) {
+    char side[700];
     snprintf(side, sizeof side, "%s-wal", path);
     unlink(side);
     snprintf(side, sizeof side, "%s-shm", path);
     unlink(side);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    const char *path;
+    if (size >= 4 && !memcmp(data, "SQL\n", 4)) {
+        path = hostile_copy(data + 4, size - 4);
+    } else {
+        path = fuzz_write_file(0, "senses.db", data, size);
+        remove_side_files(path);
+    }
     SenseStore *s;
     BpError err = {0};
     if (store_open(&s, path, STORE_READ_WRITE, &err) != 0) {
@@ -75,5 +109,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     store_set_busy_timeout(s, 0);
     use(s);
     store_close(s);
+    remove_side_files(path);
     return 0;
 }

@@ -51,6 +51,20 @@ cp "$work/t.train.tok" "$out/text_tokfile/uint16.tok"
 "$B" export --model "$work/bp24" --db "$work/s.db" >/dev/null 2>&1
 sqlite3 "$work/s.db" 'PRAGMA journal_mode=DELETE; PRAGMA page_size=512; VACUUM;' >/dev/null
 cp "$work/s.db" "$out/senses_store/export.db"
+# and SQL run on the fixture's database (fuzz_senses_store.c): hostile contents
+sql() { printf 'SQL\n%s\n' "$2" > "$out/senses_store/sql_$1"; }
+sql vocab_huge "UPDATE meta SET value='1000000000' WHERE key='vocab_size';"
+sql embd_negative "UPDATE meta SET value='-1' WHERE key='n_embd';"
+sql senses_zero "UPDATE meta SET value='0' WHERE key='num_senses';"
+sql top_n_text "UPDATE meta SET value='nan' WHERE key='top_n';"
+sql vector_short "UPDATE senses SET vector=x'00' WHERE id=0;"
+sql top_ids_range "UPDATE senses SET top_ids=x'ffffff7f000000000000000000000000' WHERE id<8;"
+sql wte_short "UPDATE wte SET vector=zeroblob(3) WHERE id=2;"
+sql token_missing "DELETE FROM tokens WHERE id=5; DELETE FROM senses WHERE token=7;"
+sql token_bytes "UPDATE tokens SET bytes=x'', text=char(27)||'[2J', token=x'ff' WHERE id=3;"
+sql edits_bogus "INSERT INTO edits VALUES(1,0,'scale',0,99,'x',0); INSERT INTO edit_changes VALUES(1,0,99,1,1,x'00',x'00'); INSERT INTO edited_senses VALUES(-4,0,1.0,x'0000');"
+sql files_bad "UPDATE files SET data=x'7b22' WHERE name='vocab.json'; UPDATE files SET data=x'0a0a' WHERE name='merges.txt';"
+sql senses_dup "UPDATE senses SET sense=0, token=0;"
 
 # key scripts: what docs/browser.md shows, and each screen
 k="$out/tui_keys"

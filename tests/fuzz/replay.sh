@@ -4,6 +4,9 @@
 # (tests/fuzz/crashes/<target>/), by $TOOLS/fuzz/replay_<target> - under ASan and UBSan
 # in the second pass of `make test`.
 set -u
+# libFuzzer fails an input that asks for more than 2 GB at once (-malloc_limit_mb, its
+# default rss limit); under ASan the replay does the same
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}max_allocation_size_mb=2048"
 here=$(cd "$(dirname "$0")" && pwd)
 TOOLS=${TOOLS:?TOOLS must name the directory of the test binaries}
 rc=0
