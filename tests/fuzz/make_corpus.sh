@@ -74,4 +74,6 @@ printf '%s' '?<PgDn><Esc>q' > "$k/help"
 printf '%s' 'p<C-u>The bank<Enter><Down><Enter>' > "$k/prompt"
 printf '%s' '/bank<Enter><Enter>e<Down>0.5<Enter>y<Esc>u' > "$k/edit"
 printf '%s' '<Resize:20x5>/band<Enter><Resize:100x30>n<lt><Left><Right><Home><End><BS><Del><S-Tab>' > "$k/resize"
+# a longer tour, so that libFuzzer (whose inputs grow to the longest seed) writes long scripts
+printf '%s' '/the<Enter><Enter><Down><Down><Enter><Tab><Tab><Esc><Esc>/river<Enter>n<Up><PgDn><PgUp><Home><End><Enter>e<Down><Down>2<Enter>y<Esc>u<Esc>p<C-u>The river bank is<Enter><Down><Enter><Esc>?<Down><Esc><Resize:40x12>/caf<Enter><Resize:80x24>q' > "$k/tour"
 ls -l "$out"/*
