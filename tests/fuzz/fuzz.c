@@ -42,6 +42,14 @@ const char *fuzz_write_file(int slot, const char *name, const void *data, size_t
     return paths[slot];
 }
 
+void fuzz_remove_sqlite_side_files(const char *path) {
+    char side[4200];
+    snprintf(side, sizeof side, "%s-wal", path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", path);
+    unlink(side);
+}
+
 void fuzz_check_error(const BpError *err) {
     size_t n = strnlen(err->msg, sizeof err->msg);
     if (n == 0 || n == sizeof err->msg) {

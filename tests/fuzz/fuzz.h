@@ -24,6 +24,10 @@ const char *fuzz_scratch_dir(void);
  * name slot 0..3). */
 const char *fuzz_write_file(int slot, const char *name, const void *data, size_t size);
 
+/* Removes path's SQLite side files (-wal, -shm), so that each input's database is read
+ * alone. */
+void fuzz_remove_sqlite_side_files(const char *path);
+
 /* A refusal's message must be one non-empty line of printable text (error.h). Aborts
  * otherwise, so the fuzzer reports it. */
 void fuzz_check_error(const BpError *err);

@@ -72,6 +72,7 @@ static const char *hostile_copy(const uint8_t *sql, size_t size) {
     static char path[600];
     snprintf(path, sizeof path, "%s/hostile.db", fuzz_scratch_dir());
     BpError err = {0};
+    fuzz_remove_sqlite_side_files(path);
     if (copy_file_atomic(fuzz_fixture()->db, path, &err) != 0) fixture_die("copy", &err);
     char *text = malloc(size + 1);
     if (!text) abort();
@@ -84,31 +85,23 @@ static const char *hostile_copy(const uint8_t *sql, size_t size) {
     return path;
 }
 
-static void remove_side_files(const char *path) {
-    char side[700];
-    snprintf(side, sizeof side, "%s-wal", path);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", path);
-    unlink(side);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *path;
     if (size >= 4 && !memcmp(data, "SQL\n", 4)) {
         path = hostile_copy(data + 4, size - 4);
     } else {
         path = fuzz_write_file(0, "senses.db", data, size);
-        remove_side_files(path);
+        fuzz_remove_sqlite_side_files(path);
     }
     SenseStore *s;
     BpError err = {0};
-    if (store_open(&s, path, STORE_READ_WRITE, &err) != 0) {
+    if (store_open(&s, path, STORE_READ_WRITE, &err) == 0) {
+        store_set_busy_timeout(s, 0);
+        use(s);
+        store_close(s);
+    } else {
         fuzz_check_error(&err);
-        return 0;
     }
-    store_set_busy_timeout(s, 0);
-    use(s);
-    store_close(s);
-    remove_side_files(path);
+    fuzz_remove_sqlite_side_files(path);
     return 0;
 }

@@ -28,11 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(keys, data, size);
     keys[size] = '\0';
     BpError err = {0};
-    char side[700];
-    snprintf(side, sizeof side, "%s-wal", work_db);
-    unlink(side);
-    snprintf(side, sizeof side, "%s-shm", work_db);
-    unlink(side);
+    fuzz_remove_sqlite_side_files(work_db);
     if (copy_file_atomic(fx->db, work_db, &err) != 0) fixture_die("copy", &err);
     App *app = calloc(1, sizeof *app);
     if (!app) abort();
