@@ -266,6 +266,21 @@ static const SafeTensorInfo *find_param(const SafeTensorsFile *f, const char *na
     return t;
 }
 
+/* A NaN or infinity in the weights would flow silently into every loss and logit (eval
+ * printing "loss nan", generate emitting one token forever). Checked on the bits, so
+ * that no floating-point mode can optimize the test away. */
+static int check_finite(const char *path, const SafeTensorInfo *t, const float *x, BpError *err) {
+    for (uint64_t i = 0; i < t->numel; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        if ((bits & 0x7f800000u) != 0x7f800000u) continue;
+        const char *what = (bits & 0x007fffffu) ? "NaN" : (bits >> 31) ? "-Inf" : "Inf";
+        return bp_fail(err, "%s: tensor '%s' holds %s at element %llu (the weights are corrupt)",
+                       path, t->name, what, (unsigned long long)i);
+    }
+    return 0;
+}
+
 int checkpoint_load(Backpack *m, const char *dir, BpError *err) {
     memset(m, 0, sizeof *m);
     BackpackConfig c;
@@ -324,8 +339,10 @@ int checkpoint_load(Backpack *m, const char *dir, BpError *err) {
                     f.tensors[i].name, c.arch == ARCH_BACKPACK ? "backpack-gpt2" : "gpt2");
             goto done;
         }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (safetensors_read_f32(&f, found[i], entries[i].data, err) != 0) goto done;
+        if (check_finite(path, found[i], entries[i].data, err) != 0) goto done;
+    }
     rc = 0;
 done:
     free(used);

@@ -32,6 +32,8 @@
  *                 and GPT-2's attention-mask buffers (*.attn.bias, *.attn.masked_bias),
  *                 which are ignored. For "gpt2", names without the "transformer."
  *                 prefix (files saved from GPT2Model) are accepted too.
+ *                 Every value must be finite: a NaN or an infinity is an error naming
+ *                 the tensor and the element.
  * The whole tensor table is checked before any data is read, and the data is read
  * straight into the parameter allocation (no second copy of the weights).
  */

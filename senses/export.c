@@ -353,6 +353,10 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
                  BpError *err) {
     ExportOptions opts = {0};
     if (opts_in) opts = *opts_in;
+    /* A link is written through (its target replaced, the link kept), as fileio.h does. */
+    char resolved[4096];
+    if (path_resolve_links(db_path, resolved, sizeof resolved, err)) return -1;
+    db_path = resolved;
     const BackpackConfig *c = &m->config;
     if (c->arch != ARCH_BACKPACK) return bp_fail(err, "%s: a Transformer model has no senses to export", db_path);
     if (m->edits) return bp_fail(err, "%s: export needs the model without edits", db_path);

@@ -101,6 +101,15 @@ static int read_meta(SenseStore *s, BpError *err) {
     if (c->vocab_size <= 0 || c->n_embd <= 0 || c->num_senses <= 0 || c->n_embd > 1 << 16 ||
         c->num_senses > 1024 || in->top_n <= 0 || strlen(in->weights_hash) != 16)
         return bp_fail(err, "%s: sense database meta table is damaged (shape or hash missing)", in->path);
+    /* The shape sizes every allocation that follows: it must be the tables' own, not
+     * just what meta claims (a vocab_size of 10^9 asked for 8 GB of vocabulary). */
+    int n_tokens = -1, n_senses = -1;
+    if (pragma_int(s->db, "SELECT count(*) FROM tokens", &n_tokens) != SQLITE_OK ||
+        pragma_int(s->db, "SELECT count(*) FROM senses", &n_senses) != SQLITE_OK)
+        return store_sql_fail(s, err, "counting rows");
+    if (n_tokens != c->vocab_size || (long long)n_senses != (long long)c->vocab_size * c->num_senses)
+        return bp_fail(err, "%s: sense database is damaged: meta says %d words x %d senses, the tables hold %d "
+                       "tokens and %d senses", in->path, c->vocab_size, c->num_senses, n_tokens, n_senses);
     s->V = c->vocab_size;
     s->d = c->n_embd;
     s->k = c->num_senses;
