@@ -25,6 +25,8 @@ int cmd_nearest(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_edits(int argc, char **argv);
+/* cmd_steer.c */
+int cmd_steer(int argc, char **argv);         /* steer topic|debias|measure: steering by sense weights */
 /* cmd_browse.c */
 int cmd_browse(int argc, char **argv);
 
