@@ -233,7 +233,9 @@ static int steer_debias(int argc, char **argv) {
                    steer_bias(&train, sense, w));
             printf("bias before %.2f\nbias after %.2f\n", steer_bias(&test, -1, 1), steer_bias(&test, sense, w));
             printf("bias with the sense removed (weight 0) %.2f\n", steer_bias(&test, sense, 0));
-            if (!dry_run) {
+            if (!dry_run && w == 1.0) {
+                printf("the fit keeps weight 1: nothing written\n");
+            } else if (!dry_run) {
                 char desc[256];
                 int64_t id;
                 snprintf(desc, sizeof desc, "steer debias %s sense %d weight %.4f (%d professions)", prof_path, sense,
