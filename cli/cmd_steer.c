@@ -22,6 +22,12 @@ static const char steer_usage[] =
     "       backpack steer measure bias  --model DIR --professions FILE [--edits DB]\n"
     "(backpack steer <what> --help for each)\n";
 
+/* The option rows that debias and measure bias share. */
+#define BIAS_OPTIONS(prof_path, pronouns, tmpl_path)                                                           \
+    {"--professions", ARG_STRING, &prof_path, .meta = "FILE", .help = "profession nouns, one per line"},          \
+    {"--pronouns", ARG_STRING, &pronouns, .meta = "A,B", .help = "the two pronouns (he,she)"},                    \
+    {"--templates", ARG_STRING, &tmpl_path, .meta = "FILE", .help = "'train: ...{}...' / 'test: ...' lines (the paper's)"}
+
 /* The model, its tokenizer and (optionally) its sense database, checked together. */
 typedef struct {
     Backpack m;
@@ -52,6 +58,13 @@ static int fail(SteerSetup *st, const char *msg) {
     int rc = cli_error(msg);
     teardown(st);
     return rc;
+}
+
+/* The exit status of a subcommand that ran with result r, after teardown. */
+static int finish(SteerSetup *st, int r, const char *msg) {
+    if (r) return fail(st, msg);
+    teardown(st);
+    return 0;
 }
 
 static const char *token_text(const Tokenizer *tok, int id, char *buf, size_t size) {
@@ -153,9 +166,7 @@ static int steer_topic(int argc, char **argv) {
     steer_plan_free(&plan);
     free(scores);
     steer_words_free(&topic);
-    if (r) return fail(&s, err.msg);
-    teardown(&s);
-    return 0;
+    return finish(&s, r, err.msg);
 }
 
 /* ---- steer debias -------------------------------------------------------------------- */
@@ -166,9 +177,7 @@ static int steer_debias(int argc, char **argv) {
     const ArgOption opts[] = {
         {"--model", ARG_STRING, &model_dir, .meta = "DIR", .help = "the model (Backpack, or Transformer for the baseline)"},
         {"--db", ARG_STRING, &db, .meta = "FILE", .help = "the Backpack's sense database, where the edit goes"},
-        {"--professions", ARG_STRING, &prof_path, .meta = "FILE", .help = "profession nouns, one per line"},
-        {"--pronouns", ARG_STRING, &pronouns, .meta = "A,B", .help = "the two pronouns (he,she)"},
-        {"--templates", ARG_STRING, &tmpl_path, .meta = "FILE", .help = "'train: ...{}...' / 'test: ...' lines (the paper's)"},
+        BIAS_OPTIONS(prof_path, pronouns, tmpl_path),
         {"--sense", ARG_INT, &sense, 0, 1 << 20, "L", "use sense L instead of the one the rule picks", 0},
         {"--dry-run", ARG_FLAG, &dry_run, .help = "fit and report, write nothing"},
         {0}};
@@ -252,9 +261,7 @@ static int steer_debias(int argc, char **argv) {
     }
     steer_templates_free(&t);
     steer_words_free(&prof);
-    if (r) return fail(&s, err.msg);
-    teardown(&s);
-    return 0;
+    return finish(&s, r, err.msg);
 }
 
 /* ---- steer measure --------------------------------------------------------------------- */
@@ -333,9 +340,7 @@ static int measure_topic(int argc, char **argv) {
     steer_prompts_free(prompts, lens, n_prompts);
     free(scores);
     steer_words_free(&topic);
-    if (r) return fail(&s, err.msg);
-    teardown(&s);
-    return 0;
+    return finish(&s, r, err.msg);
 }
 
 static int measure_bias(int argc, char **argv) {
@@ -344,9 +349,7 @@ static int measure_bias(int argc, char **argv) {
     const ArgOption opts[] = {
         {"--model", ARG_STRING, &model_dir, .meta = "DIR", .help = "the model (either architecture)"},
         {"--edits", ARG_STRING, &edits_db, .meta = "DB", .help = "with the sense edits of this sense database in force"},
-        {"--professions", ARG_STRING, &prof_path, .meta = "FILE", .help = "profession nouns, one per line"},
-        {"--pronouns", ARG_STRING, &pronouns, .meta = "A,B", .help = "the two pronouns (he,she)"},
-        {"--templates", ARG_STRING, &tmpl_path, .meta = "FILE", .help = "'train: ...{}...' / 'test: ...' lines (the paper's)"},
+        BIAS_OPTIONS(prof_path, pronouns, tmpl_path),
         {"--train", ARG_FLAG, &on_train, .help = "measure on the training templates instead of the held-out ones"},
         {0}};
     const ArgSpec spec = {"steer measure bias",
@@ -380,9 +383,7 @@ static int measure_bias(int argc, char **argv) {
     sense_edits_free(&edits);
     steer_templates_free(&t);
     steer_words_free(&prof);
-    if (r) return fail(&s, err.msg);
-    teardown(&s);
-    return 0;
+    return finish(&s, r, err.msg);
 }
 
 int cmd_steer(int argc, char **argv) {

@@ -374,6 +374,17 @@ static int encode_template(const Tokenizer *tok, const char *tmpl, int professio
     return 0;
 }
 
+/* The ids of a (template, profession) pair, and whether it can be measured: the
+ * profession is its own token there and the text fits the context. */
+static int pair_ids(const Tokenizer *tok, const char *tmpl, int profession, int n_positions, int **ids, size_t *n,
+                    int *usable, BpError *err) {
+    if (encode_template(tok, tmpl, profession, ids, n, err)) return -1;
+    int found = 0;
+    for (size_t j = 0; j < *n; j++) found += (*ids)[j] == profession;
+    *usable = found && *n > 0 && *n <= (size_t)n_positions;
+    return 0;
+}
+
 /* ---- debiasing ----------------------------------------------------------------------- */
 
 /* Feeds ids[0..n) and returns the logits after the last. */
@@ -405,17 +416,16 @@ int steer_bias_pairs(const Backpack *m, const Tokenizer *tok, const SteerWords *
         for (int i = 0; i < d; i++) g[i] = m->params.wte[(size_t)he * d + i] - m->params.wte[(size_t)she * d + i];
     for (int p = 0; p < professions->count && !r; p++) {
         for (int t = 0; t < n_templates && !r; t++) {
-            int *ids;
+            int *ids, usable;
             size_t n;
-            if ((r = encode_template(tok, templates[t], professions->tokens[p], &ids, &n, err))) break;
-            int found = 0;
-            for (size_t j = 0; j < n; j++) found += ids[j] == professions->tokens[p];
-            if (!found || n == 0 || n > (size_t)c->n_positions) {
+            if ((r = pair_ids(tok, templates[t], professions->tokens[p], c->n_positions, &ids, &n, &usable, err)))
+                break;
+            if (!usable) {
                 if (notes) {
                     char readable[64];
-                    fprintf(notes, "backpack: note: '%s' in \"%s\" %s; pair skipped\n",
+                    fprintf(notes, "backpack: note: '%s' in \"%s\": not its own token there, or too long; pair skipped\n",
                             tokenizer_token_readable(tok, professions->tokens[p], readable, sizeof readable),
-                            templates[t], found ? "is longer than the context" : "is not its own token there");
+                            templates[t]);
                 }
                 free(ids);
                 continue;
@@ -546,12 +556,12 @@ int steer_bias_forward(const Backpack *m, const Tokenizer *tok, const SteerWords
     int count = 0, r = 0;
     for (int p = 0; p < professions->count && !r; p++)
         for (int t = 0; t < n_templates && !r; t++) {
-            int *ids;
+            int *ids, usable;
             size_t n;
-            if ((r = encode_template(tok, templates[t], professions->tokens[p], &ids, &n, err))) break;
-            int found = 0;
-            for (size_t j = 0; j < n; j++) found += ids[j] == professions->tokens[p];
-            if (found && n > 0 && n <= (size_t)m->config.n_positions) {
+            if ((r = pair_ids(tok, templates[t], professions->tokens[p], m->config.n_positions, &ids, &n, &usable,
+                              err)))
+                break;
+            if (usable) {
                 const float *logits = run_prompt(&st, ids, (int)n, err);
                 if (!logits) r = -1;
                 else {
