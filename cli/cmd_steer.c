@@ -174,11 +174,13 @@ static int steer_topic(int argc, char **argv) {
 static int steer_debias(int argc, char **argv) {
     const char *model_dir = NULL, *db = NULL, *prof_path = NULL, *pronouns = "he,she", *tmpl_path = NULL;
     int dry_run = 0, sense = -1;
+    double reg = 1;
     const ArgOption opts[] = {
         {"--model", ARG_STRING, &model_dir, .meta = "DIR", .help = "the model (Backpack, or Transformer for the baseline)"},
         {"--db", ARG_STRING, &db, .meta = "FILE", .help = "the Backpack's sense database, where the edit goes"},
         BIAS_OPTIONS(prof_path, pronouns, tmpl_path),
         {"--sense", ARG_INT, &sense, 0, 1 << 20, "L", "use sense L instead of the one the rule picks", 0},
+        {"--regularization", ARG_DOUBLE, &reg, 0, 1e6, "R", "the fit minimizes bias + R |1 - w| (1, the paper's)", 0},
         {"--dry-run", ARG_FLAG, &dry_run, .help = "fit and report, write nothing"},
         {0}};
     const ArgSpec spec = {"steer debias",
@@ -216,7 +218,7 @@ static int steer_debias(int argc, char **argv) {
     int r = 0;
     if (!is_backpack) {
         ProjectionResult res;
-        r = steer_projection_baseline(&s.m, s.tok, &prof, &t, he, she, &res, &err);
+        r = steer_projection_baseline(&s.m, s.tok, &prof, &t, he, she, reg, &res, &err);
         if (!r) {
             printf("Transformer baseline: the pronoun direction E[B] - E[A] (--pronouns %s) projected out of\n"
                    "the professions' input embeddings, scaled by the weight\n", pronouns);
@@ -235,7 +237,7 @@ static int steer_debias(int argc, char **argv) {
         if (!r) {
             int picked = steer_pick_sense(&train);
             if (sense < 0) sense = picked;
-            double w = steer_fit_sense_weight(&train, sense);
+            double w = steer_fit_sense_weight(&train, sense, reg);
             printf("sense %d (the rule picks sense %d)\n", sense, picked);
             printf("weight %.4f (fitted on %d training pairs)\n", w, train.count);
             printf("train bias before %.4f\ntrain bias after %.4f\n", steer_bias(&train, -1, 1),

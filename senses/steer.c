@@ -491,28 +491,28 @@ int steer_pick_sense(const BiasPairs *train) {
     return best;
 }
 
-double steer_fit_weight(double (*f)(double w, void *ctx), void *ctx) {
+double steer_fit_weight(double (*f)(double w, void *ctx), void *ctx, double reg) {
     const double step = 0.01;
     const int n = (int)(STEER_MAX_WEIGHT / step + 0.5);
     double best_w = 1, best = f(1, ctx);
     for (int i = 0; i <= n; i++) {
-        double w = i * step, v = f(w, ctx) + fabs(1 - w);
+        double w = i * step, v = f(w, ctx) + reg * fabs(1 - w);
         if (v < best) best = v, best_w = w;
     }
     /* golden section on the grid cell either side of the best point */
     const double phi = 0.6180339887498949;
     double a = fmax(0, best_w - step), b = fmin(STEER_MAX_WEIGHT, best_w + step);
     double x1 = b - phi * (b - a), x2 = a + phi * (b - a);
-    double f1 = f(x1, ctx) + fabs(1 - x1), f2 = f(x2, ctx) + fabs(1 - x2);
+    double f1 = f(x1, ctx) + reg * fabs(1 - x1), f2 = f(x2, ctx) + reg * fabs(1 - x2);
     for (int it = 0; it < 40; it++) {
         if (f1 < f2) {
             b = x2, x2 = x1, f2 = f1;
             x1 = b - phi * (b - a);
-            f1 = f(x1, ctx) + fabs(1 - x1);
+            f1 = f(x1, ctx) + reg * fabs(1 - x1);
         } else {
             a = x1, x1 = x2, f1 = f2;
             x2 = a + phi * (b - a);
-            f2 = f(x2, ctx) + fabs(1 - x2);
+            f2 = f(x2, ctx) + reg * fabs(1 - x2);
         }
     }
     double w = f1 < f2 ? x1 : x2, v = fmin(f1, f2);
@@ -529,9 +529,9 @@ static double sense_bias_at(double w, void *ctx) {
     return steer_bias(c->pairs, c->sense, w);
 }
 
-double steer_fit_sense_weight(const BiasPairs *train, int sense) {
+double steer_fit_sense_weight(const BiasPairs *train, int sense, double reg) {
     SenseFitCtx c = {train, sense};
-    return steer_fit_weight(sense_bias_at, &c);
+    return steer_fit_weight(sense_bias_at, &c, reg);
 }
 
 int steer_debias_commit(SenseStore *s, const SteerWords *professions, int sense, double w,
@@ -626,7 +626,8 @@ static double projection_bias_at(double w, void *ctx) {
 }
 
 int steer_projection_baseline(Backpack *m, const Tokenizer *tok, const SteerWords *professions,
-                              const SteerTemplates *t, int he, int she, ProjectionResult *out, BpError *err) {
+                              const SteerTemplates *t, int he, int she, double reg, ProjectionResult *out,
+                              BpError *err) {
     const int d = m->config.n_embd;
     float *saved = malloc((size_t)professions->count * d * sizeof *saved);
     double *g = malloc((size_t)d * sizeof *g);
@@ -647,7 +648,7 @@ int steer_projection_baseline(Backpack *m, const Tokenizer *tok, const SteerWord
     ProjectionCtx c = {m, tok, professions, t->train, t->n_train, he, she, saved, g, gg, 0, err};
     if (!r) {
         out->train_before = projection_bias_at(1, &c);
-        out->weight = steer_fit_weight(projection_bias_at, &c);
+        out->weight = steer_fit_weight(projection_bias_at, &c, reg);
         out->train_after = projection_bias_at(out->weight, &c);
         c.templates = t->test;
         c.n_templates = t->n_test;

@@ -28,7 +28,8 @@
  * l whose contribution alpha_l E C(x)_l to the logit gap log p(he) - log p(she) is
  * largest in magnitude, averaged over the training pairs. One scalar weight w of that
  * sense, shared by every profession, is then fitted on the training templates to
- * minimize mean bias + |1 - w| (the paper's objective, its regularizer included), by a
+ * minimize mean bias + |1 - w| (the paper's objective, its regularizer included; the
+ * commands' --regularization changes its factor), by a
  * grid over [0, STEER_MAX_WEIGHT] and a golden-section refinement: deterministic. As
  * only the profession's sense changes, log p(he)/p(she) at weight w is
  * gap + (w - 1) delta for each pair, exact, so the fit needs one forward per pair.
@@ -157,12 +158,13 @@ double steer_bias(const BiasPairs *p, int sense, double w);
 /* The sense index by the rule above (largest mean |delta|). */
 int steer_pick_sense(const BiasPairs *train);
 
-/* Minimizes f(w) + |1 - w| over [0, STEER_MAX_WEIGHT]: a grid of step 0.01, then 40
- * golden-section steps around its best. f is called with ctx. */
-double steer_fit_weight(double (*f)(double w, void *ctx), void *ctx);
+/* Minimizes f(w) + reg |1 - w| over [0, STEER_MAX_WEIGHT] (reg 1 is the paper's
+ * objective; 0 minimizes the bias alone): a grid of step 0.01, then 40 golden-section
+ * steps around its best. f is called with ctx. */
+double steer_fit_weight(double (*f)(double w, void *ctx), void *ctx, double reg);
 
 /* The fitted weight for `sense` on the training pairs. */
-double steer_fit_sense_weight(const BiasPairs *train, int sense);
+double steer_fit_sense_weight(const BiasPairs *train, int sense, double reg);
 
 /* Writes the debiasing edit as one group: the weight in force of `sense` of every
  * profession times w. */
@@ -188,7 +190,7 @@ typedef struct {
     double train_before, train_after;
 } ProjectionResult;
 int steer_projection_baseline(Backpack *m, const Tokenizer *tok, const SteerWords *professions,
-                              const SteerTemplates *t, int he, int she, ProjectionResult *out,
+                              const SteerTemplates *t, int he, int she, double reg, ProjectionResult *out,
                               BpError *err);
 
 /* ---- topic measure ------------------------------------------------------------------- */

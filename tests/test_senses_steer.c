@@ -300,9 +300,12 @@ static void test_debias_fit(void **state) {
     assert_int_equal(steer_bias_pairs(&model, tok, &prof, t.test, t.n_test, he, she, &test, NULL, &err), 0);
     assert_int_equal(train.count, 15);
     int sense = steer_pick_sense(&train);
-    double w = steer_fit_sense_weight(&train, sense);
+    double w = steer_fit_sense_weight(&train, sense, 1.0);
     /* deterministic, bit for bit */
-    assert_true(steer_fit_sense_weight(&train, sense) == w);
+    assert_true(steer_fit_sense_weight(&train, sense, 1.0) == w);
+    /* without the regularizer the fit minimizes the bias alone */
+    double w0 = steer_fit_sense_weight(&train, sense, 0.0);
+    for (int i = 0; i <= 300; i++) assert_true(steer_bias(&train, sense, w0) <= steer_bias(&train, sense, i * 0.01) + 1e-12);
     assert_true(w >= 0 && w <= STEER_MAX_WEIGHT);
     /* no grid point beats the fit on the paper's objective */
     double best = steer_bias(&train, sense, w) + fabs(1 - w);
@@ -358,10 +361,10 @@ static void test_projection_baseline(void **state) {
     assert_int_equal(steer_read_templates(NULL, &t, &err), 0);
     int he = steer_word_token(tok, "he", &err), she = steer_word_token(tok, "she", &err);
     ProjectionResult r1, r2;
-    if (steer_projection_baseline(&tf, tok, &prof, &t, he, she, &r1, &err)) fail_msg("%s", err.msg);
+    if (steer_projection_baseline(&tf, tok, &prof, &t, he, she, 1.0, &r1, &err)) fail_msg("%s", err.msg);
     backpack_weights_hash(&tf, after);
     assert_string_equal(before, after);
-    assert_int_equal(steer_projection_baseline(&tf, tok, &prof, &t, he, she, &r2, &err), 0);
+    assert_int_equal(steer_projection_baseline(&tf, tok, &prof, &t, he, she, 1.0, &r2, &err), 0);
     assert_true(r1.weight == r2.weight && r1.bias_after == r2.bias_after);
     /* the fit never makes the training objective worse than leaving the model alone */
     assert_true(r1.train_after + fabs(1 - r1.weight) <= r1.train_before + 1e-9);
