@@ -27,6 +27,8 @@ int cmd_edit(int argc, char **argv);
 int cmd_edits(int argc, char **argv);
 /* cmd_induction.c (the work in lab/) */
 int cmd_induction(int argc, char **argv);     /* induction data|train|eval: the induction-head lab */
+/* cmd_steer.c */
+int cmd_steer(int argc, char **argv);         /* steer topic|debias|measure: steering by sense weights */
 /* cmd_browse.c */
 int cmd_browse(int argc, char **argv);
 /* cmd_plot.c (pictures through plot/) */

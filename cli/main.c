@@ -26,6 +26,7 @@ static const Command commands[] = {
     {"similarity", cmd_similarity, "Spearman correlation with human word-similarity scores"},
     {"edit", cmd_edit, "edit a sense (scale, weight, replace, copy, reset, undo)"},
     {"edits", cmd_edits, "list the edits stored in a sense database"},
+    {"steer", cmd_steer, "topic control and gender debiasing by sense weights (steer topic|debias|measure)"},
     {"browse", cmd_browse, "the sense browser (ncurses)"},
     {"plot", cmd_plot, "pictures of training runs (loss, lr, gradient norm) and of senses"},
     {"geometry", cmd_geometry, "angles in high dimensions: random directions, senses, memory"},

@@ -228,6 +228,15 @@ void store_edit_preview_free(EditPreview *p);
  * *edit_id (may be NULL) receives the new edit's id. */
 int store_edit_commit(SenseStore *s, const EditRequest *req, int64_t *edit_id, BpError *err);
 
+/* Applies the n requests in order as ONE edit (one edits row, all their edit_changes
+ * rows, in one transaction: all or nothing), so that one undo takes them all back. Each
+ * request sees the state the ones before it left (a sense may be changed twice). The
+ * row's token / sense are the requests' common ones, or -1 when they differ; its kind
+ * is theirs when they share one; description is stored as given (e.g. "steer topic
+ * ..."). Used by senses/steer.h. */
+int store_edit_commit_group(SenseStore *s, const EditRequest *reqs, int n, const char *description,
+                            int64_t *edit_id, BpError *err);
+
 /* Undoes edit `edit_id` (0 = the latest edit in force) in one transaction: restores
  * every sense it changed to its state before, bit for bit. Fails if the edit is
  * unknown or already undone, or if a later edit in force changed one of the same

@@ -113,7 +113,12 @@ static void prompt_draw(void *self, Ui *ui, Canvas *c) {
                     "appear with the (context word, sense) pairs that caused them.");
         return;
     }
-    canvas_printf(c, row++, 1, -1, STYLE_TITLE, "prompt (%d tokens):", r->n_tokens);
+    /* steering edits act through the weights: alpha below already includes them */
+    if (r->edits_in_force.count > 0)
+        canvas_printf(c, row++, 1, -1, STYLE_TITLE, "prompt (%d tokens), with %d edited senses in force:",
+                      r->n_tokens, r->edits_in_force.count);
+    else
+        canvas_printf(c, row++, 1, -1, STYLE_TITLE, "prompt (%d tokens):", r->n_tokens);
     draw_tokens(ui, c, row++, 2, c->cols - 3, r->tokens, r->n_tokens);
     if (!runs_prompt_current(r)) {
         ui_draw_progress(ui, c, row + 1, 2, -1, JOB_PROMPT);
