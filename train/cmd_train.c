@@ -23,6 +23,8 @@ static const char train_usage[] =
     "\n"
     "model:     --arch backpack|transformer (backpack)  --d N (256)  --layers N (4)\n"
     "           --heads N (4)  --senses N (16)  --context N (128: window and n_positions)\n"
+    "           --attention dot|dense|random|fixed-random|factorized-dense|\n"
+    "                       factorized-random|mix:A+B  (dot; docs/synthesizer.md)\n"
     "batch:     --batch B (16)  --accum N (1: micro-batches per step)\n"
     "budget:    --steps N | --tokens N | --minutes M   (1000 steps; the first limit ends it)\n"
     "optimizer: --lr X (6e-4)  --warmup STEPS (100)  --weight-decay X (0.1, matrices only)\n"
@@ -35,7 +37,7 @@ static const char train_usage[] =
 static const char init_usage[] =
     "usage: backpack init --out DIR [--tokenizer DIR | --vocab V] [--seed S] [--force]\n"
     "                     [--arch backpack|transformer] [--d N] [--layers N] [--heads N]\n"
-    "                     [--senses N] [--context N]\n"
+    "                     [--senses N] [--context N] [--attention VARIANT]\n"
     "Writes a randomly initialized model (the spec's initialization). With --tokenizer the\n"
     "vocabulary size is the tokenizer's and its files are copied into DIR.\n";
 
@@ -47,6 +49,7 @@ enum {
     GIVEN_DROPOUT = 1 << 12, GIVEN_SEED = 1 << 13, GIVEN_BUDGET = 1 << 14, GIVEN_THREADS = 1 << 15,
     GIVEN_EVAL_EVERY = 1 << 16, GIVEN_EVAL_BATCHES = 1 << 17, GIVEN_SAVE_EVERY = 1 << 18,
     GIVEN_DATA = 1 << 19, GIVEN_OUT = 1 << 20, GIVEN_TOKENIZER = 1 << 21, GIVEN_VOCAB = 1 << 22,
+    GIVEN_ATTENTION = 1 << 23,
 };
 
 static int copy_path(char *dst, size_t n, const char *flag, const char *v, BpError *err) {
@@ -59,9 +62,14 @@ static int parse_model_flag(int argc, char **argv, int *i, BackpackConfig *m, in
                             unsigned *given, BpError *err) {
     const char *f = argv[*i], *v;
     int is = !strcmp(f, "--arch") || !strcmp(f, "--d") || !strcmp(f, "--layers") ||
-             !strcmp(f, "--heads") || !strcmp(f, "--senses") || !strcmp(f, "--context");
+             !strcmp(f, "--heads") || !strcmp(f, "--senses") || !strcmp(f, "--context") ||
+             !strcmp(f, "--attention");
     if (!is) return 0;
     if (!(v = arg_value(argc, argv, i, err))) return -1;
+    if (!strcmp(f, "--attention")) { /* docs/synthesizer.md */
+        *given |= GIVEN_ATTENTION;
+        return attention_parse(v, &m->attention, err) ? -1 : 1;
+    }
     if (!strcmp(f, "--arch")) {
         if (!strcmp(v, "backpack")) m->arch = ARCH_BACKPACK;
         else if (!strcmp(v, "transformer")) m->arch = ARCH_TRANSFORMER;
@@ -252,6 +260,11 @@ int cmd_train(int argc, char **argv) {
         TrainConfig saved;
         if (train_state_read_config(resume, &saved, &err) != 0) return cli_error(err.msg);
         if (check_resume_flags(&saved, &c, given, &err) != 0) return cli_error(err.msg);
+        BackpackConfig model; /* the attention is the checkpoint's (config.json) */
+        if ((given & GIVEN_ATTENTION) &&
+            (checkpoint_read_config(resume, &model, &err) != 0 ||
+             attention_kinds(&model) != attention_kinds(&c.model)))
+            return cli_error(err.msg[0] ? err.msg : "--resume: --attention differs from the run being resumed");
         /* What may change on a resume: budget, threads, intervals, data and output paths. */
         if (given & GIVEN_BUDGET) {
             saved.max_steps = c.max_steps;
