@@ -14,6 +14,11 @@
  * Mixing sums the alphas of repeated words first, so it reads each distinct word's
  * k sense rows once.
  *
+ * With Synthesizer attention (docs/synthesizer.md) the key cache exists only when
+ * dot-product scores are among the kinds: the new position's synthesized scores come
+ * from its own activations (dense, factorized dense) or rows of the score tables
+ * (random, factorized random), still O(context) per layer.
+ *
  * All buffers are allocated by infer_build: infer_step does not allocate (only the
  * first infer_step_greedy builds its int8 table, greedy.h). One token is one OpenMP
  * parallel region (run_step): the calling thread runs the step and hands each large
@@ -91,12 +96,15 @@ static Scratch scratch_views(const InferState *s) {
     v.r1 = p;         p += d;
     v.r2 = p;         p += d;
     v.edit_scale = p; p += n * k;
-    size_t H = (size_t)c->n_head, fa = (size_t)synth_factor_a(c->n_positions);
-    v.syn_act = p;    p += d;
-    v.syn_a = p;      p += H * fa;
-    v.syn_b = p;      p += H * ((size_t)c->n_positions / fa);
-    v.syn_tmp = p;    p += n;
-    v.syn_mix = p;
+    v.syn_act = v.syn_a = v.syn_b = v.syn_tmp = v.syn_mix = NULL;
+    if (synth_scratch_floats(c, s->max_len)) {
+        size_t H = (size_t)c->n_head, fa = (size_t)synth_factor_a(c->n_positions);
+        v.syn_act = p;    p += d;
+        v.syn_a = p;      p += H * fa;
+        v.syn_b = p;      p += H * ((size_t)c->n_positions / fa);
+        v.syn_tmp = p;    p += n;
+        v.syn_mix = p;
+    }
     return v;
 }
 
@@ -113,12 +121,14 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
     s->max_len = max_len;
     s->edits = m->edits;
     s->tokens = malloc(n * sizeof(int));
-    if (attention_kinds(c) & ATTN_DOT) s->key_cache = malloc(L * n * d * sizeof(float));
+    const int keys = (attention_kinds(c) & ATTN_DOT) != 0; /* synthesized scores need none */
+    if (keys) s->key_cache = malloc(L * n * d * sizeof(float));
     s->value_cache = malloc(L * n * d * sizeof(float));
     s->logits = malloc((size_t)c->vocab_size * sizeof(float));
     s->scratch = malloc(scratch_floats(c, max_len) * sizeof(float));
     s->team = aligned_alloc(64, (sizeof(Team) + 63) / 64 * 64); /* its own cache lines */
-    int ok = s->tokens && (s->key_cache || !(attention_kinds(c) & ATTN_DOT)) && s->value_cache && s->logits && s->scratch && s->team;
+    int ok = s->tokens && (s->key_cache || !keys) && s->value_cache && s->logits && s->scratch &&
+             s->team;
     if (backpack) {
         s->sense_keys = malloc(n * d * sizeof(float));
         s->sense_vectors = malloc(n * k * d * sizeof(float));
