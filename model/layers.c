@@ -745,7 +745,10 @@ void synth_scores_backward(const SynthGrads *g, const real *dscores, const Synth
                 synth_scores(tmp, s, kind, b, h, T, C, NH);
                 const real *d = dscores + ((size_t)b * NH + h) * TT;
                 for (int i = 0; i < T; i++)
-                    for (int j = 0; j <= i; j++) dw[ci] += d[(size_t)i * T + j] * tmp[(size_t)i * T + j];
+                    for (int j = 0; j <= i; j++) {
+                        size_t q = (size_t)i * T + j;
+                        dw[ci] += d[q] * tmp[q];
+                    }
             }
             ci++;
         }

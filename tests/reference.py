@@ -241,8 +241,9 @@ def reference_forward(arch, P, x, y, variant="dot"):
                     W2 = per_head(p(f"attn.{s}.c_proj.weight"))[:, :, :Tn]
                     scores.append(hid @ W2 + p(f"attn.{s}.c_proj.bias")[:, None, :Tn])
                 else:
-                    B1 = hid @ per_head(p(f"attn.{s}.c_proj_a.weight")) + p(f"attn.{s}.c_proj_a.bias")[:, None, :]
-                    B2 = hid @ per_head(p(f"attn.{s}.c_proj_b.weight")) + p(f"attn.{s}.c_proj_b.bias")[:, None, :]
+                    head_out = lambda w: hid @ per_head(p(f"attn.{s}.{w}.weight")) \
+                        + p(f"attn.{s}.{w}.bias")[:, None, :]
+                    B1, B2 = head_out("c_proj_a"), head_out("c_proj_b")
                     # column j = a_i b_i' pairs B_1[j // b] B_2[j % b]: the outer product, flattened
                     outer = (B1[..., :, None] * B2[..., None, :]).reshape(Bn, H, Tn, -1)
                     scores.append(outer[..., :Tn])
@@ -310,7 +311,8 @@ def check(arch, tools, workdir, seed, variant="dot"):
     y = rng.integers(0, CFG["V"], size=(B, Tn))
     batch = os.path.join(workdir, f"{tag}.batch.txt")
     with open(batch, "w") as f:
-        f.write(f"{B} {Tn}\n" + " ".join(map(str, x.ravel())) + "\n" + " ".join(map(str, y.ravel())) + "\n")
+        f.write(f"{B} {Tn}\n" + " ".join(map(str, x.ravel())) + "\n"
+                + " ".join(map(str, y.ravel())) + "\n")
     dump = os.path.join(workdir, f"{tag}.out.safetensors")
     tool = os.path.join(tools, "tool_model_refdump")
     r = subprocess.run([tool, ckpt, batch, dump], capture_output=True, text=True)

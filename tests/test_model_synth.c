@@ -142,7 +142,8 @@ static void test_fixed_random_unchanged_by_training_step(void **state) {
         backpack_zero_grad(&m);
         assert_int_equal(backpack_forward(&m, context, targets, 1, T, NULL, &err), 0);
         assert_int_equal(backpack_backward(&m, &err), 0);
-        for (size_t i = 0; i < m.num_parameters; i++) m.params_memory[i] -= 0.1f * m.grads_memory[i];
+        for (size_t i = 0; i < m.num_parameters; i++)
+            m.params_memory[i] -= 0.1f * m.grads_memory[i];
         assert_memory_equal(m.params.syn_fixed_random, fixed, n_table * sizeof(float));
         assert_memory_not_equal(m.params.syn_random, trained, n_table * sizeof(float));
         int ne = backpack_num_param_entries(&m.config);

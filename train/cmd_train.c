@@ -264,7 +264,8 @@ int cmd_train(int argc, char **argv) {
         if ((given & GIVEN_ATTENTION) &&
             (checkpoint_read_config(resume, &model, &err) != 0 ||
              attention_kinds(&model) != attention_kinds(&c.model)))
-            return cli_error(err.msg[0] ? err.msg : "--resume: --attention differs from the run being resumed");
+            return cli_error(err.msg[0] ? err.msg
+                                        : "--resume: --attention differs from the run being resumed");
         /* What may change on a resume: budget, threads, intervals, data and output paths. */
         if (given & GIVEN_BUDGET) {
             saved.max_steps = c.max_steps;
