@@ -73,6 +73,7 @@ void backpack_init_weights(Backpack *m, uint64_t seed) {
         case PARAM_RESIDUAL: fill_normal(p, sizes[i], std_res, &r); break;
         case PARAM_GAIN: fill_value(p, sizes[i], 1.0f); break;
         case PARAM_BIAS: fill_value(p, sizes[i], 0.0f); break;
+        case PARAM_FIXED: fill_normal(p, sizes[i], 1.0f, &r); break;
         }
     }
 }

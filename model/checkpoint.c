@@ -26,6 +26,11 @@ static json_t *config_to_json(const BackpackConfig *c) {
     json_t *arch = json_array();
     json_array_append_new(arch, json_string(bp ? "BackpackGPT2LMHeadModel" : "GPT2LMHeadModel"));
     json_object_set_new(o, "architectures", arch);
+    if (attention_kinds(c) != ATTN_DOT) { /* a dot model keeps the published keys */
+        char name[160];
+        attention_name(c->attention, name, sizeof name);
+        json_object_set_new(o, "attention", json_string(name));
+    }
     json_object_set_new(o, "activation_function", json_string("gelu_new"));
     json_object_set_new(o, "layer_norm_epsilon", json_real(1e-5));
     json_object_set_new(o, "model_type", json_string(bp ? "backpack-gpt2" : "gpt2"));
@@ -127,6 +132,18 @@ int checkpoint_read_config(const char *dir, BackpackConfig *c, BpError *err) {
     } else {
         c->num_senses = 0;
         c->sense_intermediate_scale = 4;
+    }
+    /* Synthesizer attention (docs/synthesizer.md); absent: dot-product */
+    v = json_object_get(root, "attention");
+    if (v) {
+        if (!json_is_string(v)) {
+            bp_fail(err, "%s: key 'attention' is not a string", path);
+            goto done;
+        }
+        if (attention_parse(json_string_value(v), &c->attention, err) != 0) {
+            bp_error_prefix(err, "%s", path);
+            goto done;
+        }
     }
     /* The computation is fixed (spec): keys that would change it must say so. */
     v = json_object_get(root, "layer_norm_epsilon");

@@ -31,7 +31,7 @@ typedef struct {
     int *tokens;          /* (max_len) the context */
     const SenseEdits *edits;
     /* caches and scratch: private to infer.c (shapes documented there) */
-    float *key_cache;     /* (L, max_len, d) */
+    float *key_cache;     /* (L, max_len, d); NULL without dot-product attention */
     float *value_cache;   /* (L, max_len, d) */
     float *sense_keys;    /* (max_len, d) keys of the sense weights */
     float *sense_vectors; /* (max_len, k, d) C(x_j) of the context (edits applied) */

@@ -63,6 +63,11 @@ typedef struct {
     real *fch, *fch_gelu;                 /* (L,B,T,4d) */
     real *residual3;                      /* (L,B,T,d) */
     real *lnf, *lnf_mean, *lnf_rstd;      /* (B,T,d), (B,T), (B,T): h */
+    /* Synthesizer attention (absent for ATTN_DOT alone) */
+    real *syn_dense_pre, *syn_dense_act;  /* (L,B,T,d) ln1 W_1 + b_1 and its relu */
+    real *syn_fd_pre, *syn_fd_act;        /* (L,B,T,d) the same for factorized dense */
+    real *syn_fd_a, *syn_fd_b;            /* (L,B,T,H fa), (L,B,T,H fb) B_1, B_2 */
+    real *syn_mix;                        /* (L,H,count) softmax(v) */
     /* backpack */
     real *qk;                             /* (B,T,2d) Z = h W_c^T + b_c */
     real *alpha;                          /* (B,k,T,T) sense weights (before edit weights) */
@@ -84,6 +89,9 @@ typedef struct {
     real *dalpha;                         /* (B,k,T,T) */
     real *dsenses_pos;                    /* (B,T,k,d) */
     real *dmixed;                         /* (B,T,d) */
+    real *dscores;                        /* (B,H,T,T) Synthesizer: d loss / d scores */
+    real *dsyn_act, *dsyn_fd_act, *dsyn_in;  /* (B,T,d) */
+    real *dsyn_fd_a, *dsyn_fd_b;          /* (B,T,H fa), (B,T,H fb) */
     SenseActs dsense;                     /* (U, ...) (no means/rstds) */
 } NetGrads;
 

@@ -41,14 +41,14 @@ typedef struct {
     double dropout;
 } Model;
 
-static BackpackConfig tiny_config(ModelArch arch) {
-    BackpackConfig c = {arch, 50, 16, 2, 2, 4, 8, 4};
+static BackpackConfig tiny_config(ModelArch arch, unsigned attention) {
+    BackpackConfig c = {arch, 50, 16, 2, 2, 4, 8, 4, attention};
     return c;
 }
 
-static void model_init(Model *m, ModelArch arch, double dropout) {
+static void model_init_attention(Model *m, ModelArch arch, double dropout, unsigned attention) {
     memset(m, 0, sizeof *m);
-    m->cfg = tiny_config(arch);
+    m->cfg = tiny_config(arch, attention);
     m->total = backpack_param_sizes(&m->cfg, m->sizes);
     m->params = malloc(m->total * sizeof(double));
     m->grads = calloc(m->total, sizeof(double));
@@ -72,6 +72,10 @@ static void model_init(Model *m, ModelArch arch, double dropout) {
         m->targets[i] = (int)((st >> 8) % 50);
     }
     m->dropout = dropout;
+}
+
+static void model_init(Model *m, ModelArch arch, double dropout) {
+    model_init_attention(m, arch, dropout, ATTN_DOT);
 }
 
 static void model_free(Model *m) {
@@ -103,7 +107,10 @@ static double check_all(Model *m, const char *label) {
     printf("  %s (loss %.6f)\n", label, model_loss(m));
     for (int f = 0; f < BP_NUM_PARAM_TENSORS; f++) {
         size_t n = m->sizes[f];
-        if (n) {
+        if (n && backpack_param_info[f].kind == PARAM_FIXED) {  /* never trained */
+            for (size_t i = 0; i < n; i++) assert_true(g[i] == 0.0);
+            printf("    %-18s gradient 0 (fixed)\n", backpack_param_info[f].field);
+        } else if (n) {
             GradCheck r = gradcheck(p, g, n, PER_TENSOR, model_loss, m, STEP, 100 + f);
             printf("    %-18s rel %.2e  max |diff| %.2e  max |grad| %.2e  (%d of %zu)\n",
                    backpack_param_info[f].field, r.rel_error, r.max_abs_diff, r.max_abs_grad, r.checked, n);
@@ -166,11 +173,45 @@ static void test_transformer_grad_dropout(void **state) {
     model_free(&m);
 }
 
+/* Synthesizer attention (docs/synthesizer.md): every variant on the baseline, and a
+ * mixture of each of them in the Backpack. T = 6 < n_positions = 8, so the score
+ * tables' top-left blocks are what the sequence reads. */
+static void check_attention(ModelArch arch, const char *name, double dropout) {
+    unsigned kinds;
+    BpError err;
+    assert_int_equal(attention_parse(name, &kinds, &err), 0);
+    Model m;
+    model_init_attention(&m, arch, dropout, kinds);
+    m.T = 6;
+    char label[160];
+    snprintf(label, sizeof label, "%s, attention %s%s", arch ? "transformer" : "backpack", name,
+             dropout > 0 ? ", dropout 0.2" : "");
+    check_all(&m, label);
+    model_free(&m);
+}
+
+static void test_synthesizer_grad(void **state) {
+    (void)state;
+    const char *variants[] = {"dense", "random", "fixed-random", "factorized-dense",
+                              "factorized-random", "mix:random+dot"};
+    for (size_t i = 0; i < sizeof variants / sizeof *variants; i++)
+        check_attention(ARCH_TRANSFORMER, variants[i], 0);
+}
+
+static void test_synthesizer_grad_backpack_mixture(void **state) {
+    (void)state;
+    /* every kind in a mixture of three (with all six at once, 1/6 weights shrink the
+     * factorized dense gradients to where finite differences are mostly rounding) */
+    check_attention(ARCH_BACKPACK, "mix:dot+dense+factorized-dense", 0);
+    check_attention(ARCH_BACKPACK, "mix:random+fixed-random+factorized-random", 0);
+    check_attention(ARCH_BACKPACK, "mix:dense+random+dot", 0.2);
+}
+
 /* The float model (libmodel.a, through the public API) against the double one on the
  * same parameters: loss, logits and every gradient agree to float rounding. */
-static void check_float_matches_double(ModelArch arch) {
+static void check_float_matches_double(ModelArch arch, unsigned attention) {
     Model m;
-    model_init(&m, arch, 0);
+    model_init_attention(&m, arch, 0, attention);
     model_grad(&m);
     Backpack f;
     BpError err;
@@ -205,8 +246,10 @@ static void check_float_matches_double(ModelArch arch) {
 
 static void test_float_matches_double(void **state) {
     (void)state;
-    check_float_matches_double(ARCH_BACKPACK);
-    check_float_matches_double(ARCH_TRANSFORMER);
+    check_float_matches_double(ARCH_BACKPACK, ATTN_DOT);
+    check_float_matches_double(ARCH_TRANSFORMER, ATTN_DOT);
+    check_float_matches_double(ARCH_BACKPACK, ATTN_ALL);
+    check_float_matches_double(ARCH_TRANSFORMER, ATTN_DENSE | ATTN_FACTORIZED_RANDOM);
 }
 
 int main(void) {
@@ -214,6 +257,8 @@ int main(void) {
         cmocka_unit_test(test_backpack_grad),        cmocka_unit_test(test_backpack_grad_dropout),
         cmocka_unit_test(test_backpack_grad_edits),  cmocka_unit_test(test_transformer_grad),
         cmocka_unit_test(test_transformer_grad_dropout), cmocka_unit_test(test_float_matches_double),
+        cmocka_unit_test(test_synthesizer_grad),
+        cmocka_unit_test(test_synthesizer_grad_backpack_mixture),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
