@@ -50,7 +50,8 @@ enum {
     {"--layers", ARG_INT, &(m).n_layer, 1, 1024, "N", "Transformer layers (4)", GIVEN_LAYERS},         \
     {"--heads", ARG_INT, &(m).n_head, 1, 1024, "N", "attention heads (4)", GIVEN_HEADS},               \
     {"--senses", ARG_INT, &(m).num_senses, 1, 1024, "N", "senses per word (16)", GIVEN_SENSES},        \
-    {"--context", ARG_INT, &(context), 1, 1 << 20, "N", "window and n_positions (128)", GIVEN_CONTEXT}
+    {"--context", ARG_INT, &(context), 1, 1 << 20, "N", "window and n_positions (128)", GIVEN_CONTEXT}, \
+    {"--no-last-residual", ARG_FLAG, &(m).no_last_residual, .help = "the last block without the residual around its MLP"}
 
 /* The model flags after parsing: --arch by name, --context into n_positions. */
 static int apply_model_flags(const char *arch, unsigned given, TrainConfig *c, BpError *err) {

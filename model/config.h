@@ -20,6 +20,8 @@ typedef struct {
     int num_senses;                /* k, divides d (ignored by ARCH_TRANSFORMER) */
     int n_positions;               /* maximum context length */
     int sense_intermediate_scale;  /* 4: the sense network's MLPs are d -> scale*d */
+    int no_last_residual;          /* 1: block L-1 outputs its MLP branch alone, without the
+                                    * residual around it (docs/layer-plans.md) */
 } BackpackConfig;
 
 /* Checks ranges and divisibility; the message names the offending key. */

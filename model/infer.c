@@ -85,7 +85,12 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
     if (max_len < 1 || max_len > c->n_positions)
         return bp_fail(err, "context length %d out of range [1, %d] (n_positions)", max_len,
                        c->n_positions);
-    size_t d = (size_t)c->n_embd, L = (size_t)c->n_layer, n = (size_t)max_len;
+    if (m->plan && m->plan->n_layer != c->n_layer)
+        return bp_fail(err, "the layer plan is for %d blocks, the model has %d",
+                       m->plan->n_layer, c->n_layer);
+    /* one key/value cache per block run: per block, or per run of the plan */
+    size_t d = (size_t)c->n_embd, n = (size_t)max_len;
+    size_t L = m->plan ? (size_t)m->plan->num_runs : (size_t)c->n_layer;
     int backpack = c->arch == ARCH_BACKPACK;
     size_t k = backpack ? (size_t)c->num_senses : 0;
     s->model = m;
@@ -97,7 +102,9 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
     s->logits = malloc((size_t)c->vocab_size * sizeof(float));
     s->scratch = malloc(scratch_floats(c, max_len) * sizeof(float));
     s->team = aligned_alloc(64, (sizeof(Team) + 63) / 64 * 64); /* its own cache lines */
-    int ok = s->tokens && s->key_cache && s->value_cache && s->logits && s->scratch && s->team;
+    if (m->plan) s->plan_buffers = malloc((size_t)m->plan->num_buffers * d * sizeof(float));
+    int ok = s->tokens && s->key_cache && s->value_cache && s->logits && s->scratch && s->team &&
+             (!m->plan || s->plan_buffers);
     if (backpack) {
         s->sense_keys = malloc(n * d * sizeof(float));
         s->sense_vectors = malloc(n * k * d * sizeof(float));
@@ -125,6 +132,7 @@ void infer_free(InferState *s) {
     free(s->scratch);
     free(s->first_position);
     free(s->mix_rows);
+    free(s->plan_buffers);
     greedy_screen_free(s->screen);
     free(s->team);
     memset(s, 0, sizeof *s);
@@ -146,8 +154,13 @@ static void layernorm(float *out, const float *x, const float *w, const float *b
 
 static void gelu(float *x, int n) { gelu_forward(x, x, (size_t)n); }
 
-/* The transformer for position pos = s->len: fills the caches of every layer and
- * leaves h = LN_f(X[pos]) in v->h. */
+/* dst (d) = src / divisor, or += (a layer plan's step, plan.h) */
+static void plan_store(float *dst, const float *src, int d, int add, float divisor) {
+    for (int i = 0; i < d; i++) dst[i] = add ? dst[i] + src[i] / divisor : src[i] / divisor;
+}
+
+/* The transformer for position pos = s->len: fills the caches of every layer (of
+ * every run of a block under the model's plan) and leaves h = LN_f(X[pos]) in v->h. */
 static void transformer_step(InferState *s, const Scratch *v, int token) {
     const Backpack *m = s->model;
     Team *team = s->team;
@@ -157,10 +170,20 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
     const size_t layer_cache = (size_t)s->max_len * d;
 
     const float *e = p->wte + (size_t)token * d, *pe = p->wpe + (size_t)pos * d;
-    for (int i = 0; i < d; i++) v->x[i] = e[i] + pe[i];
+    const LayerPlan *plan = m->plan;
+    float *h0 = plan ? s->plan_buffers : v->x;
+    for (int i = 0; i < d; i++) h0[i] = e[i] + pe[i];
 
-    for (int l = 0; l < L; l++) {
-        float *kc = s->key_cache + l * layer_cache, *vc = s->value_cache + l * layer_cache;
+    for (int r = 0; r < (plan ? plan->num_ops : L); r++) {
+        const PlanOp *op = plan ? &plan->ops[r] : NULL;
+        if (op && op->kind == PLAN_COMBINE) {
+            plan_store(s->plan_buffers + (size_t)op->dst * d,
+                       s->plan_buffers + (size_t)op->src * d, d, op->add, (float)op->divisor);
+            continue;
+        }
+        const int l = op ? op->block : r, slot = op ? op->slot : r;
+        if (op) memcpy(v->x, s->plan_buffers + (size_t)op->src * d, (size_t)d * sizeof(float));
+        float *kc = s->key_cache + slot * layer_cache, *vc = s->value_cache + slot * layer_cache;
         layernorm(v->xn, v->x, p->ln1w + (size_t)l * d, p->ln1b + (size_t)l * d, d);
         conv1d(team, v->qkv, v->xn, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + (size_t)l * 3 * d, d,
                3 * d, 0);
@@ -199,8 +222,10 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
                4 * d, 0);
         gelu(v->hidden, 4 * d);
         conv1d(team, v->x, v->hidden, p->fcprojw + (size_t)l * 4 * d * d, p->fcprojb + (size_t)l * d,
-               4 * d, d, 1);
+               4 * d, d, !(m->config.no_last_residual && l == L - 1));
+        if (op) plan_store(s->plan_buffers + (size_t)op->dst * d, v->x, d, op->add, 1.0f);
     }
+    if (plan) memcpy(v->x, s->plan_buffers, (size_t)d * sizeof(float));
     layernorm(v->h, v->x, p->lnfw, p->lnfb, d);
 }
 
