@@ -18,6 +18,8 @@ int cmd_train(int argc, char **argv);
 /* cmd_eval.c, cmd_generate.c */
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+/* cmd_layers.c */
+int cmd_layers(int argc, char **argv);        /* layers --model DIR --data F.tok: the plan sweep */
 /* cmd_senses.c */
 int cmd_export(int argc, char **argv);
 int cmd_senses(int argc, char **argv);
