@@ -123,7 +123,7 @@ test: data
 test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
-SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh
+SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/cli_layers.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 
