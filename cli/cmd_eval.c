@@ -61,10 +61,9 @@ int cmd_eval(int argc, char **argv) {
     if (context == 0) context = m.config.n_positions;
     LayerPlan plan = {0};
     if (layers) {
-        if (layer_plan_parse(&plan, layers, m.config.n_layer, &err) != 0) {
-            bp_error_prefix(&err, "--layers");
+        if ((st = cli_layers(layers, m.config.n_layer, &plan)) != 0) {
             backpack_free(&m);
-            return cli_usage_error(err.msg);
+            return st;
         }
         m.plan = &plan;
     }

@@ -98,10 +98,9 @@ int cmd_generate(int argc, char **argv) {
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
     LayerPlan plan = {0};
     if (layers) {
-        if (layer_plan_parse(&plan, layers, m.config.n_layer, &err) != 0) {
-            bp_error_prefix(&err, "--layers");
+        if ((st = cli_layers(layers, m.config.n_layer, &plan)) != 0) {
             backpack_free(&m);
-            return cli_usage_error(err.msg);
+            return st;
         }
         m.plan = &plan;
     }

@@ -32,6 +32,13 @@ typedef struct {
     uint64_t windows;
 } Sweep;
 
+int cli_layers(const char *text, int n_layer, LayerPlan *plan) {
+    BpError err = {{0}};
+    if (layer_plan_parse(plan, text, n_layer, &err) == 0) return 0;
+    bp_error_prefix(&err, "--layers");
+    return cli_usage_error(err.msg);
+}
+
 static int eval_plan(const Sweep *s, const char *text, EvalResult *res, BpError *err) {
     LayerPlan plan;
     if (layer_plan_parse(&plan, text, s->m->config.n_layer, err) != 0) return -1;
