@@ -60,12 +60,9 @@ int cmd_eval(int argc, char **argv) {
     }
     if (context == 0) context = m.config.n_positions;
     LayerPlan plan = {0};
-    if (layers) {
-        if ((st = cli_layers(layers, m.config.n_layer, &plan)) != 0) {
-            backpack_free(&m);
-            return st;
-        }
-        m.plan = &plan;
+    if ((st = cli_layers(layers, &m, &plan)) != 0) {
+        backpack_free(&m);
+        return st;
     }
     SenseEdits edits = {0};
     int have_edits = 0, rc = 1;

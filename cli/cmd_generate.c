@@ -97,12 +97,9 @@ int cmd_generate(int argc, char **argv) {
     size_t n = 0, cap = 0;
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
     LayerPlan plan = {0};
-    if (layers) {
-        if ((st = cli_layers(layers, m.config.n_layer, &plan)) != 0) {
-            backpack_free(&m);
-            return st;
-        }
-        m.plan = &plan;
+    if ((st = cli_layers(layers, &m, &plan)) != 0) {
+        backpack_free(&m);
+        return st;
     }
     if (compat_load_tokenizer(&tok, model_dir, m.config.vocab_size, &err) != 0) goto done;
     if (edits_db) {

@@ -32,9 +32,13 @@ typedef struct {
     uint64_t windows;
 } Sweep;
 
-int cli_layers(const char *text, int n_layer, LayerPlan *plan) {
+int cli_layers(const char *text, Backpack *m, LayerPlan *plan) {
     BpError err = {{0}};
-    if (layer_plan_parse(plan, text, n_layer, &err) == 0) return 0;
+    if (!text) return 0;
+    if (layer_plan_parse(plan, text, m->config.n_layer, &err) == 0) {
+        m->plan = plan;
+        return 0;
+    }
     bp_error_prefix(&err, "--layers");
     return cli_usage_error(err.msg);
 }
