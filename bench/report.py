@@ -21,7 +21,7 @@ CONFIGS = {
     "B": dict(V=50264, d=256, L=4, H=4, k=16, T=256, B=8),
     "S": dict(V=50264, d=768, L=12, H=12, k=16, T=512, B=8),  # generation only, no target
 }
-TARGETS = {"A": 2.0, "B": 1.5}  # training speed ratio C / PyTorch (issue 6)
+TARGETS = {"A": 2.0, "B": 1.5}  # training speed ratio C / PyTorch (the targets in bench/README.md)
 GEN_TARGETS = {"A": 3.0, "B": 3.0}  # generation speed ratio; S is for information
 GFLOPS_FRACTION_TARGET = 0.70
 

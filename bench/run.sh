@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench/run.sh - the C Backpack against PyTorch on the same CPU (issue 6); `make bench`.
+# bench/run.sh - the C Backpack against PyTorch on the same CPU (the speed targets are
+# in bench/README.md); `make bench`.
 #
 #   make bench                      # ~10-15 minutes on 2 idle cores
 #   BENCH_QUICK=1 make bench        # ~2 minutes: fewer runs and steps
@@ -36,7 +37,7 @@
 # both; the report names the kernel each side used).
 #
 # Model FLOPs (bench/report.py, flops_per_token): the FULL per-position computation of
-# ../shared/backpack-spec.md, matrix products only (elementwise work is not counted),
+# docs/backpack-spec.md, matrix products only (elementwise work is not counted),
 # 2 flops per multiply-add, every position computing its own sense network, attention
 # and sense-weight products over the full T x T square (as dense implementations do):
 #   forward per position =
@@ -48,8 +49,8 @@
 #     + 2 d V                            tied output
 #   training = 3 x forward (backward = two products per forward product)
 # Configuration A: 72.0 MFLOP per trained token; B: 136.6 MFLOP. The C model's
-# once-per-distinct-word sense network does less work than this count, which the issue
-# asks to count anyway. Achieved GFLOP/s = tokens/s x flops per token; it is compared
+# once-per-distinct-word sense network does less work than this count, which is
+# counted at the full rate anyway, so both sides are scored on the same work. Achieved GFLOP/s = tokens/s x flops per token; it is compared
 # with the combined OpenBLAS sgemm rate on the model's own product shapes in the three
 # orientations of training (bench/sgemm.c), measured in the same rounds.
 set -euo pipefail

@@ -1,5 +1,5 @@
 /* sgemm - OpenBLAS sgemm GFLOP/s on the matrix products of one Backpack training step
- * (bench/run.sh, issue 6): the limit the model's own GFLOP/s is compared with.
+ * (bench/run.sh): the limit the model's own GFLOP/s is compared with.
  *
  *   sgemm [--threads T] [--n N] [--d D] [--vocab V] [--senses K] [--unique U]
  *         [--seconds S]

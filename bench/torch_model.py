@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""The PyTorch side of the benchmark (bench/run.sh, issue 6): the Backpack LM of
-../shared/backpack-spec.md written as ordinary, efficient PyTorch, the way the published
+"""The PyTorch side of the benchmark (bench/run.sh): the Backpack LM of
+docs/backpack-spec.md written as ordinary, efficient PyTorch, the way the published
 training code runs it (float32, fused library ops, the sense network applied at every
 position as in the Hugging Face BackpackGPT2 code), plus a cached generation path.
 

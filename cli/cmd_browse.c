@@ -14,7 +14,8 @@ static const char browse_synopsis[] =
     "       backpack browse --db FILE [--model DIR] --keys KEYS|@FILE --screen-out FILE|-\n"
     "                       [--size COLSxROWS] [--each-key] [--timing FILE]\n"
     "The sense browser: search words (/), read their senses, explain and edit predictions\n"
-    "(with --model; the model the database was exported from). ? inside shows every key.\n"
+    "(with --model; the model the database was exported from); when DIR is a training run\n"
+    "(with metrics.jsonl), R draws its loss curves. ? inside shows every key.\n"
     "Scripted keys: text types itself; <Enter> <Esc> <Up> <Down> <Left> <Right> <PgUp>\n"
     "<PgDn> <Home> <End> <BS> <Del> <Tab> <S-Tab> <Space> <lt> <C-x> <Resize:COLSxROWS>.\n";
 
@@ -24,7 +25,7 @@ int cmd_browse(int argc, char **argv) {
     TuiScript o = {.rows = 30, .cols = 100};
     const ArgOption opts[] = {
         {"--db", ARG_STRING, &db, .meta = "FILE", .help = "the sense database (backpack export)"},
-        {"--model", ARG_STRING, &model, .meta = "DIR", .help = "the model, for the prompt and edit screens"},
+        {"--model", ARG_STRING, &model, .meta = "DIR", .help = "the model, for the prompt and edit screens (and R: a run's loss curves)"},
         {"--layers", ARG_STRING, &layers, .meta = "PLAN", .help = "the prompt screen runs the model's blocks as PLAN (docs/layer-plans.md)"},
         {"--keys", ARG_STRING, &o.keys, .meta = "KEYS|@FILE", .help = "scripted mode: these keys instead of the terminal"},
         {"--screen-out", ARG_STRING, &o.screen_out, .meta = "FILE|-", .help = "scripted mode: the screen as text"},

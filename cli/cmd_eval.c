@@ -76,6 +76,11 @@ int cmd_eval(int argc, char **argv) {
     }
     EvalResult res;
     if (data) {
+        /* the data must be the model's tokenizer's (when the model has its tokenizer) */
+        char vocab_json[4096 + 16];
+        snprintf(vocab_json, sizeof vocab_json, "%s/vocab.json", model_dir);
+        if (file_exists(vocab_json) && compat_check_tokfile(data, model_dir, m.config.vocab_size, &err) != 0)
+            goto done;
         if (tokfile_open(&tf, data, &err) != 0) goto done;
         tf_open = 1;
         if (evaluate_tokfile(&m, &tf, context, batch, 0, &res, &err) != 0) {

@@ -23,7 +23,9 @@ static const char train_synopsis[] =
     "directory with train_state.bin and metrics.jsonl. Ctrl-C finishes the step, saves and\n"
     "exits; --resume continues (bit-identical losses with the same seed and threads).\n"
     "AdamW betas (0.9, 0.999), eps 1e-8; linear warmup, then linear decay to 0 over the\n"
-    "budget; the first budget limit reached ends the run (default 1000 steps).\n";
+    "budget; the first budget limit reached ends the run (default 1000 steps).\n"
+    "Under mpirun -np N: data parallel, --batch per process, global batch N x B\n"
+    "(docs/distributed.md).\n";
 
 static const char init_synopsis[] =
     "usage: backpack init --out DIR [--tokenizer DIR | --vocab V] [--seed S] [--force]\n"
@@ -40,6 +42,7 @@ enum {
     GIVEN_DROPOUT = 1 << 12, GIVEN_SEED = 1 << 13, GIVEN_BUDGET = 1 << 14, GIVEN_THREADS = 1 << 15,
     GIVEN_EVAL_EVERY = 1 << 16, GIVEN_EVAL_BATCHES = 1 << 17, GIVEN_SAVE_EVERY = 1 << 18,
     GIVEN_DATA = 1 << 19, GIVEN_OUT = 1 << 20, GIVEN_TOKENIZER = 1 << 21, GIVEN_VOCAB = 1 << 22,
+    GIVEN_ZERO = 1 << 23,
 };
 
 /* The rows of the model's shape, shared by init and train. */
@@ -123,7 +126,6 @@ static int check_resume_flags(const TrainConfig *saved, const TrainConfig *asked
     SAME(GIVEN_HEADS, s->n_head == a->n_head, "--heads");
     SAME(GIVEN_SENSES, s->arch == ARCH_TRANSFORMER || s->num_senses == a->num_senses, "--senses");
     SAME(GIVEN_CONTEXT, saved->context == asked->context, "--context");
-    SAME(GIVEN_BATCH, saved->batch == asked->batch, "--batch");
     SAME(GIVEN_ACCUM, saved->accum == asked->accum, "--accum");
     SAME(GIVEN_LR, saved->lr == asked->lr, "--lr");
     SAME(GIVEN_WARMUP, saved->warmup == asked->warmup, "--warmup");
@@ -169,6 +171,7 @@ int cmd_train(int argc, char **argv) {
         {"--eval-every", ARG_INT, &c.eval_every, 0, 1 << 30, "N", "steps between validations (200; 0: at the end)", GIVEN_EVAL_EVERY},
         {"--eval-batches", ARG_INT, &c.eval_batches, 1, 1 << 20, "N", "validation batches (20)", GIVEN_EVAL_BATCHES},
         {"--save-every", ARG_INT, &c.save_every, 0, 1 << 30, "N", "steps between checkpoints (1000; 0: at the end)", GIVEN_SAVE_EVERY},
+        {"--zero", ARG_INT, &c.zero, 0, 1, "N", "1: shard the optimizer state over the processes (0)", GIVEN_ZERO},
         {0}};
     const ArgSpec spec = {"train", train_synopsis, opts, .given = &given};
     int st = cli_parse(&spec, argc, argv);
@@ -196,6 +199,9 @@ int cmd_train(int argc, char **argv) {
             saved.max_minutes = c.max_minutes;
         }
         if (given & GIVEN_THREADS) saved.threads = c.threads;
+        /* the saved batch is the global one; train_run shares it out or checks --batch */
+        if (given & GIVEN_BATCH) saved.batch = c.batch;
+        saved.zero = c.zero;
         if (given & GIVEN_EVAL_EVERY) saved.eval_every = c.eval_every;
         if (given & GIVEN_EVAL_BATCHES) saved.eval_batches = c.eval_batches;
         if (given & GIVEN_SAVE_EVERY) saved.save_every = c.save_every;

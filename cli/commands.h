@@ -32,8 +32,14 @@ int cmd_nearest(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_edits(int argc, char **argv);
+/* cmd_induction.c (the work in lab/) */
+int cmd_induction(int argc, char **argv);     /* induction data|train|eval: the induction-head lab */
 /* cmd_browse.c */
 int cmd_browse(int argc, char **argv);
+/* cmd_plot.c (pictures through plot/) */
+int cmd_plot(int argc, char **argv);
+/* cmd_geometry.c (senses/geometry.h) */
+int cmd_geometry(int argc, char **argv);
 
 /* Prints "backpack: <msg>" on stderr and returns 1: `return cli_error(err.msg);`. */
 int cli_error(const char *msg);

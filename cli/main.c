@@ -28,6 +28,9 @@ static const Command commands[] = {
     {"edit", cmd_edit, "edit a sense (scale, weight, replace, copy, reset, undo)"},
     {"edits", cmd_edits, "list the edits stored in a sense database"},
     {"browse", cmd_browse, "the sense browser (ncurses)"},
+    {"plot", cmd_plot, "pictures of training runs (loss, lr, gradient norm) and of senses"},
+    {"geometry", cmd_geometry, "angles in high dimensions: random directions, senses, memory"},
+    {"induction", cmd_induction, "the induction-head lab: synthetic data, simplified model, eval"},
 };
 
 int cli_error(const char *msg) {

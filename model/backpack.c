@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/hash.h"
 #include "net.h"
 
 struct BackpackActivations {
@@ -111,6 +112,7 @@ int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, 
         return bp_fail(err, "the layer plan is for %d blocks, the model has %d",
                        m->plan->n_layer, m->config.n_layer);
     net->plan = m->plan;
+    net->first_row = opts ? opts->first_row : 0;
     if (net_forward(net, inputs, targets, B, T, dropout, seed, err) != 0) return -1;
     m->batch_size = B;
     m->seq_len = T;
@@ -141,24 +143,8 @@ void backpack_compute_senses(const Backpack *m, const int *tokens, int n, float 
 
 /* ------------------------------------------------------------------------------------ */
 
-/* FNV-1a over 64-bit words (then over the trailing bytes), finished with a
- * splitmix64-style avalanche: fast enough for 170M parameters, and stable across runs
- * and machines of the same endianness. */
+/* hash64 (common/hash.h) of the parameter bytes. */
 void backpack_weights_hash(const Backpack *m, char hex[17]) {
-    const uint64_t prime = 0x100000001b3ULL;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    const unsigned char *bytes = (const unsigned char *)m->params_memory;
-    size_t n = m->num_parameters * sizeof(float), i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, bytes + i, 8);
-        h = (h ^ w) * prime;
-    }
-    for (; i < n; i++) h = (h ^ bytes[i]) * prime;
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
+    uint64_t h = hash64(m->params_memory, m->num_parameters * sizeof(float));
     snprintf(hex, 17, "%016llx", (unsigned long long)h);
 }

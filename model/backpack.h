@@ -33,6 +33,9 @@
 typedef struct {
     float dropout;            /* 0 disables; in [0, 1) */
     Rng *rng;                 /* dropout masks; required when dropout > 0 */
+    uint64_t first_row;       /* the batch is rows [first_row, first_row + B) of a larger
+                               * one split over processes: the position-indexed masks are
+                               * that batch's (the sense network's are per word anyway) */
 } TrainOptions;
 
 typedef struct BackpackActivations BackpackActivations;  /* private to backpack.c */

@@ -79,7 +79,7 @@ void encoder_backward(real *dwte, real *dwpe, const real *dout, const WordGroups
 /* 1 when element `index` of dropout site `site` is kept (probability 1 - p, with
  * threshold = p * 2^24). */
 static inline int dropout_keep(uint64_t seed, uint64_t site, uint64_t index, uint32_t threshold) {
-    uint64_t z = seed + site * 0x9E3779B97F4A7C15ULL + index * 0xD1B54A32D192ED69ULL;
+    uint64_t z = seed + site * 0x9E3779B97F4A7C15ULL + index * DROPOUT_INDEX_STRIDE;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z ^= z >> 31;

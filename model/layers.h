@@ -66,6 +66,15 @@ void encoder_backward(real *dwte, real *dwpe, const real *dout, const WordGroups
 void dropout_apply(real *x, int rows, int width, const int *row_ids, real p, uint64_t seed,
                    uint64_t site);
 
+/* The mask hash is linear in the element index (seed + index * DROPOUT_INDEX_STRIDE, then
+ * mixed), so the masks of a batch that starts `first` elements into a larger batch are
+ * those of the larger one with the seed dropout_seed_from(seed, first). Data-parallel
+ * training uses it to draw, on each process, the masks of its rows of the global batch. */
+#define DROPOUT_INDEX_STRIDE 0xD1B54A32D192ED69ULL
+static inline uint64_t dropout_seed_from(uint64_t seed, uint64_t first) {
+    return seed + first * DROPOUT_INDEX_STRIDE;
+}
+
 /* out (N,C) = (inp - mean) * rstd * weight + bias; eps 1e-5, biased variance.
  * mean, rstd (N) are kept for backward. */
 void layernorm_forward(real *out, real *mean, real *rstd, const real *inp, const real *weight,

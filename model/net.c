@@ -388,10 +388,13 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
     memcpy(n->inputs, inputs, N * sizeof(int));
     if (targets) memcpy(n->targets, targets, N * sizeof(int));
     group_words(n, inputs, (int)N);
+    /* position-indexed masks: rows (width d) and attention blocks (T x T per head) */
+    const uint64_t seed_rows = dropout_seed_from(seed, n->first_row * T * d);
+    const uint64_t seed_att = dropout_seed_from(seed, n->first_row * H * T * T);
 
     /* 1. the contextualization transformer, its blocks in order or as n->plan says */
     encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, d);
-    dropout_apply(a->encoded, (int)N, d, NULL, dropout, seed, SITE_EMB);
+    dropout_apply(a->encoded, (int)N, d, NULL, dropout, seed_rows, SITE_EMB);
     real *residual = a->encoded;
     const LayerPlan *plan = n->plan;
     if (plan && plan_begin(n, residual, N * d, err) != 0) return -1;
@@ -414,11 +417,11 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
                           (int)N, d);
         matmul_forward(qkv, ln1, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + (size_t)l * 3 * d,
                        (int)N, d, 3 * d);
-        attention_forward(atty, att, qkv, B, T, d, H, scale, dropout, seed, site, a->scratch);
+        attention_forward(atty, att, qkv, B, T, d, H, scale, dropout, seed_att, site, a->scratch);
         /* residual2 = residual + dropout(atty W_o + b_o) */
         matmul_forward(res2, atty, p->attprojw + (size_t)l * d * d, p->attprojb + l * d,
                        (int)N, d, d);
-        dropout_apply(res2, (int)N, d, NULL, dropout, seed, site + 1);
+        dropout_apply(res2, (int)N, d, NULL, dropout, seed_rows, site + 1);
         residual_forward(res2, residual, res2, Nd);
         layernorm_forward(ln2, ln2_mean, ln2_rstd, res2, p->ln2w + l * d, p->ln2b + l * d,
                           (int)N, d);
@@ -427,7 +430,7 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
         gelu_forward(fch_gelu, fch, N * 4 * d);
         matmul_forward(res3, fch_gelu, p->fcprojw + (size_t)l * 4 * d * d, p->fcprojb + l * d,
                        (int)N, 4 * d, d);
-        dropout_apply(res3, (int)N, d, NULL, dropout, seed, site + 2);
+        dropout_apply(res3, (int)N, d, NULL, dropout, seed_rows, site + 2);
         if (!(c->no_last_residual && l == L - 1)) residual_forward(res3, res2, res3, Nd);
         residual = res3;
         if (op) plan_op(n, op, res3, Nd);
@@ -492,6 +495,8 @@ int net_backward(Net *n, BpError *err) {
     RealTensors *dp = &n->grads;
     real drop = n->dropout;
     uint64_t seed = n->seed;
+    const uint64_t seed_rows = dropout_seed_from(seed, n->first_row * T * d);
+    const uint64_t seed_att = dropout_seed_from(seed, n->first_row * H * T * T);
 
     crossentropy_backward(n->logits, a->lse, n->targets, (int)N, V, R(1));
     real *dlnf = g->dln;
@@ -551,7 +556,7 @@ int net_backward(Net *n, BpError *err) {
          * the last block's residual, res2 reaches the loss through the MLP alone) */
         memcpy(g->dbranch, dres, Nd * sizeof(real));
         if (c->no_last_residual && l == L - 1) memset(dres, 0, Nd * sizeof(real));
-        dropout_apply(g->dbranch, (int)N, d, NULL, drop, seed, site + 2);
+        dropout_apply(g->dbranch, (int)N, d, NULL, drop, seed_rows, site + 2);
         matmul_backward(g->dfch_gelu, dp->fcprojw + (size_t)l * 4 * d * d, dp->fcprojb + l * d,
                         g->dbranch, fch_gelu, p->fcprojw + (size_t)l * 4 * d * d, (int)N, 4 * d, d);
         gelu_backward(g->dfch, fch, g->dfch_gelu, N * 4 * d);
@@ -561,17 +566,17 @@ int net_backward(Net *n, BpError *err) {
                            p->ln2w + l * d, ln2_mean, ln2_rstd, (int)N, d);
         /* res2 = residual + drop(attention(LN_1(residual)) W_o + b_o) */
         memcpy(g->dbranch, dres, Nd * sizeof(real));
-        dropout_apply(g->dbranch, (int)N, d, NULL, drop, seed, site + 1);
+        dropout_apply(g->dbranch, (int)N, d, NULL, drop, seed_rows, site + 1);
         matmul_backward(g->datty, dp->attprojw + (size_t)l * d * d, dp->attprojb + l * d,
                         g->dbranch, atty, p->attprojw + (size_t)l * d * d, (int)N, d, d);
-        attention_backward(g->dqkv, g->datty, qkv, att, B, T, d, H, scale, drop, seed, site,
+        attention_backward(g->dqkv, g->datty, qkv, att, B, T, d, H, scale, drop, seed_att, site,
                            a->scratch);
         matmul_backward(g->dln, dp->qkvw + (size_t)l * d * 3 * d, dp->qkvb + (size_t)l * 3 * d,
                         g->dqkv, ln1, p->qkvw + (size_t)l * d * 3 * d, (int)N, d, 3 * d);
         layernorm_backward(dres, dp->ln1w + l * d, dp->ln1b + l * d, g->dln, residual,
                            p->ln1w + l * d, ln1_mean, ln1_rstd, (int)N, d);
     }
-    dropout_apply(dres, (int)N, d, NULL, drop, seed, SITE_EMB);
+    dropout_apply(dres, (int)N, d, NULL, drop, seed_rows, SITE_EMB);
     WordGroups groups = {n->num_words, n->words, n->word_off, n->word_pos};
     encoder_backward(dp->wte, dp->wpe, dres, &groups, B, T, d);
     return 0;

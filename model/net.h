@@ -101,6 +101,7 @@ typedef struct {
     int B, T, has_targets;
     real dropout;
     uint64_t seed;
+    uint64_t first_row;                   /* of a larger batch (TrainOptions.first_row) */
     real mean_loss;
     const SenseEdits *fwd_edits;
     int fwd_plan;                         /* the last forward ran a plan */

@@ -8,41 +8,8 @@
  * without the model: top-word scores and nearest neighbours of EDITED senses are
  * recomputed from E and the stored vectors.
  *
- * Schema (version STORE_SCHEMA_VERSION; PRAGMA application_id = STORE_APPLICATION_ID,
- * PRAGMA user_version = the schema version; WAL journal mode; 64 KB pages, so that the
- * ~3.4 KB rows of the small shape pack 19 to a page instead of one per 4 KB page):
- *
- *   meta(key TEXT PRIMARY KEY, value TEXT)
- *       schema_version, vocab_size, n_embd, n_layer, n_head, num_senses, n_positions,
- *       sense_intermediate_scale, arch, weights_hash (16 hex digits), top_n (words per
- *       stored list), created (unix time), model_dir, complete ("1", written last)
- *   tokens(id INTEGER PRIMARY KEY, token TEXT, text TEXT, bytes BLOB)
- *       token: the vocab.json string ("Ġthe"); text: readable form (" the");
- *       bytes: the raw bytes. Rows past the tokenizer's vocabulary (padding) have
- *       token = text = "<pad N>" and empty bytes.
- *   wte(id INTEGER PRIMARY KEY, vector BLOB)                 E[id]: d little-endian float32
- *   senses(id INTEGER PRIMARY KEY, token INTEGER, sense INTEGER, norm REAL,
- *          top_ids BLOB, top_scores BLOB, bottom_ids BLOB, bottom_scores BLOB,
- *          vector BLOB)
- *       one row per word and sense, id = token * k + sense; vector = C(x)_l as EXPORTED
- *       (d float32, never changed by edits); top_ids/top_scores: the top_n words of
- *       E C(x)_l, highest first (int32 / float32 little-endian); bottom_*: lowest first.
- *   files(name TEXT PRIMARY KEY, data BLOB)                  vocab.json, merges.txt
- *   edits(id INTEGER PRIMARY KEY, created REAL, kind TEXT, token INTEGER, sense INTEGER,
- *         description TEXT, undone INTEGER)
- *       one row per edit, kind in scale|weight|copy|reset|replace; sense -1 for replace;
- *       undone = 1 after an undo (rows are never deleted: the table is the history).
- *   edit_changes(edit_id INTEGER, token INTEGER, sense INTEGER,
- *                weight_before REAL, weight_after REAL, vector_before BLOB, vector_after BLOB)
- *       every sense an edit changed, with its in-force state before and after.
- *   edited_senses(token INTEGER, sense INTEGER, weight REAL, vector BLOB,
- *                 PRIMARY KEY (token, sense))
- *       the state in force: one row per sense whose vector or weight differs from the
- *       export (vector NULL = the exported vector). Edits and undos maintain it in the
- *       same transaction as their edits/edit_changes rows.
- *
- * A vector "in force" is the edited_senses vector if any, else the exported one; its
- * weight is edited_senses.weight if any, else 1.
+ * The file format (tables, meta keys, what a vector and weight "in force" are) is
+ * described once, in docs/sense-database.md.
  *
  * Words typed by a user (store_resolve_word): "#123" is token id 123; a word that starts
  * with a space is looked up exactly; a bare word is looked up as " word" (the usual

@@ -1,9 +1,11 @@
-/* store_private.h - what store.c, export.c and store_edits.c share; not an API. */
+/* store_private.h - what the files of senses/ share (store_open.c, store_vocab.c,
+ * store_query.c, store_nearest.c, export.c, store_edits.c); not an API. */
 #ifndef BP_SENSE_STORE_PRIVATE_H
 #define BP_SENSE_STORE_PRIVATE_H
 
 #include <sqlite3.h>
 
+#include "../text/hashmap.h"
 #include "store.h"
 
 struct SenseStore {
@@ -18,8 +20,7 @@ struct SenseStore {
     size_t *tok_text;          /* (V) */
     size_t *tok_bytes;         /* (V) */
     size_t *tok_bytes_len;     /* (V) */
-    int *hash_slots;           /* bytes -> id, open addressing, -1 empty */
-    size_t hash_cap;
+    ByteMap by_bytes;          /* token bytes -> id */
     int *by_text;              /* (V) ids sorted by readable text without a leading space */
     void *tokenizer;           /* Tokenizer*, loaded on first multi-token word */
     char tokenizer_dir[512];   /* temporary directory it was materialized in */
@@ -37,6 +38,14 @@ struct SenseStore {
 int store_sql_fail(const SenseStore *s, BpError *err, const char *what);
 /* Reads a float32 BLOB of exactly n floats (little-endian host assumed: x86-64). */
 int blob_to_floats(const void *blob, int bytes, float *out, int n);
+
+/* store_vocab.c: loads the tokens table into the fields above (store_open), and frees
+ * them with the tokenizer (store_close). */
+int store_load_vocab(SenseStore *s, BpError *err);
+void store_free_vocab(SenseStore *s);
+
+/* store_nearest.c: frees the nearest-neighbour index (store_close). */
+void store_free_index(SenseStore *s);
 
 /* State in force of one sense: vector (d) and weight. */
 int store_state(SenseStore *s, int token, int sense, float *vector, float *weight, BpError *err);

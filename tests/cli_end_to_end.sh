@@ -119,6 +119,9 @@ bp tokenizer train --vocab-size 300 --out tokother other.txt >/dev/null
 expect_error 1 "data.train.tok: made by a different tokenizer than tokother" \
     bp train --data data --tokenizer tokother --out other $model --steps 1
 [ ! -e other/model.safetensors ] || fail "a refused train wrote a model"
+expect_error 1 "data320.val.tok: made by a tokenizer of 320 ids, but m has 300" bp eval --model m --data data320.val.tok
+bp tokenize --tokenizer tokother --out dataother other.txt >/dev/null 2>&1
+expect_error 1 "dataother.val.tok: made by a different tokenizer than m" bp eval --model m --data dataother.val.tok
 # ids as text: a round trip, and a bad id named alone (not the rest of its line)
 printf ' The jury said' > said.txt
 same "$(bp tokenizer encode --tokenizer tok said.txt | bp tokenizer decode --tokenizer tok -)" ' The jury said' \

@@ -7,7 +7,7 @@ holds. Used by tests/test_model_checkpoint.c to prove such a file loads.
 
     make_hf_checkpoint.py OUT_DIR [f32|f16|bf16] [backpack|gpt2]
 
-Tensor names come from the spec (../shared/backpack-spec.md), not from the C code. Every
+Tensor names come from the spec (docs/backpack-spec.md), not from the C code. Every
 parameter element is  ((i * 7 + seed * 13) % 1000) / 1000 - 0.5  (i = flat index,
 seed = sum of the name's bytes % 97), so the C test can recompute it exactly.
 Only numpy and the standard library: the safetensors package is not needed.

@@ -275,7 +275,7 @@ static void run_once(Backpack *m, const int *x, const int *y, int B, int T, int 
     omp_set_num_threads(threads);
     Rng r;
     rng_seed(&r, 99);
-    TrainOptions opts = {0.1f, &r};
+    TrainOptions opts = {.dropout = 0.1f, .rng = &r};
     backpack_zero_grad(m);
     assert_int_equal(backpack_forward(m, x, y, B, T, &opts, &err), 0);
     *loss = m->mean_loss;

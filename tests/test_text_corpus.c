@@ -12,19 +12,11 @@
 
 #include "../common/fileio.h"
 #include "../text/corpus_brown.h"
-
-static char tmpdir[256];
+#include "fixture.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-corpus-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
-    return 0;
+    return temp_dir_create(&tmp, "corpus");
 }
 
 static const char DOC_A[] =
@@ -55,7 +47,7 @@ static void test_convert_directory(void **state) {
     (void)state;
     char dir[512], path[600], out[600];
     BpError err = {0};
-    snprintf(dir, sizeof dir, "%s/brown", tmpdir);
+    temp_dir_path(&tmp, "brown", dir, sizeof dir);
     assert_int_equal(make_dirs(dir, &err), 0);
     struct { const char *name, *text; } files[] = {
         {"cb02", "\tB/np two/cd ./.\n"},
@@ -69,7 +61,7 @@ static void test_convert_directory(void **state) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
         assert_int_equal(write_file_atomic(path, files[i].text, strlen(files[i].text), &err), 0);
     }
-    snprintf(out, sizeof out, "%s/brown.txt", tmpdir);
+    temp_dir_path(&tmp, "brown.txt", out, sizeof out);
     int docs;
     size_t bytes;
     if (corpus_brown_convert(dir, out, &docs, &bytes, &err) != 0) fail_msg("%s", err.msg);
@@ -85,14 +77,14 @@ static void test_convert_directory(void **state) {
 static void test_bad_directories(void **state) {
     (void)state;
     char out[600], missing[600];
-    snprintf(out, sizeof out, "%s/out.txt", tmpdir);
-    snprintf(missing, sizeof missing, "%s/nonexistent", tmpdir);
+    temp_dir_path(&tmp, "out.txt", out, sizeof out);
+    temp_dir_path(&tmp, "nonexistent", missing, sizeof missing);
     int docs;
     size_t bytes;
     BpError err = {0};
     assert_int_equal(corpus_brown_convert(missing, out, &docs, &bytes, &err), -1);
     assert_non_null(strstr(err.msg, "nonexistent: cannot open directory"));
-    assert_int_equal(corpus_brown_convert(tmpdir, out, &docs, &bytes, &err), -1);
+    assert_int_equal(corpus_brown_convert(tmp.path, out, &docs, &bytes, &err), -1);
     assert_non_null(strstr(err.msg, "no Brown corpus files"));
     assert_false(file_exists(out));
 }
@@ -103,5 +95,5 @@ int main(void) {
         cmocka_unit_test(test_convert_directory),
         cmocka_unit_test(test_bad_directories),
     };
-    return cmocka_run_group_tests_name("text/corpus", tests, setup, teardown);
+    return cmocka_run_group_tests_name("text/corpus", tests, setup, temp_dir_teardown);
 }

@@ -20,8 +20,8 @@
 #include "../text/tokenize.h"
 #include "../text/tokenizer.h"
 #include "../text/tokfile.h"
+#include "fixture.h"
 
-static char tmpdir[256];
 static Tokenizer *gpt2;
 
 static int setup(void **state) {
@@ -31,21 +31,26 @@ static int setup(void **state) {
         fprintf(stderr, "cannot load the GPT-2 tokenizer (run make data): %s\n", err.msg);
         return -1;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-tokenize-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return temp_dir_create(&tmp, "tokenize");
 }
 
 static int teardown(void **state) {
     (void)state;
     tokenizer_free(gpt2);
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 
-static void write_text(const char *name, const char *text, size_t len, char *path, size_t path_size) {
-    snprintf(path, path_size, "%s/%s", tmpdir, name);
+/* Writes text to DIR/NAME.txt and tokenizes it alone into prefix = DIR/NAME. */
+static void tokenize_one_file(const char *name, const char *text, size_t len, double val_fraction,
+                              char *prefix, size_t prefix_size, TokenizeStats *st) {
+    char file[512], file_name[64];
+    snprintf(file_name, sizeof file_name, "%s.txt", name);
+    temp_dir_write(&tmp, file_name, text, len, file, sizeof file);
+    temp_dir_path(&tmp, name, prefix, prefix_size);
+    const char *files[] = {file};
     BpError err = {0};
-    assert_int_equal(write_file_atomic(path, text, len, &err), 0);
+    if (tokenize_corpus(gpt2, files, 1, prefix, val_fraction, st, &err) != 0) fail_msg("%s", err.msg);
 }
 
 /* Appends the ids of text + <|endoftext|> to (ids, n, cap). */
@@ -87,9 +92,9 @@ static void test_documents_and_split(void **state) {
     char f1[512], f2[512], prefix[512], path[600];
     const char t1[] = "one\n<|endoftext|>\ntwo\n\nlines\n<|endoftext|>\n<|endoftext|>three\n";
     const char t2[] = "four<|endoftext|>\n\n<|endoftext|>five";
-    write_text("f1.txt", t1, sizeof t1 - 1, f1, sizeof f1);
-    write_text("f2.txt", t2, sizeof t2 - 1, f2, sizeof f2);
-    snprintf(prefix, sizeof prefix, "%s/out", tmpdir);
+    temp_dir_write(&tmp, "f1.txt", t1, sizeof t1 - 1, f1, sizeof f1);
+    temp_dir_write(&tmp, "f2.txt", t2, sizeof t2 - 1, f2, sizeof f2);
+    temp_dir_path(&tmp, "out", prefix, sizeof prefix);
     const char *files[] = {f1, f2};
     TokenizeStats st;
     BpError err = {0};
@@ -139,13 +144,10 @@ static void test_streaming_equals_whole_encoding(void **state) {
     }
     text[0] = 'x';          /* no newline to drop at the start */
     text[len++] = 'z';      /* nor at the end */
-    char file[512], prefix[512], path[600];
-    write_text("big.txt", text, len, file, sizeof file);
-    snprintf(prefix, sizeof prefix, "%s/big", tmpdir);
-    const char *files[] = {file};
+    char prefix[512], path[600];
     TokenizeStats st;
     BpError err = {0};
-    if (tokenize_corpus(gpt2, files, 1, prefix, 0.0, &st, &err) != 0) fail_msg("%s", err.msg);
+    tokenize_one_file("big", text, len, 0.0, prefix, sizeof prefix, &st);
     int *ids = NULL;
     size_t n = 0, c = 0;
     assert_int_equal(tokenizer_encode(gpt2, text, len, &ids, &n, &c, &err), 0);
@@ -162,10 +164,10 @@ static void test_streaming_equals_whole_encoding(void **state) {
 static void test_bad_inputs_leave_nothing(void **state) {
     (void)state;
     char good[512], empty[512], missing[600], prefix[512], path[600];
-    write_text("good.txt", "text", 4, good, sizeof good);
-    write_text("empty.txt", "\n<|endoftext|>\n\n", 16, empty, sizeof empty);
-    snprintf(missing, sizeof missing, "%s/missing.txt", tmpdir);
-    snprintf(prefix, sizeof prefix, "%s/bad", tmpdir);
+    temp_dir_write(&tmp, "good.txt", "text", 4, good, sizeof good);
+    temp_dir_write(&tmp, "empty.txt", "\n<|endoftext|>\n\n", 16, empty, sizeof empty);
+    temp_dir_path(&tmp, "missing.txt", missing, sizeof missing);
+    temp_dir_path(&tmp, "bad", prefix, sizeof prefix);
     TokenizeStats st;
     BpError err = {0};
     const char *with_missing[] = {good, missing};
@@ -174,7 +176,7 @@ static void test_bad_inputs_leave_nothing(void **state) {
     const char *only_empty[] = {empty};
     assert_int_equal(tokenize_corpus(gpt2, only_empty, 1, prefix, 0.1, &st, &err), -1);
     assert_non_null(strstr(err.msg, "empty.txt: empty corpus"));
-    const char *dir[] = {tmpdir};
+    const char *dir[] = {tmp.path};
     assert_int_equal(tokenize_corpus(gpt2, dir, 1, prefix, 0.1, &st, &err), -1);
     assert_non_null(strstr(err.msg, "is a directory"));
     assert_int_equal(tokenize_corpus(gpt2, only_empty, 1, prefix, 1.5, &st, &err), -1);
@@ -185,7 +187,7 @@ static void test_bad_inputs_leave_nothing(void **state) {
     assert_false(file_exists(path));
     /* No temporary files either. */
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp-", tmpdir);
+    snprintf(cmd, sizeof cmd, "ls %s | grep -q tmp-", tmp.path);
     assert_int_not_equal(system(cmd), 0);
 }
 
@@ -198,13 +200,9 @@ static void test_single_document_tail_split(void **state) {
     char *text = malloc(cap);
     for (int line = 0; line < 200; line++)
         len += (size_t)snprintf(text + len, cap - len, "Line %d of the only document, with some words.\n", line);
-    char file[512], prefix[512], path[600];
-    write_text("one.txt", text, len, file, sizeof file);
-    snprintf(prefix, sizeof prefix, "%s/one", tmpdir);
-    const char *files[] = {file};
+    char prefix[512], path[600];
     TokenizeStats st;
-    BpError err = {0};
-    if (tokenize_corpus(gpt2, files, 1, prefix, 0.1, &st, &err) != 0) fail_msg("%s", err.msg);
+    tokenize_one_file("one", text, len, 0.1, prefix, sizeof prefix, &st);
     assert_int_equal(st.docs[0], 1);
     assert_int_equal(st.docs[1], 0);
     assert_int_equal(st.tail_split, 1);
@@ -225,7 +223,8 @@ static void test_single_document_tail_split(void **state) {
     snprintf(path, sizeof path, "%s.val.tok", prefix);
     assert_tokfile(path, ids + cut, n - cut);
     /* with --val-fraction 0 nothing is held out */
-    if (tokenize_corpus(gpt2, files, 1, prefix, 0.0, &st, &err) != 0) fail_msg("%s", err.msg);
+    text[len - 1] = '\n';
+    tokenize_one_file("one", text, len, 0.0, prefix, sizeof prefix, &st);
     assert_int_equal(st.tail_split, 0);
     assert_int_equal(st.ids[1], 0);
     free(ids);
@@ -249,15 +248,15 @@ static void test_command_line_errors(void **state) {
     (void)state;
     if (!getenv("BACKPACK")) skip();   /* run by tests/run.sh, which sets it */
     char out[2048], args[2048], good[512];
-    write_text("cli.txt", "hello", 5, good, sizeof good);
-    snprintf(args, sizeof args, "tokenize --tokenizer data/gpt2 --out %s/cli %s/nope.txt", tmpdir, tmpdir);
+    temp_dir_write(&tmp, "cli.txt", "hello", 5, good, sizeof good);
+    snprintf(args, sizeof args, "tokenize --tokenizer data/gpt2 --out %s/cli %s/nope.txt", tmp.path, tmp.path);
     assert_int_equal(run_backpack(args, out, sizeof out), 1);
     assert_non_null(strstr(out, "backpack: "));
     assert_non_null(strstr(out, "nope.txt: cannot open"));
-    snprintf(args, sizeof args, "tokenizer train --vocab-size 200 --out %s/cli-tok %s", tmpdir, good);
+    snprintf(args, sizeof args, "tokenizer train --vocab-size 200 --out %s/cli-tok %s", tmp.path, good);
     assert_int_equal(run_backpack(args, out, sizeof out), 1);
     assert_non_null(strstr(out, "vocab size 200 is below 257"));
-    snprintf(args, sizeof args, "tokenize --tokenizer %s --out %s/cli %s", tmpdir, tmpdir, good);
+    snprintf(args, sizeof args, "tokenize --tokenizer %s --out %s/cli %s", tmp.path, tmp.path, good);
     assert_int_equal(run_backpack(args, out, sizeof out), 1);
     assert_non_null(strstr(out, "vocab.json: cannot open"));
     assert_int_equal(run_backpack("tokenize --help", out, sizeof out), 0);
@@ -270,9 +269,9 @@ static void test_command_line_errors(void **state) {
     char *text = malloc(cap);
     for (int line = 0; line < 100; line++)
         len += (size_t)snprintf(text + len, cap - len, "Sentence %d, one line of one file.\n", line);
-    write_text("cli-big.txt", text, len, big, sizeof big);
+    temp_dir_write(&tmp, "cli-big.txt", text, len, big, sizeof big);
     free(text);
-    snprintf(args, sizeof args, "tokenize --tokenizer data/gpt2 --out %s/cli-big %s", tmpdir, big);
+    snprintf(args, sizeof args, "tokenize --tokenizer data/gpt2 --out %s/cli-big %s", tmp.path, big);
     assert_int_equal(run_backpack(args, out, sizeof out), 0);
     assert_non_null(strstr(out, "backpack: tokenize: 1 document is too few for --val-fraction 0.1: "));
     assert_non_null(strstr(out, "cut at a line end)\n"));

@@ -16,12 +16,12 @@
 #include "../common/fileio.h"
 #include "../common/rng.h"
 #include "../text/tokenizer.h"
+#include "fixture.h"
 
 #define GPT2_DIR "data/gpt2"
 #define PARITY_FIXTURE "tests/fixtures/tokenizer/parity.json"
 
 static Tokenizer *gpt2;
-static char tmpdir[256];
 
 static int setup(void **state) {
     (void)state;
@@ -30,14 +30,13 @@ static int setup(void **state) {
         fprintf(stderr, "cannot load the GPT-2 tokenizer (run make data): %s\n", err.msg);
         return -1;
     }
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-tokenizer-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return temp_dir_create(&tmp, "tokenizer");
 }
 
 static int teardown(void **state) {
     (void)state;
     tokenizer_free(gpt2);
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 
@@ -211,7 +210,7 @@ static void test_decode_rejects_bad_id(void **state) {
 static void expect_load_error(const char *name, const char *extra_vocab, const char *merges,
                               const char *needle1, const char *needle2) {
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/%s", tmpdir, name);
+    temp_dir_path(&tmp, name, dir, sizeof dir);
     BpError err = {0};
     assert_int_equal(make_dirs(dir, &err), 0);
     if (extra_vocab) {
@@ -242,7 +241,7 @@ static void expect_load_error(const char *name, const char *extra_vocab, const c
 static void test_good_small_tokenizer_loads(void **state) {
     (void)state;
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/good", tmpdir);
+    temp_dir_path(&tmp, "good", dir, sizeof dir);
     BpError err = {0};
     make_dirs(dir, &err);
     json_t *v = json_object();
@@ -281,7 +280,7 @@ static void test_malformed_vocab(void **state) {
     (void)state;
     /* JSON syntax error: the line is reported. */
     char dir[512], path[600];
-    snprintf(dir, sizeof dir, "%s/syntax", tmpdir);
+    temp_dir_path(&tmp, "syntax", dir, sizeof dir);
     BpError err = {0};
     make_dirs(dir, &err);
     snprintf(path, sizeof path, "%s/vocab.json", dir);
@@ -299,7 +298,7 @@ static void test_malformed_vocab(void **state) {
     /* A vocabulary without the token of byte 0x0a ('Ċ', id 198 in GPT-2 is not in
      * the first 256, so replace the token of id 0 instead). */
     char dir2[512];
-    snprintf(dir2, sizeof dir2, "%s/no-byte", tmpdir);
+    temp_dir_path(&tmp, "no-byte", dir2, sizeof dir2);
     make_dirs(dir2, &err);
     json_t *v = json_object();
     for (int id = 1; id < 256; id++) json_object_set_new(v, tokenizer_token_string(gpt2, id), json_integer(id - 1));

@@ -13,20 +13,12 @@
 
 #include "../common/fileio.h"
 #include "../train/dataloader.h"
+#include "fixture.h"
 #include "tokfile_fixture.h"
-
-static char tmpdir[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-train-data-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
-    return 0;
+    return temp_dir_create(&tmp, "train-data");
 }
 
 /* ids i % vocab, except vocab + 3 (out of range) at bad_id_at. */
@@ -38,7 +30,7 @@ static void write_tokens(const char *path, uint32_t vocab, uint64_t count, uint3
     free(ids);
 }
 
-static void path_in_tmp(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", tmpdir, name); }
+static void path_in_tmp(char *out, size_t n, const char *name) { temp_dir_path(&tmp, name, out, n); }
 
 static void test_windows_and_targets(void **state) {
     (void)state;
@@ -209,5 +201,5 @@ int main(void) {
         cmocka_unit_test(test_sequential_order),
         cmocka_unit_test(test_bad_files),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, temp_dir_teardown);
 }

@@ -19,101 +19,11 @@
 #include "../train/evaluate.h"
 #include "../train/generate.h"
 #include "../train/trainer.h"
-#include "tokfile_fixture.h"
-
-#define V 64
-/* Asserts success, showing the error message when not. */
-#define ASSERT_OK(call)                                    \
-    do {                                                   \
-        int rc_ = (call);                                  \
-        if (rc_ != 0) print_error("error: %s\n", err.msg); \
-        assert_int_equal(rc_, 0);                          \
-    } while (0)
-static char tmpdir[256];
-
-static void write_tokens(const char *path, uint64_t count, uint64_t seed) {
-    uint16_t *ids = malloc(count * sizeof *ids);
-    assert_non_null(ids);
-    Rng r;
-    rng_seed(&r, seed);
-    uint16_t prev = 0;
-    for (uint64_t i = 0; i < count; i++) {  /* a learnable Markov chain */
-        ids[i] = (uint16_t)((prev * 3 + rng_below(&r, 3)) % V);
-        prev = ids[i];
-    }
-    assert_int_equal(write_token_file(path, V, ids, count), 0);
-    free(ids);
-}
+#include "train_fixture.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-train-loop-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    char path[512];
-    snprintf(path, sizeof path, "%s/data.train.tok", tmpdir);
-    write_tokens(path, 3000, 1);
-    snprintf(path, sizeof path, "%s/data.val.tok", tmpdir);
-    write_tokens(path, 400, 2);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
-    return 0;
-}
-
-static BackpackConfig tiny_model(void) {
-    BackpackConfig c = {.arch = ARCH_BACKPACK, .vocab_size = V, .n_embd = 16, .n_layer = 2,
-                        .n_head = 2, .num_senses = 4, .n_positions = 16,
-                        .sense_intermediate_scale = 4};
-    return c;
-}
-
-static void tiny_config(TrainConfig *c, const char *out) {
-    train_config_defaults(c);
-    c->model = tiny_model();
-    snprintf(c->data_prefix, sizeof c->data_prefix, "%s/data", tmpdir);
-    snprintf(c->out_dir, sizeof c->out_dir, "%s/%s", tmpdir, out);
-    c->batch = 4;
-    c->context = 16;
-    c->accum = 2;
-    c->max_steps = 8;
-    c->lr = 1e-2f;
-    c->warmup = 2;
-    c->dropout = 0.1f;   /* the dropout RNG must be restored too */
-    c->seed = 5;
-    c->threads = 1;
-    c->eval_every = 4;
-    c->eval_batches = 2;
-    c->save_every = 0;
-}
-
-typedef struct {
-    double loss[64];
-    double val[64];
-    uint64_t stop_at;         /* request a stop after this step (0: never) */
-    uint64_t poison_at;       /* put a NaN into the weights after this step (0: never) */
-    int calls;
-} Recorder;
-
-static int record_step(const StepReport *r, void *ctx) {
-    Recorder *rec = ctx;
-    rec->calls++;
-    if (r->step < 64) {
-        rec->loss[r->step] = r->loss;
-        rec->val[r->step] = r->val_loss;
-    }
-    if (rec->poison_at && r->step == rec->poison_at) r->model->params.wte[0] = NAN;
-    return rec->stop_at && r->step == rec->stop_at;
-}
-
-static void hash_of(const char *dir, char hex[17]) {
-    Backpack m;
-    BpError err = {{0}};
-    ASSERT_OK(checkpoint_load(&m, dir, &err));
-    backpack_weights_hash(&m, hex);
-    backpack_free(&m);
+    return setup_train_fixture("train-loop");
 }
 
 static int count_lines_with(const char *path, const char *needle) {
@@ -185,7 +95,7 @@ static void test_resume_rejects_state_of_other_weights(void **state) {
     ASSERT_OK(checkpoint_load(&m, c.out_dir, &err));
     backpack_init_weights(&m, 999);
     char staging_src[600], state_src[4200], state_dst[4200];
-    snprintf(staging_src, sizeof staging_src, "%s/keep", tmpdir);
+    temp_dir_path(&tmp, "keep", staging_src, sizeof staging_src);
     assert_int_equal(make_dirs(staging_src, &err), 0);
     snprintf(state_src, sizeof state_src, "%s/%s", c.out_dir, TRAIN_STATE_FILE);
     snprintf(state_dst, sizeof state_dst, "%s/%s", staging_src, TRAIN_STATE_FILE);
@@ -249,9 +159,58 @@ static void test_new_run_refuses_existing_model(void **state) {
     assert_non_null(strstr(err.msg, "already holds a model"));
     /* A missing validation file is named. */
     tiny_config(&c, "noval");
-    snprintf(c.data_prefix, sizeof c.data_prefix, "%s/nothing", tmpdir);
+    temp_dir_path(&tmp, "nothing", c.data_prefix, sizeof c.data_prefix);
     assert_int_equal(train_run(&c, NULL, &h, &out, &err), -1);
     assert_non_null(strstr(err.msg, "nothing.train.tok"));
+}
+
+/* Everything else in the output directory survives the saves of a new run and of a
+ * resumed one: files, a subdirectory tree (with an empty directory), a symbolic link. */
+static void test_saves_keep_other_entries(void **state) {
+    (void)state;
+    BpError err = {{0}};
+    TrainConfig c;
+    tiny_config(&c, "keep-entries");
+    c.max_steps = 2;
+    c.save_every = 1;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/plots/run1", c.out_dir);
+    ASSERT_OK(make_dirs(p, &err));
+    snprintf(p, sizeof p, "%s/plots/empty", c.out_dir);
+    ASSERT_OK(make_dirs(p, &err));
+    snprintf(p, sizeof p, "%s/plots/run1/loss.csv", c.out_dir);
+    ASSERT_OK(write_file_atomic(p, "1,2\n", 4, &err));
+    snprintf(p, sizeof p, "%s/notes.txt", c.out_dir);
+    ASSERT_OK(write_file_atomic(p, "hello", 5, &err));
+    snprintf(p, sizeof p, "%s/latest", c.out_dir);
+    assert_int_equal(symlink("plots/run1", p), 0);
+    TrainHooks h = {.quiet = 1};
+    TrainOutcome out;
+    ASSERT_OK(train_run(&c, NULL, &h, &out, &err));
+    TrainConfig saved;
+    ASSERT_OK(train_state_read_config(c.out_dir, &saved, &err));
+    saved.max_steps = 4;
+    ASSERT_OK(train_run(&saved, c.out_dir, &h, &out, &err));
+    assert_int_equal(out.steps, 4);
+
+    char *data;
+    size_t len;
+    snprintf(p, sizeof p, "%s/plots/run1/loss.csv", c.out_dir);
+    ASSERT_OK(read_file(p, &data, &len, &err));
+    assert_int_equal(len, 4);
+    assert_memory_equal(data, "1,2\n", 4);
+    free(data);
+    snprintf(p, sizeof p, "%s/latest/loss.csv", c.out_dir);  /* through the link */
+    assert_true(file_exists(p));
+    snprintf(p, sizeof p, "%s/plots/empty", c.out_dir);
+    assert_true(dir_exists(p));
+    snprintf(p, sizeof p, "%s/notes.txt", c.out_dir);
+    ASSERT_OK(read_file(p, &data, &len, &err));
+    assert_int_equal(len, 5);
+    free(data);
+    Backpack m;
+    ASSERT_OK(checkpoint_load(&m, c.out_dir, &err));
+    backpack_free(&m);
 }
 
 static double window_loss_from_logits(const float *logits, int target) {
@@ -398,8 +357,9 @@ int main(void) {
         cmocka_unit_test(test_resume_rejects_state_of_other_weights),
         cmocka_unit_test(test_nan_stops_and_keeps_last_checkpoint),
         cmocka_unit_test(test_new_run_refuses_existing_model),
+        cmocka_unit_test(test_saves_keep_other_entries),
         cmocka_unit_test(test_eval_matches_direct_forward),
         cmocka_unit_test(test_greedy_generation),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, temp_dir_teardown);
 }

@@ -23,12 +23,17 @@
 #include "../tui/app.h"
 #include "../tui/screen_edit.h"
 #include "../tui/screen_prompt.h"
+#include "../tui/screen_run.h"
 #include "../tui/screen_sense.h"
 #include "../tui/screen_word.h"
 #include "../tui/canvas.h"
 #include "../tui/keys.h"
+#include "fixture.h"
 
-static char tmpdir[256], model_dir[300], other_dir[300], db_path[300], tok_dir[300];
+static char model_dir[300], other_dir[300], db_path[300], tok_dir[300];
+/* the model again, as a training run's directory: with metrics.jsonl (run_dir) and with
+ * a broken one (bad_run_dir) */
+static char run_dir[300], bad_run_dir[300];
 /* models whose context is shorter than the greedy continuation, and their databases */
 static const int small_contexts[] = {1, 4};
 #define N_SMALL (sizeof small_contexts / sizeof small_contexts[0])
@@ -175,38 +180,60 @@ static int export_model(const char *dir, const char *db) {
     return rc;
 }
 
+/* The run's metrics: RUN_STEPS steps of RUN_TOKENS_PER_STEP tokens, the loss falling
+ * linearly from 6.0 by 0.2 a step; an evaluation every 5 steps, 0.3 above the loss. */
+#define RUN_STEPS 20
+#define RUN_TOKENS_PER_STEP 100
+static double run_loss(int i) { return 6.0 - 0.2 * i; }
+static int write_run_metrics(const char *dir) {
+    char path[400], *text = malloc(1 << 14);
+    size_t n = 0;
+    for (int i = 0; i < RUN_STEPS; i++) {
+        double tokens = (double)RUN_TOKENS_PER_STEP * (i + 1);
+        n += (size_t)snprintf(text + n, (1 << 14) - n,
+                              "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.4f, "
+                              "\"tokens\": %.0f, \"elapsed\": %.1f, \"tokens_per_s\": 1000}\n",
+                              i + 1, run_loss(i), 1e-3 * (i + 1 < 5 ? (i + 1) / 5.0 : 1.0), 1.0 + 0.1 * i,
+                              tokens, 0.1 * (i + 1));
+        if ((i + 1) % 5 == 0)
+            n += (size_t)snprintf(text + n, (1 << 14) - n,
+                                  "{\"step\": %d, \"val_loss\": %.6f, \"val_ppl\": 1, \"tokens\": %.0f, "
+                                  "\"elapsed\": %.1f}\n",
+                                  i + 1, run_loss(i) + 0.3, tokens, 0.1 * (i + 1));
+    }
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    BpError err = {0};
+    int rc = write_file_atomic(path, text, n, &err);
+    free(text);
+    return rc;
+}
+
 static int setup_fixture(void **state) {
     (void)state;
     canvas_init_locale();
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-tui-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    snprintf(tok_dir, sizeof tok_dir, "%s/tok", tmpdir);
-    snprintf(model_dir, sizeof model_dir, "%s/model", tmpdir);
-    snprintf(other_dir, sizeof other_dir, "%s/other", tmpdir);
-    snprintf(db_path, sizeof db_path, "%s/senses.db", tmpdir);
+    if (temp_dir_create(&tmp, "tui") != 0) return -1;
+    temp_dir_path(&tmp, "tok", tok_dir, sizeof tok_dir);
+    temp_dir_path(&tmp, "model", model_dir, sizeof model_dir);
+    temp_dir_path(&tmp, "other", other_dir, sizeof other_dir);
+    temp_dir_path(&tmp, "senses.db", db_path, sizeof db_path);
     int n_ids = write_tokenizer(tok_dir);
     if (n_ids < 0) return -1;
     int vocab = (n_ids + 7) / 8 * 8;  /* padded like GPT-2's 50264 */
     if (make_model(model_dir, vocab, 1, 64) != 0 || make_model(other_dir, vocab, 2, 64) != 0) return -1;
     int rc = export_model(model_dir, db_path);
+    temp_dir_path(&tmp, "run", run_dir, sizeof run_dir);
+    temp_dir_path(&tmp, "badrun", bad_run_dir, sizeof bad_run_dir);
+    if (rc == 0) rc = make_model(run_dir, vocab, 1, 64);
+    if (rc == 0) rc = make_model(bad_run_dir, vocab, 1, 64);
+    if (rc == 0) rc = write_run_metrics(run_dir);
     for (size_t i = 0; i < N_SMALL && rc == 0; i++) {
-        snprintf(small_model[i], sizeof small_model[i], "%s/c%d", tmpdir, small_contexts[i]);
-        snprintf(small_db[i], sizeof small_db[i], "%s/c%d.db", tmpdir, small_contexts[i]);
+        snprintf(small_model[i], sizeof small_model[i], "%s/c%d", tmp.path, small_contexts[i]);
+        snprintf(small_db[i], sizeof small_db[i], "%s/c%d.db", tmp.path, small_contexts[i]);
         rc = make_model(small_model[i], vocab, 3, small_contexts[i]);
         if (rc == 0) rc = export_model(small_model[i], small_db[i]);
     }
     have_fixture = rc == 0;
     return rc;
-}
-
-static int teardown_fixture(void **state) {
-    (void)state;
-    if (getenv("BP_TEST_KEEP")) { /* for looking at the fixture by hand */
-        fprintf(stderr, "kept %s\n", tmpdir);
-        return 0;
-    }
-    remove_tree(tmpdir);
-    return 0;
 }
 
 /* ---- driving the app ---------------------------------------------------------------------- */
@@ -798,7 +825,7 @@ static void test_help_is_built_from_the_key_tables(void **state) {
     const KeyBinding *tables[] = {app_screens[SCREEN_SEARCH]->keys, app_screens[SCREEN_WORD]->keys,
                                   app_screens[SCREEN_SENSE]->keys,  app_screens[SCREEN_PROMPT]->keys,
                                   app_screens[SCREEN_EDIT]->keys,   app_screens[SCREEN_EDITS]->keys,
-                                  app_global_keys};
+                                  app_screens[SCREEN_RUN]->keys,    app_global_keys};
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const KeyBinding *b = tables[t]; b->action; b++) assert_shows(s, b->help);
     press(s, "?");
@@ -818,6 +845,215 @@ static void test_utf8_words_drawn(void **state) {
     session_close(s);
 }
 
+/* ---- the run screen ---------------------------------------------------------------------------- */
+
+/* The braille dots of the cell at display column col of row r (0 for any other character). */
+static unsigned braille_at(Session *s, int r, int col) {
+    char *row = row_text(s, r);
+    size_t len = strlen(row), i = 0;
+    int x = 0;
+    unsigned bits = 0;
+    while (i < len && x <= col) {
+        int cp;
+        size_t n = (size_t)utf8_decode(row + i, len - i, &cp);
+        if (x == col && cp >= 0x2800 && cp <= 0x28FF) bits = (unsigned)(cp - 0x2800);
+        char one[8] = {0};
+        memcpy(one, row + i, n);
+        x += utf8_display_width(one);
+        i += n;
+    }
+    free(row);
+    return bits;
+}
+
+/* The number of braille cells drawn in rows [r0, r1). */
+static int braille_cells(Session *s, int r0, int r1) {
+    int n = 0;
+    for (int r = r0; r < r1; r++)
+        for (int c = 0; c < s->canvas->cols; c++) n += braille_at(s, r, c) != 0;
+    return n;
+}
+
+/* Where the loss chart's plotting area is on the screen, and its ranges as drawn (the
+ * tick values at the top and bottom row and the x range below the axis). */
+typedef struct {
+    int top, rows, left, cols;   /* cells */
+    double xlo, xhi, ylo, yhi;
+} ChartArea;
+
+static ChartArea loss_chart_area(Session *s) {
+    ChartArea a = {0};
+    int title = row_with(s, "loss (nats/token) against tokens seen");
+    assert_true(title > 0);
+    a.top = title + 1;
+    int axis = -1;
+    for (int r = a.top; r < s->canvas->rows && axis < 0; r++) {
+        char *line = row_text(s, r);
+        if (strstr(line, "\xe2\x94\x94")) axis = r;  /* the axis corner */
+        free(line);
+    }
+    assert_true(axis > a.top + 1);
+    a.rows = axis - a.top;
+    /* the chart is drawn from column 1: 8 columns of ticks, the axis line, the dots */
+    a.left = 1 + 9;
+    a.cols = s->canvas->cols - 1 - 9;
+    char *top = row_text(s, a.top), *bottom = row_text(s, axis - 1), *range = row_text(s, axis + 1);
+    assert_int_equal(sscanf(top, "%lf", &a.yhi), 1);
+    assert_int_equal(sscanf(bottom, "%lf", &a.ylo), 1);
+    assert_int_equal(sscanf(range, "%lf tokens seen %lf", &a.xlo, &a.xhi), 2);
+    free(top), free(bottom), free(range);
+    assert_true(a.xlo < a.xhi && a.ylo < a.yhi);
+    return a;
+}
+
+/* 1 if a dot is set within one dot of where (x, y) lands. The ranges are read back
+ * rounded to 4 digits, so a point may land one dot from where they put it. */
+static int dot_near(Session *s, const ChartArea *a, double x, double y) {
+    int dx = (int)floor((x - a->xlo) / (a->xhi - a->xlo) * (a->cols * 2 - 1) + 0.5);
+    int dy = (int)floor((1 - (y - a->ylo) / (a->yhi - a->ylo)) * (a->rows * 4 - 1) + 0.5);
+    static const unsigned bit[4][2] = {{0x01, 0x08}, {0x02, 0x10}, {0x04, 0x20}, {0x40, 0x80}};
+    for (int ex = -1; ex <= 1; ex++)
+        for (int ey = -1; ey <= 1; ey++) {
+            int px = dx + ex, py = dy + ey;
+            if (px < 0 || py < 0 || px >= a->cols * 2 || py >= a->rows * 4) continue;
+            if (braille_at(s, a->top + py / 4, a->left + px / 2) & bit[py % 4][px % 2]) return 1;
+        }
+    return 0;
+}
+
+static void test_run_screen_draws_the_curves(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    Session *s = session_open_on(db_path, run_dir, 30, 100);
+    press(s, "R");
+    assert_int_equal(s->app.ui.screen, SCREEN_RUN);
+    RunScreen *rs = app_screen_state(&s->app, SCREEN_RUN);
+    assert_int_equal(rs->metrics.n, RUN_STEPS);
+    assert_int_equal(rs->metrics.n_val, RUN_STEPS / 5);
+    assert_shows(s, "20 steps, 2000 tokens, loss 2.2; 4 evaluations, validation loss 2.5");
+    assert_shows(s, "training loss");
+    assert_shows(s, "validation loss");
+    assert_shows(s, "learning rate against tokens seen");
+    ChartArea a = loss_chart_area(s);
+    /* every step's loss and every evaluation's is a dot where the ranges put it */
+    for (int i = 0; i < RUN_STEPS; i++) {
+        double tokens = (double)RUN_TOKENS_PER_STEP * (i + 1);
+        if (!dot_near(s, &a, tokens, run_loss(i))) fail_msg("no dot for step %d", i + 1);
+        if ((i + 1) % 5 == 0 && !dot_near(s, &a, tokens, run_loss(i) + 0.3))
+            fail_msg("no dot for the evaluation at step %d", i + 1);
+    }
+    /* and nowhere the data is not: the loss falls, so the top right and the bottom left
+     * corners stay empty */
+    for (int r = 0; r < a.rows / 3; r++)
+        for (int c = a.cols * 2 / 3; c < a.cols; c++) assert_int_equal(braille_at(s, a.top + r, a.left + c), 0);
+    for (int r = a.rows * 2 / 3; r < a.rows; r++)
+        for (int c = 0; c < a.cols / 3; c++) assert_int_equal(braille_at(s, a.top + r, a.left + c), 0);
+    /* the first step is training loss alone (the first evaluation is 4 steps on): its
+     * cells have the first series' colour */
+    int dx = (int)floor((RUN_TOKENS_PER_STEP - a.xlo) / (a.xhi - a.xlo) * (a.cols * 2 - 1) + 0.5);
+    int dy = (int)floor((1 - (run_loss(0) - a.ylo) / (a.yhi - a.ylo)) * (a.rows * 4 - 1) + 0.5);
+    int coloured = 0;
+    for (int r = dy / 4 - 1; r <= dy / 4 + 1; r++)
+        for (int c = dx / 2 - 1; c <= dx / 2 + 1; c++)
+            if (r >= 0 && c >= 0 && braille_at(s, a.top + r, a.left + c)) {
+                assert_int_equal(canvas_memory_style(s->canvas, a.top + r, a.left + c), STYLE_PROMOTED);
+                coloured++;
+            }
+    assert_true(coloured > 0);
+    /* the lower chart: the learning rate, then g for the gradient norm */
+    int lower = row_with(s, "learning rate against tokens seen");
+    assert_true(lower > a.top + a.rows);
+    assert_true(braille_cells(s, lower + 1, s->canvas->rows - 1) > 10);
+    press(s, "g");
+    assert_shows(s, "gradient norm (before clipping) against tokens seen");
+    assert_int_equal(row_with(s, "learning rate against"), -1);
+    /* a resize draws the chart again at the new size */
+    press(s, "<Resize:140x50>");
+    ChartArea big = loss_chart_area(s);
+    assert_int_equal(big.cols, 140 - 10);
+    assert_true(big.rows > a.rows);
+    for (int i = 0; i < RUN_STEPS; i++)
+        assert_true(dot_near(s, &big, (double)RUN_TOKENS_PER_STEP * (i + 1), run_loss(i)));
+    /* a terminal too short for two charts keeps the loss */
+    press(s, "<Resize:80x24>");
+    assert_shows(s, "loss (nats/token) against tokens seen");
+    ChartArea small = loss_chart_area(s);
+    assert_int_equal(small.cols, 80 - 10);
+    assert_true(dot_near(s, &small, RUN_TOKENS_PER_STEP, run_loss(0)));
+    /* back to where the user was; the help lists the screen and its keys */
+    press(s, "<BS>");
+    assert_int_equal(s->app.ui.screen, SCREEN_SEARCH);
+    session_close(s);
+}
+
+/* The status line, as one row of text. */
+static char *status_line(Session *s) { return row_text(s, s->canvas->rows - 1); }
+
+static void assert_run_refused(Session *s, const char *message) {
+    press(s, "R");
+    assert_int_equal(s->app.ui.screen, SCREEN_SEARCH);
+    char *status = status_line(s);
+    if (!strstr(status, message)) fail_msg("status line '%s' does not say '%s'", status, message);
+    free(status);
+    assert_null(strchr(s->app.ui.message, '\n'));
+}
+
+static void test_run_screen_without_metrics(void **state) {
+    (void)state;
+    if (!have_fixture) skip();
+    char path[400];
+    BpError err = {0};
+    snprintf(path, sizeof path, "%s/metrics.jsonl", bad_run_dir);
+    /* no model; a model that is no training run; broken logs */
+    Session *s = session_open(0, 30, 100);
+    assert_run_refused(s, "the run screen needs --model DIR");
+    session_close(s);
+    s = session_open(1, 30, 100);
+    assert_run_refused(s, "has no metrics.jsonl: not a training run");
+    session_close(s);
+    const struct {
+        const char *text, *message;
+    } bad[] = {
+        {"", "metrics.jsonl"},
+        {"{\"step\": 1, \"loss\": 3.5, \"lr\": 0.001, \"grad_norm\": 1, \"tokens\": 10}\nnot json\n"
+         "{\"step\": 2, \"loss\": 3.4, \"lr\": 0.001, \"grad_norm\": 1, \"tokens\": 20}\n",
+         "metrics.jsonl:2:"},
+        {"\x01\xff\xfe garbage\n", "metrics.jsonl"},
+        {"[1, 2, 3]\n{}\n", "metrics.jsonl:1:"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_int_equal(write_file_atomic(path, bad[i].text, strlen(bad[i].text), &err), 0);
+        s = session_open_on(db_path, bad_run_dir, 30, 100);
+        assert_run_refused(s, bad[i].message);
+        assert_true(s->app.ui.message_error);
+        session_close(s);
+    }
+    /* a directory where the file should be */
+    unlink(path);
+    assert_int_equal(mkdir(path, 0700), 0);
+    s = session_open_on(db_path, bad_run_dir, 30, 100);
+    assert_run_refused(s, "metrics.jsonl");
+    session_close(s);
+    rmdir(path);
+    /* a run whose log breaks while the screen shows it: r says so and keeps the charts */
+    s = session_open_on(db_path, bad_run_dir, 30, 100);
+    size_t first_line = (size_t)(strchr(bad[1].text, '\n') - bad[1].text) + 1;
+    assert_int_equal(write_file_atomic(path, bad[1].text, first_line, &err), 0);
+    press(s, "R");
+    assert_int_equal(s->app.ui.screen, SCREEN_RUN);
+    assert_int_equal(((RunScreen *)app_screen_state(&s->app, SCREEN_RUN))->metrics.n, 1);
+    assert_true(braille_cells(s, 1, s->canvas->rows - 1) > 0);
+    assert_int_equal(write_file_atomic(path, "garbage\n{}\n", 11, &err), 0);
+    press(s, "r");
+    assert_int_equal(s->app.ui.screen, SCREEN_RUN);
+    char *status = status_line(s);
+    assert_non_null(strstr(status, "metrics.jsonl:1:"));
+    free(status);
+    assert_shows(s, "loss (nats/token) against tokens seen");
+    session_close(s);
+    unlink(path);
+}
+
 /* ---- the binary ------------------------------------------------------------------------------- */
 
 static const char *backpack_bin(void) {
@@ -828,7 +1064,7 @@ static const char *backpack_bin(void) {
 /* Runs a shell command; returns its exit status and the first line of stderr in err. */
 static int run(const char *cmd, char *first_line, size_t size) {
     char full[2048], errfile[400];
-    snprintf(errfile, sizeof errfile, "%s/stderr.txt", tmpdir);
+    temp_dir_path(&tmp, "stderr.txt", errfile, sizeof errfile);
     snprintf(full, sizeof full, "%s 2>%s", cmd, errfile);
     int status = system(full);
     first_line[0] = 0;
@@ -842,21 +1078,31 @@ static int run(const char *cmd, char *first_line, size_t size) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* The screen after `backpack browse --db DB ARGS --screen-out FILE`, which must exit 0. */
+static char *scripted_screen(const char *bin, const char *args) {
+    char cmd[1500], line[512], out[400];
+    temp_dir_path(&tmp, "screen.txt", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s browse --db %s %s --screen-out %s </dev/null", bin, db_path, args, out);
+    int rc = run(cmd, line, sizeof line);
+    if (rc != 0) fail_msg("%s: exit %d: %s", cmd, rc, line);
+    char *screen;
+    size_t len;
+    BpError err = {0};
+    if (read_file(out, &screen, &len, &err) != 0) fail_msg("%s", err.msg);
+    return screen;
+}
+
 static void test_binary_scripted_mode(void **state) {
     (void)state;
     const char *bin = backpack_bin();
     if (!have_fixture || !bin) skip();
-    char cmd[1500], line[512], out[400], timing[400];
-    snprintf(out, sizeof out, "%s/screen.txt", tmpdir);
-    snprintf(timing, sizeof timing, "%s/timing.txt", tmpdir);
-    snprintf(cmd, sizeof cmd,
-             "%s browse --db %s --keys '/bank<Enter>' --screen-out %s --size 90x25 --timing %s </dev/null",
-             bin, db_path, out, timing);
-    assert_int_equal(run(cmd, line, sizeof line), 0);
-    char *screen;
-    size_t len;
+    char cmd[1500], line[512], out[400], timing[400], args[600];
+    temp_dir_path(&tmp, "screen.txt", out, sizeof out);
+    temp_dir_path(&tmp, "timing.txt", timing, sizeof timing);
+    snprintf(args, sizeof args, "--keys '/bank<Enter>' --size 90x25 --timing %s", timing);
+    char *screen = scripted_screen(bin, args);
+    size_t len = strlen(screen);
     BpError err = {0};
-    assert_int_equal(read_file(out, &screen, &len, &err), 0);
     assert_non_null(strstr(screen, "\xe2\x90\xa3" "bank  #"));
     assert_non_null(strstr(screen, "db: senses.db"));
     int lines = 0;
@@ -868,8 +1114,8 @@ static void test_binary_scripted_mode(void **state) {
     free(screen);
     /* a symbolic link (like /dev/stderr) is written through, never replaced */
     char link[400], target[400];
-    snprintf(link, sizeof link, "%s/link.txt", tmpdir);
-    snprintf(target, sizeof target, "%s/target.txt", tmpdir);
+    temp_dir_path(&tmp, "link.txt", link, sizeof link);
+    temp_dir_path(&tmp, "target.txt", target, sizeof target);
     assert_int_equal(symlink(target, link), 0);
     snprintf(cmd, sizeof cmd, "%s browse --db %s --keys '/bank<Enter>' --screen-out %s", bin, db_path, link);
     assert_int_equal(run(cmd, line, sizeof line), 0);
@@ -881,7 +1127,7 @@ static void test_binary_scripted_mode(void **state) {
     free(screen);
     /* keys from a file (newlines are not keys) */
     char keys_file[400];
-    snprintf(keys_file, sizeof keys_file, "%s/keys.txt", tmpdir);
+    temp_dir_path(&tmp, "keys.txt", keys_file, sizeof keys_file);
     assert_int_equal(write_file_atomic(keys_file, "/band\n<Enter>\n", 13, &err), 0);
     snprintf(cmd, sizeof cmd, "%s browse --db %s --keys @%s --screen-out %s", bin, db_path, keys_file, out);
     assert_int_equal(run(cmd, line, sizeof line), 0);
@@ -905,12 +1151,12 @@ static void test_binary_bad_input(void **state) {
     if (!have_fixture || !bin) skip();
     char cmd[1500], line[512], path[400];
     /* a missing database */
-    snprintf(cmd, sizeof cmd, "%s browse --db %s/nope.db --keys q --screen-out -", bin, tmpdir);
+    snprintf(cmd, sizeof cmd, "%s browse --db %s/nope.db --keys q --screen-out -", bin, tmp.path);
     assert_int_not_equal(run(cmd, line, sizeof line), 0);
     assert_non_null(strstr(line, "nope.db: No such file or directory"));
     assert_null(strstr(line, "MORE THAN ONE LINE"));
     /* a file that is not a sense database */
-    snprintf(path, sizeof path, "%s/foreign.db", tmpdir);
+    temp_dir_path(&tmp, "foreign.db", path, sizeof path);
     BpError err = {0};
     assert_int_equal(write_file_atomic(path, "not sqlite at all\n", 18, &err), 0);
     snprintf(cmd, sizeof cmd, "%s browse --db %s --keys q --screen-out -", bin, path);
@@ -932,6 +1178,28 @@ static void test_binary_bad_input(void **state) {
     assert_non_null(strstr(line, "unknown key <Entr>"));
 }
 
+static void test_binary_run_screen(void **state) {
+    (void)state;
+    const char *bin = backpack_bin();
+    if (!have_fixture || !bin) skip();
+    char args[600];
+    snprintf(args, sizeof args, "--model %s --keys R --size 90x30", run_dir);
+    char *screen = scripted_screen(bin, args);
+    assert_non_null(strstr(screen, "loss (nats/token) against tokens seen"));
+    assert_non_null(strstr(screen, " run | "));
+    int braille = 0;
+    for (const char *p = screen; p[0] && p[1]; p++)
+        braille += (unsigned char)p[0] == 0xE2 && ((unsigned char)p[1] & 0xFC) == 0xA0;
+    assert_true(braille > 20);
+    assert_null(strstr(screen, "\x1b["));  /* the chart's colours became styles, not escapes */
+    free(screen);
+    /* without metrics.jsonl: a line in the status, exit 0 */
+    snprintf(args, sizeof args, "--model %s --keys R", model_dir);
+    screen = scripted_screen(bin, args);
+    assert_non_null(strstr(screen, "has no metrics.jsonl"));
+    free(screen);
+}
+
 static void test_binary_under_tmux(void **state) {
     (void)state;
     const char *bin = backpack_bin();
@@ -940,7 +1208,7 @@ static void test_binary_under_tmux(void **state) {
     /* the script lives next to this file; the tests run from the repository root */
     if (access("tests/tui_tmux.sh", R_OK) != 0) skip();
     char cmd[1500], line[512];
-    snprintf(cmd, sizeof cmd, "bash tests/tui_tmux.sh %s %s %s %s/tmux", bin, db_path, model_dir, tmpdir);
+    snprintf(cmd, sizeof cmd, "bash tests/tui_tmux.sh %s %s %s %s/tmux", bin, db_path, model_dir, tmp.path);
     int rc = run(cmd, line, sizeof line);
     if (rc != 0) fail_msg("tests/tui_tmux.sh failed (%d): %s", rc, line);
 }
@@ -963,9 +1231,12 @@ int main(void) {
         cmocka_unit_test(test_without_model),
         cmocka_unit_test(test_help_is_built_from_the_key_tables),
         cmocka_unit_test(test_utf8_words_drawn),
+        cmocka_unit_test(test_run_screen_draws_the_curves),
+        cmocka_unit_test(test_run_screen_without_metrics),
+        cmocka_unit_test(test_binary_run_screen),
         cmocka_unit_test(test_binary_scripted_mode),
         cmocka_unit_test(test_binary_bad_input),
         cmocka_unit_test(test_binary_under_tmux),
     };
-    return cmocka_run_group_tests(tests, setup_fixture, teardown_fixture);
+    return cmocka_run_group_tests(tests, setup_fixture, temp_dir_teardown);
 }

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../common/fileio.h"
+#include "../common/hash.h"
 #include "../model/backpack.h"
 #include "../model/infer.h"
 
@@ -95,11 +96,8 @@ int main(int argc, char **argv) {
                    rates[r - 1]);
         }
     }
-    uint64_t hash = 1469598103934665603ULL; /* FNV-1a of the greedy tokens */
-    for (int i = 0; i < new_tokens; i++) {
-        hash = (hash ^ (uint64_t)out[i]) * 1099511628211ULL;
-        if (print_tokens) printf("%d%c", out[i], i + 1 < new_tokens ? ' ' : '\n');
-    }
+    uint64_t hash = hash64(out, (size_t)new_tokens * sizeof *out); /* of the greedy tokens */
+    for (int i = 0; i < new_tokens && print_tokens; i++) printf("%d%c", out[i], i + 1 < new_tokens ? ' ' : '\n');
     qsort(rates, (size_t)runs, sizeof(double), cmp_double);
     printf("%s%s V=%d d=%d L=%d H=%d k=%d ctx=%d: median %.1f tokens/s (min %.1f, max %.1f) over %d runs, tokens hash %016llx\n",
            c.arch == ARCH_BACKPACK ? "backpack" : "transformer", exact ? " (exact)" : "", c.vocab_size, c.n_embd,

@@ -1,4 +1,4 @@
-/* tool_train_bench - the C side of the benchmark against PyTorch (bench/run.sh, issue 6).
+/* tool_train_bench - the C side of the training benchmark against PyTorch (bench/run.sh).
  * Not a test: it measures. Three modes, each one process so that peak RSS is per mode:
  *
  *   tool_train_bench prepare --out DIR [--vocab V] [--d D] [--layers L] [--heads H]

@@ -1,31 +1,9 @@
 #include "hashmap.h"
 
+#include "../common/hash.h"
+
 #include <stdlib.h>
 #include <string.h>
-
-static inline uint64_t mix64(uint64_t h) {
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-uint64_t hash_bytes(const void *data, size_t len) {
-    const unsigned char *p = data;
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0x100000001b3ULL);
-    while (len >= 8) {
-        uint64_t k;
-        memcpy(&k, p, 8);
-        h = (h ^ mix64(k)) * 0x9fb21c651e98df25ULL;
-        p += 8;
-        len -= 8;
-    }
-    uint64_t k = 0;
-    if (len) memcpy(&k, p, len);
-    return mix64(h ^ k);
-}
 
 static size_t pow2_at_least(size_t n) {
     size_t c = 16;
@@ -69,7 +47,7 @@ static ByteMapSlot *bytemap_find(const ByteMap *m, uint64_t h, const void *key, 
 }
 
 int64_t *bytemap_get(const ByteMap *m, const void *key, size_t len) {
-    ByteMapSlot *s = bytemap_find(m, hash_bytes(key, len), key, len);
+    ByteMapSlot *s = bytemap_find(m, hash64(key, len), key, len);
     return s->key_off == SIZE_MAX ? NULL : &s->value;
 }
 
@@ -92,7 +70,7 @@ static int bytemap_grow(ByteMap *m) {
 }
 
 int64_t *bytemap_put(ByteMap *m, const void *key, size_t len, int64_t init, int *inserted) {
-    uint64_t h = hash_bytes(key, len);
+    uint64_t h = hash64(key, len);
     ByteMapSlot *s = bytemap_find(m, h, key, len);
     if (inserted) *inserted = 0;
     if (s->key_off != SIZE_MAX) return &s->value;
@@ -140,7 +118,7 @@ void pairmap_free(PairMap *m) {
 
 static size_t pairmap_slot(const PairMap *m, uint64_t key) {
     size_t mask = m->cap - 1;
-    size_t i = mix64(key) & mask;
+    size_t i = hash64(&key, sizeof key) & mask;
     while (m->keys[i] != PAIRMAP_EMPTY && m->keys[i] != key) i = (i + 1) & mask;
     return i;
 }
@@ -166,7 +144,7 @@ int64_t *pairmap_put(PairMap *m, uint64_t key, int64_t init, int *inserted) {
         for (size_t j = 0; j < cap; j++) keys[j] = PAIRMAP_EMPTY;
         for (size_t j = 0; j < m->cap; j++) {
             if (m->keys[j] == PAIRMAP_EMPTY) continue;
-            size_t k = mix64(m->keys[j]) & (cap - 1);
+            size_t k = hash64(&m->keys[j], sizeof m->keys[j]) & (cap - 1);
             while (keys[k] != PAIRMAP_EMPTY) k = (k + 1) & (cap - 1);
             keys[k] = m->keys[j];
             values[k] = m->values[j];

@@ -1,4 +1,5 @@
-/* hashmap.h - the two open-addressing hash maps the tokenizer needs (private to text/).
+/* hashmap.h - the two open-addressing hash maps of the tokenizer (and of the sense
+ * store's vocabulary), keyed by hash64 (common/hash.h).
  *
  * ByteMap: byte string -> int64 value. Keys are copied into one arena, so a map of a
  * million short pre-tokens is two allocations. PairMap: uint64 key (two 32-bit token
@@ -10,8 +11,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-
-uint64_t hash_bytes(const void *data, size_t len);
 
 typedef struct {
     uint64_t hash;

@@ -62,6 +62,29 @@ void adamw_free(AdamW *opt) {
     memset(opt, 0, sizeof *opt);
 }
 
+int adamw_shard(AdamW *opt, size_t offset, size_t length, BpError *err) {
+    if (offset > opt->num_parameters || length > opt->num_parameters - offset)
+        return bp_fail(err, "adamw: shard [%zu, +%zu) outside %zu parameters", offset, length,
+                       opt->num_parameters);
+    size_t keep = length ? length : 1;
+    memmove(opt->m, opt->m + offset, length * sizeof(float));
+    memmove(opt->v, opt->v + offset, length * sizeof(float));
+    float *m = realloc(opt->m, keep * sizeof(float)), *v = realloc(opt->v, keep * sizeof(float));
+    if (m) opt->m = m;
+    if (v) opt->v = v;
+    int n = 0;
+    for (int i = 0; i < opt->num_decay; i++) {
+        size_t lo = opt->decay[i].offset, hi = lo + opt->decay[i].length;
+        if (lo < offset) lo = offset;
+        if (hi > offset + length) hi = offset + length;
+        if (lo >= hi) continue;
+        opt->decay[n++] = (ParamRange){.offset = lo - offset, .length = hi - lo};
+    }
+    opt->num_decay = n;
+    opt->num_parameters = length;
+    return 0;
+}
+
 /* The Adam update of params[lo, hi) with gradient grad_scale grads and weight decay wd
  * (0 for the undecayed). */
 static void adamw_update_range(AdamW *opt, float *params, const float *grads, float grad_scale,

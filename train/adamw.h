@@ -54,6 +54,11 @@ int adamw_build(AdamW *opt, const AdamWConfig *cfg, size_t num_parameters,
 int adamw_build_for_model(AdamW *opt, const AdamWConfig *cfg, const Backpack *m, BpError *err);
 void adamw_free(AdamW *opt);
 
+/* Keeps only the moments of parameters [offset, offset + length) (a ZeRO-1 shard): m and
+ * v shrink to length elements and the decay ranges move into the shard's coordinates, so
+ * adamw_step(opt, params + offset, shard_grads, ...) updates the shard. */
+int adamw_shard(AdamW *opt, size_t offset, size_t length, BpError *err);
+
 /* One update of params with the gradient grad_scale * grads (each element multiplied as
  * a float) at learning rate lr; t advances by one. grad_scale carries clipping and the
  * mean over accumulated micro-batches, so the gradients are read once. */

@@ -21,6 +21,14 @@ int compat_load_tokenizer(Tokenizer **tok, const char *dir, int model_vocab, BpE
     return 0;
 }
 
+int compat_check_tokfile(const char *path, const char *tokenizer_dir, int model_vocab, BpError *err) {
+    Tokenizer *tok;
+    if (compat_load_tokenizer(&tok, tokenizer_dir, model_vocab, err) != 0) return -1;
+    int rc = tokfile_check_tokenizer(path, tok, tokenizer_dir, err);
+    tokenizer_free(tok);
+    return rc;
+}
+
 int compat_check_data(const char *data_prefix, const char *tokenizer_dir, int model_vocab, BpError *err) {
     Tokenizer *tok;
     if (compat_load_tokenizer(&tok, tokenizer_dir, model_vocab, err) != 0) return -1;

@@ -56,13 +56,16 @@ int dataloader_open(DataLoader *dl, const char *path, int B, int T, int shuffle,
     }
     dl->B = B;
     dl->T = T;
+    dl->shard = 0;
+    dl->shards = 1;
     dl->shuffle = shuffle;
     dl->seed = seed;
     dl->order_cap = (dl->file.count - 1) / (uint64_t)T;
     dl->order = malloc(dl->order_cap * sizeof(uint64_t));
     dl->inputs = malloc((size_t)B * (size_t)T * sizeof(int));
     dl->targets = malloc((size_t)B * (size_t)T * sizeof(int));
-    if (!dl->order || !dl->inputs || !dl->targets) {
+    dl->starts = malloc((size_t)B * sizeof(uint64_t));
+    if (!dl->order || !dl->inputs || !dl->targets || !dl->starts) {
         dataloader_close(dl);
         return bp_fail(err, "%s: out of memory for the data loader", path);
     }
@@ -77,6 +80,7 @@ void dataloader_close(DataLoader *dl) {
     free(dl->order);
     free(dl->inputs);
     free(dl->targets);
+    free(dl->starts);
     memset(dl, 0, sizeof *dl);
 }
 
@@ -87,15 +91,24 @@ void dataloader_seek(DataLoader *dl, DataPosition pos) {
     dl->pos.index = pos.index < dl->num_windows ? pos.index : dl->num_windows;
 }
 
+void dataloader_shard(DataLoader *dl, int shard, int shards) {
+    dl->shard = shard;
+    dl->shards = shards;
+}
+
 void dataloader_next(DataLoader *dl) {
     const uint64_t T = (uint64_t)dl->T;
-    for (int b = 0; b < dl->B; b++) {
+    const int first = dl->shard * dl->B, global = dl->shards * dl->B;
+    for (int g = 0; g < global; g++) {
         if (dl->pos.index >= dl->num_windows) {
             dl->pos.epoch++;
             dl->pos.index = 0;
             dataloader_plan_epoch(dl);
         }
         uint64_t start = dl->shift + dl->order[dl->pos.index++] * T;
+        int b = g - first;
+        if (b < 0 || b >= dl->B) continue;  /* another process's window */
+        dl->starts[b] = start;
         int *in = dl->inputs + (size_t)b * T, *tg = dl->targets + (size_t)b * T;
         for (uint64_t t = 0; t < T; t++) {
             in[t] = (int)tokfile_get(&dl->file, start + t);

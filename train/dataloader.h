@@ -11,6 +11,12 @@
  * batches again. Batches run across epoch ends without a gap.
  *
  * Sequential order (validation): windows at 0, T, 2T, ... in file order, wrapping.
+ *
+ * Data-parallel training (dataloader_shard): with S processes of B windows each, the
+ * global batch is the next S x B windows of the stream above, and process r takes
+ * windows [r B, r B + B) of it. The position stays global, so S processes serve the
+ * windows one process with batch S x B would, in the same order, each exactly once per
+ * epoch, and a run saved with one S may continue with another of the same S x B.
  */
 #ifndef BP_DATALOADER_H
 #define BP_DATALOADER_H
@@ -29,6 +35,7 @@ typedef struct {
     TokFile file;
     char path[4096];
     int B, T;
+    int shard, shards;    /* this process's slice of a global batch of shards x B */
     int shuffle;
     uint64_t seed;
     DataPosition pos;
@@ -39,6 +46,7 @@ typedef struct {
     uint64_t order_cap;
     int *inputs;          /* (B, T) */
     int *targets;         /* (B, T) */
+    uint64_t *starts;     /* (B) first token of each window of the batch */
 } DataLoader;
 
 /* Opens path (tokfile_open checks every id against the file's vocabulary) and checks
@@ -48,7 +56,11 @@ int dataloader_open(DataLoader *dl, const char *path, int B, int T, int shuffle,
                     int vocab_size, BpError *err);
 void dataloader_close(DataLoader *dl);
 
-/* Fills dl->inputs and dl->targets with the next batch and advances the position. */
+/* Makes this loader serve slice `shard` of `shards` (0 of 1 when never called). */
+void dataloader_shard(DataLoader *dl, int shard, int shards);
+
+/* Fills dl->inputs and dl->targets with the next batch and advances the position (past
+ * the whole global batch). */
 void dataloader_next(DataLoader *dl);
 
 /* Moves to a saved position (from dl->pos). */

@@ -14,8 +14,10 @@ static double token_loss(const float *logits, int V, int target) {
     return log(sum) + (double)maxv - (double)logits[target];
 }
 
-int evaluate(Backpack *m, TokenGetter get, const void *ctx, uint64_t n, int context, int batch,
-             uint64_t max_windows, EvalResult *out, BpError *err) {
+/* Windows [w_begin, w_end) of the num_windows of evaluate(). */
+static int evaluate_windows(Backpack *m, TokenGetter get, const void *ctx, uint64_t n, int context,
+                            int batch, uint64_t max_windows, int shard, int shards,
+                            EvalResult *out, BpError *err) {
     memset(out, 0, sizeof *out);
     const int V = m->config.vocab_size;
     if (n < 2) return bp_fail(err, "evaluation needs at least 2 tokens, got %llu", (unsigned long long)n);
@@ -25,6 +27,10 @@ int evaluate(Backpack *m, TokenGetter get, const void *ctx, uint64_t n, int cont
     const uint64_t preds_total = n - 1;
     uint64_t num_windows = (preds_total + T - 1) / T;
     if (max_windows > 0 && num_windows > max_windows) num_windows = max_windows;
+    const uint64_t per = num_windows / (uint64_t)shards, extra = num_windows % (uint64_t)shards;
+    const uint64_t s = (uint64_t)shard;
+    const uint64_t w_begin = s * per + (s < extra ? s : extra);
+    const uint64_t w_end = w_begin + per + (s < extra);
     for (uint64_t i = 0; i < n; i++)
         if (get(ctx, i) >= (uint32_t)V)
             return bp_fail(err, "token %llu has id %u, outside the model's vocabulary of %d",
@@ -41,8 +47,8 @@ int evaluate(Backpack *m, TokenGetter get, const void *ctx, uint64_t n, int cont
     }
     double loss_sum = 0.0;
     uint64_t predictions = 0;
-    for (uint64_t w0 = 0; w0 < num_windows; w0 += (uint64_t)batch) {
-        int rows = (int)((num_windows - w0) < (uint64_t)batch ? (num_windows - w0) : (uint64_t)batch);
+    for (uint64_t w0 = w_begin; w0 < w_end; w0 += (uint64_t)batch) {
+        int rows = (int)((w_end - w0) < (uint64_t)batch ? (w_end - w0) : (uint64_t)batch);
         for (int b = 0; b < batch; b++) {
             uint64_t w = w0 + (uint64_t)(b < rows ? b : 0);
             uint64_t start = w * T, scored_from = 0;
@@ -75,8 +81,9 @@ int evaluate(Backpack *m, TokenGetter get, const void *ctx, uint64_t n, int cont
             }
         out->windows += (uint64_t)rows;
     }
+    out->loss_sum = loss_sum;
     out->predictions = predictions;
-    out->mean_loss = loss_sum / (double)predictions;
+    out->mean_loss = predictions ? loss_sum / (double)predictions : NAN;
     out->perplexity = exp(out->mean_loss);
     rc = 0;
 done:
@@ -85,6 +92,11 @@ done:
     free(first_scored);
     free(starts);
     return rc;
+}
+
+int evaluate(Backpack *m, TokenGetter get, const void *ctx, uint64_t n, int context, int batch,
+             uint64_t max_windows, EvalResult *out, BpError *err) {
+    return evaluate_windows(m, get, ctx, n, context, batch, max_windows, 0, 1, out, err);
 }
 
 static uint32_t get_int_array(const void *ctx, uint64_t i) { return (uint32_t)((const int *)ctx)[i]; }
@@ -100,4 +112,13 @@ int evaluate_ids(Backpack *m, const int *ids, size_t n, int context, int batch,
 int evaluate_tokfile(Backpack *m, const TokFile *tf, int context, int batch,
                      uint64_t max_windows, EvalResult *out, BpError *err) {
     return evaluate(m, get_tokfile, tf, tf->count, context, batch, max_windows, out, err);
+}
+
+int evaluate_tokfile_shard(Backpack *m, const TokFile *tf, int context, int batch,
+                           uint64_t max_windows, int shard, int shards, EvalResult *out,
+                           BpError *err) {
+    if (shards < 1 || shard < 0 || shard >= shards)
+        return bp_fail(err, "evaluation: slice %d of %d", shard, shards);
+    return evaluate_windows(m, get_tokfile, tf, tf->count, context, batch, max_windows, shard,
+                            shards, out, err);
 }

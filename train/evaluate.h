@@ -24,6 +24,7 @@
 #include "../text/tokfile.h"
 
 typedef struct {
+    double loss_sum;       /* of the predictions scored */
     double mean_loss;
     double perplexity;
     uint64_t predictions;  /* tokens scored */
@@ -42,5 +43,13 @@ int evaluate_ids(Backpack *m, const int *ids, size_t n, int context, int batch,
                  uint64_t max_windows, EvalResult *out, BpError *err);
 int evaluate_tokfile(Backpack *m, const TokFile *tf, int context, int batch,
                      uint64_t max_windows, EvalResult *out, BpError *err);
+
+/* Slice `shard` of `shards` of evaluate_tokfile's windows (contiguous, the first
+ * windows % shards slices one window more), in batches of `batch`: the loss_sum and
+ * predictions of the slices add up to the whole evaluation's (data-parallel validation).
+ * A slice may be empty (predictions 0, mean_loss NaN). */
+int evaluate_tokfile_shard(Backpack *m, const TokFile *tf, int context, int batch,
+                           uint64_t max_windows, int shard, int shards, EvalResult *out,
+                           BpError *err);
 
 #endif

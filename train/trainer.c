@@ -1,15 +1,28 @@
+/* trainer.c - train_run: the training loop (see trainer.h), in the steps of one run:
+ * join the processes, build or load the model, open the optimizer, the data and the
+ * output directory, then step until the budget or a stop, evaluating and saving on the
+ * way. The pieces with a job of their own are beside it: dist.c (the processes and their
+ * collectives), agreement.c (what they must share), train_state.c (train_state.bin),
+ * metrics.c (metrics.jsonl), eta.c (budget, ETA, progress line), run_dir.c (the output
+ * directory).
+ *
+ * Data parallelism (llm.c's train_gpt2 over MPI): every process holds the whole model
+ * and trains on its slice of the global batch; after the last micro-batch of a step one
+ * allreduce sums the flat gradient buffer (1/processes is folded into the gradient
+ * scale), so clipping and AdamW see the same numbers everywhere and the replicas stay
+ * bit-identical. With ZeRO-1 the sum is reduce-scattered instead, each process updates
+ * its shard of the parameters with its shard of the moments, and an allgather brings
+ * the parameters back together. Rank 0 alone touches the output directory. */
 #include "trainer.h"
 
 #include <cblas.h>
-#include <dirent.h>
-#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "../common/fileio.h"
 #include "../common/rng.h"
@@ -17,8 +30,14 @@
 #include "../text/tokenizer.h"
 #include "../text/tokfile.h"
 #include "adamw.h"
+#include "agreement.h"
 #include "dataloader.h"
+#include "dist.h"
+#include "eta.h"
 #include "evaluate.h"
+#include "metrics.h"
+#include "run_dir.h"
+#include "train_state.h"
 
 void train_config_defaults(TrainConfig *c) {
     memset(c, 0, sizeof *c);
@@ -49,419 +68,58 @@ void train_config_defaults(TrainConfig *c) {
     c->save_every = 1000;
 }
 
-/* ---- train_state.bin ----------------------------------------------------------------
- * Native byte order (little-endian on the machines this runs on), no padding:
- *   char[8]  "BPTRAIN\0"        u32 version (1)
- *   char[17] weights hash (backpack_weights_hash of the model saved beside it)
- *   u64 num_parameters
- *   the TrainConfig, field by field (strings as u32 length + bytes; floats as their bits)
- *   u64 step, u64 tokens, f64 elapsed, f64 warmup_progress, f64 last_val_loss
- *   u64[4] dropout RNG state, u64 data epoch, u64 data index
- *   u64 metrics_bytes (length of metrics.jsonl when saved: a resume truncates to it)
- *   u64 adam t, f32[num_parameters] m, f32[num_parameters] v
- *   u64 FNV-1a 64 of every byte before it
- */
-#define STATE_MAGIC "BPTRAIN"
-#define STATE_VERSION 1u
-
 typedef struct {
-    uint64_t step;
-    uint64_t tokens;
-    double elapsed;
-    double warmup_progress;     /* progress when warmup ended (valid once step >= warmup) */
-    double last_val_loss;
-    Rng dropout_rng;
-    DataPosition data;
-    uint64_t metrics_bytes;
-} TrainProgress;
-
-typedef struct {
-    unsigned char *data;
-    size_t len, cap;
-    int failed;
-} ByteBuf;
-
-static void buf_put(ByteBuf *b, const void *p, size_t n) {
-    if (b->failed) return;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n) cap *= 2;
-        unsigned char *grown = realloc(b->data, cap);
-        if (!grown) {
-            b->failed = 1;
-            return;
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-}
-static void put_u32(ByteBuf *b, uint32_t v) { buf_put(b, &v, 4); }
-static void put_u64(ByteBuf *b, uint64_t v) { buf_put(b, &v, 8); }
-static void put_i32(ByteBuf *b, int v) { int32_t x = v; buf_put(b, &x, 4); }
-static void put_f32(ByteBuf *b, float v) { buf_put(b, &v, 4); }
-static void put_f64(ByteBuf *b, double v) { buf_put(b, &v, 8); }
-static void put_str(ByteBuf *b, const char *s) {
-    uint32_t n = (uint32_t)strlen(s);
-    put_u32(b, n);
-    buf_put(b, s, n);
-}
-
-typedef struct {
-    const unsigned char *data;
-    size_t len, pos;
-    int failed;
-} ByteReader;
-
-static void rd_get(ByteReader *r, void *p, size_t n) {
-    if (r->failed || n > r->len - r->pos) {
-        r->failed = 1;
-        memset(p, 0, n);
-        return;
-    }
-    memcpy(p, r->data + r->pos, n);
-    r->pos += n;
-}
-static uint32_t get_u32(ByteReader *r) { uint32_t v; rd_get(r, &v, 4); return v; }
-static uint64_t get_u64(ByteReader *r) { uint64_t v; rd_get(r, &v, 8); return v; }
-static int get_i32(ByteReader *r) { int32_t v; rd_get(r, &v, 4); return v; }
-static float get_f32(ByteReader *r) { float v; rd_get(r, &v, 4); return v; }
-static double get_f64(ByteReader *r) { double v; rd_get(r, &v, 8); return v; }
-static void get_str(ByteReader *r, char *out, size_t out_size) {
-    uint32_t n = get_u32(r);
-    if (r->failed || n >= out_size || n > r->len - r->pos) {
-        r->failed = 1;
-        out[0] = '\0';
-        return;
-    }
-    memcpy(out, r->data + r->pos, n);
-    out[n] = '\0';
-    r->pos += n;
-}
-
-static uint64_t fnv1a64(const unsigned char *p, size_t n) {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
-
-static void put_config(ByteBuf *b, const TrainConfig *c) {
-    put_i32(b, (int)c->model.arch);
-    put_i32(b, c->model.vocab_size);
-    put_i32(b, c->model.n_embd);
-    put_i32(b, c->model.n_layer);
-    put_i32(b, c->model.n_head);
-    put_i32(b, c->model.num_senses);
-    put_i32(b, c->model.n_positions);
-    put_i32(b, c->model.sense_intermediate_scale);
-    put_str(b, c->data_prefix);
-    put_str(b, c->tokenizer_dir);
-    put_str(b, c->out_dir);
-    put_i32(b, c->batch);
-    put_i32(b, c->context);
-    put_i32(b, c->accum);
-    put_u64(b, c->max_steps);
-    put_u64(b, c->max_tokens);
-    put_f64(b, c->max_minutes);
-    put_f32(b, c->lr);
-    put_u64(b, c->warmup);
-    put_f32(b, c->weight_decay);
-    put_f32(b, c->clip);
-    put_f32(b, c->dropout);
-    put_f32(b, c->beta1);
-    put_f32(b, c->beta2);
-    put_f32(b, c->eps);
-    put_u64(b, c->seed);
-    put_i32(b, c->threads);
-    put_i32(b, c->eval_every);
-    put_i32(b, c->eval_batches);
-    put_i32(b, c->save_every);
-}
-
-static void get_config(ByteReader *r, TrainConfig *c) {
-    memset(c, 0, sizeof *c);
-    c->model.arch = (ModelArch)get_i32(r);
-    c->model.vocab_size = get_i32(r);
-    c->model.n_embd = get_i32(r);
-    c->model.n_layer = get_i32(r);
-    c->model.n_head = get_i32(r);
-    c->model.num_senses = get_i32(r);
-    c->model.n_positions = get_i32(r);
-    c->model.sense_intermediate_scale = get_i32(r);
-    get_str(r, c->data_prefix, sizeof c->data_prefix);
-    get_str(r, c->tokenizer_dir, sizeof c->tokenizer_dir);
-    get_str(r, c->out_dir, sizeof c->out_dir);
-    c->batch = get_i32(r);
-    c->context = get_i32(r);
-    c->accum = get_i32(r);
-    c->max_steps = get_u64(r);
-    c->max_tokens = get_u64(r);
-    c->max_minutes = get_f64(r);
-    c->lr = get_f32(r);
-    c->warmup = get_u64(r);
-    c->weight_decay = get_f32(r);
-    c->clip = get_f32(r);
-    c->dropout = get_f32(r);
-    c->beta1 = get_f32(r);
-    c->beta2 = get_f32(r);
-    c->eps = get_f32(r);
-    c->seed = get_u64(r);
-    c->threads = get_i32(r);
-    c->eval_every = get_i32(r);
-    c->eval_batches = get_i32(r);
-    c->save_every = get_i32(r);
-}
-
-/* Reads and checks the whole file; the caller frees *file_data. Positions r after the
- * config. */
-static int state_open(const char *dir, char **file_data, ByteReader *r, char hash[17],
-                      uint64_t *num_parameters, TrainConfig *cfg, BpError *err) {
-    char path[4096];
-    size_t len;
-    if (path_join(path, sizeof path, dir, TRAIN_STATE_FILE, err) != 0) return -1;
-    if (read_file(path, file_data, &len, err) != 0) return -1;
-    if (len < 8 + 4 + 8) {
-        free(*file_data);
-        return bp_fail(err, "%s: truncated (%zu bytes)", path, len);
-    }
-    const unsigned char *p = (const unsigned char *)*file_data;
-    uint64_t stored;
-    memcpy(&stored, p + len - 8, 8);
-    if (stored != fnv1a64(p, len - 8)) {
-        free(*file_data);
-        return bp_fail(err, "%s: checksum mismatch (truncated or corrupt)", path);
-    }
-    *r = (ByteReader){.data = p, .len = len - 8};
-    char magic[8];
-    rd_get(r, magic, 8);
-    if (memcmp(magic, STATE_MAGIC, 8) != 0) {
-        free(*file_data);
-        return bp_fail(err, "%s: not a training state file", path);
-    }
-    uint32_t version = get_u32(r);
-    if (version != STATE_VERSION) {
-        free(*file_data);
-        return bp_fail(err, "%s: version %u, this program reads %u", path, version, STATE_VERSION);
-    }
-    rd_get(r, hash, 17);
-    hash[16] = '\0';
-    *num_parameters = get_u64(r);
-    get_config(r, cfg);
-    if (r->failed) {
-        free(*file_data);
-        return bp_fail(err, "%s: truncated training configuration", path);
-    }
-    return 0;
-}
-
-int train_state_read_config(const char *dir, TrainConfig *cfg, BpError *err) {
-    char *data;
-    ByteReader r;
-    char hash[17];
-    uint64_t n;
-    if (state_open(dir, &data, &r, hash, &n, cfg, err) != 0) return -1;
-    free(data);
-    return 0;
-}
-
-/* ---- the run ------------------------------------------------------------------------- */
-
-typedef struct {
-    TrainConfig cfg;
+    TrainConfig cfg;            /* batch is per process */
+    Dist dist;
     Backpack model;
-    AdamW opt;
-    DataLoader train;
+    AdamW opt;                  /* the whole optimizer, or this process's shard (ZeRO-1) */
+    size_t shard_offset;        /* ZeRO-1: the parameters this process updates */
+    size_t shard_length;
+    float *grad_shard;          /* ZeRO-1: (shard_length) the summed gradient of the shard */
+    float *full_m, *full_v;     /* the whole moments while a save writes them */
+    DataLoader train;           /* this process's slice of each global batch */
     TokFile val;
     int val_open;
-    TrainProgress prog;
+    TrainProgress prog;         /* global, the same on every process */
     const char *tokenizer_src;  /* where checkpoints copy vocab.json and merges.txt from */
-    char metrics_path[4096];
-    FILE *metrics;
+    Metrics metrics;            /* written by rank 0 only */
     const TrainHooks *hooks;
+    int quiet;                  /* no output (tests, and every rank but 0) */
     int progress_line_shown;
+    FILE *replica_log;          /* BACKPACK_REPLICA_LOG: the weights hash after every step */
+    /* this session */
+    uint64_t step_tokens;       /* training tokens per optimizer step, all processes */
+    double session_start;
+    double elapsed_before;      /* training time of earlier sessions */
+    double train_seconds;       /* time inside steps (the rate excludes evaluation and saves) */
+    uint64_t session_start_step;
+    uint64_t last_eval_step, last_save_step;
+    StepReport report;          /* of the last step */
 } Trainer;
 
-static int write_train_state(const Trainer *tr, const char *dir, BpError *err) {
-    ByteBuf b = {0};
-    char hash[17];
-    backpack_weights_hash(&tr->model, hash);
-    buf_put(&b, STATE_MAGIC, 8);
-    put_u32(&b, STATE_VERSION);
-    buf_put(&b, hash, 17);
-    put_u64(&b, tr->model.num_parameters);
-    put_config(&b, &tr->cfg);
-    const TrainProgress *p = &tr->prog;
-    put_u64(&b, p->step);
-    put_u64(&b, p->tokens);
-    put_f64(&b, p->elapsed);
-    put_f64(&b, p->warmup_progress);
-    put_f64(&b, p->last_val_loss);
-    for (int i = 0; i < 4; i++) put_u64(&b, p->dropout_rng.s[i]);
-    put_u64(&b, p->data.epoch);
-    put_u64(&b, p->data.index);
-    put_u64(&b, p->metrics_bytes);
-    put_u64(&b, tr->opt.t);
-    buf_put(&b, tr->opt.m, tr->opt.num_parameters * sizeof(float));
-    buf_put(&b, tr->opt.v, tr->opt.num_parameters * sizeof(float));
-    if (b.failed) {
-        free(b.data);
-        return bp_fail(err, "%s: out of memory writing the training state", dir);
-    }
-    put_u64(&b, fnv1a64(b.data, b.len));
-    char path[4096];
-    int rc = path_join(path, sizeof path, dir, TRAIN_STATE_FILE, err);
-    if (rc == 0 && b.failed) rc = bp_fail(err, "%s: out of memory", path);
-    if (rc == 0) rc = write_file_atomic(path, b.data, b.len, err);
-    free(b.data);
-    return rc;
+static int is_root(const Trainer *tr) { return tr->dist.rank == 0; }
+
+/* After a phase every process ran: 0 when it succeeded on all of them; otherwise -1 on
+ * all of them, with the message of the first that failed (naming its rank when there
+ * are several), so that every process reports the same one-line error. */
+static int agree(Trainer *tr, int rc, BpError *err) {
+    int first = dist_first_failure(&tr->dist, rc != 0);
+    if (first < 0) return 0;
+    if (tr->dist.size == 1) return -1;
+    char msg[BP_ERROR_MAX] = "";
+    if (err && rc != 0) memcpy(msg, err->msg, sizeof msg);
+    dist_broadcast(&tr->dist, first, msg, sizeof msg);
+    msg[sizeof msg - 1] = '\0';
+    return bp_fail(err, "rank %d: %s", first, msg);
 }
 
-/* Restores the optimizer and progress from dir/train_state.bin for the loaded model. */
-static int read_train_state(Trainer *tr, const char *dir, BpError *err) {
-    char *data, hash[17], model_hash[17];
-    ByteReader r;
-    uint64_t n;
-    TrainConfig saved;
-    if (state_open(dir, &data, &r, hash, &n, &saved, err) != 0) return -1;
-    backpack_weights_hash(&tr->model, model_hash);
-    int rc = 0;
-    if (n != tr->model.num_parameters)
-        rc = bp_fail(err, "%s/%s: saved for %llu parameters, the model has %zu", dir,
-                     TRAIN_STATE_FILE, (unsigned long long)n, tr->model.num_parameters);
-    else if (strcmp(hash, model_hash) != 0)
-        rc = bp_fail(err, "%s/%s: belongs to other weights (hash %s, model.safetensors has %s)",
-                     dir, TRAIN_STATE_FILE, hash, model_hash);
-    if (rc == 0) {
-        TrainProgress *p = &tr->prog;
-        p->step = get_u64(&r);
-        p->tokens = get_u64(&r);
-        p->elapsed = get_f64(&r);
-        p->warmup_progress = get_f64(&r);
-        p->last_val_loss = get_f64(&r);
-        for (int i = 0; i < 4; i++) p->dropout_rng.s[i] = get_u64(&r);
-        p->data.epoch = get_u64(&r);
-        p->data.index = get_u64(&r);
-        p->metrics_bytes = get_u64(&r);
-        tr->opt.t = get_u64(&r);
-        rd_get(&r, tr->opt.m, n * sizeof(float));
-        rd_get(&r, tr->opt.v, n * sizeof(float));
-        if (r.failed || r.pos != r.len)
-            rc = bp_fail(err, "%s/%s: %s", dir, TRAIN_STATE_FILE,
-                         r.failed ? "truncated" : "has trailing bytes");
-    }
-    free(data);
-    return rc;
+/* A failure inside a step, where the other processes already wait in a collective. */
+static int fail_mid_step(Trainer *tr, BpError *err) {
+    if (tr->dist.size > 1) dist_abort(&tr->dist, err ? err->msg : "a step failed");
+    return -1;
 }
 
-/* Checkpoint files written by checkpoint_save and by us: not carried over. */
-static int is_checkpoint_file(const char *name) {
-    static const char *const own[] = {"config.json", "model.safetensors", "vocab.json",
-                                      "merges.txt", TRAIN_STATE_FILE, TRAIN_METRICS_FILE};
-    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
-        if (!strcmp(name, own[i])) return 1;
-    return strstr(name, ".tmp-") != NULL;
-}
-
-/* Hard-links src to dst (same filesystem: the staging directory is a sibling), else
- * copies it. */
-static int link_or_copy(const char *src, const char *dst, BpError *err) {
-    if (link(src, dst) == 0) return 0;
-    return copy_file_atomic(src, dst, err);
-}
-
-/* The CheckpointExtraWriter: the training state, the metrics so far, and every other
- * regular file of the output directory. */
-static int write_extra(const char *staging, void *ctx, BpError *err) {
-    Trainer *tr = ctx;
-    char src[4096], dst[4096];
-    if (tr->metrics) fflush(tr->metrics);
-    struct stat st;
-    tr->prog.metrics_bytes = stat(tr->metrics_path, &st) == 0 ? (uint64_t)st.st_size : 0;
-    if (write_train_state(tr, staging, err) != 0) return -1;
-    if (file_exists(tr->metrics_path)) {
-        if (path_join(dst, sizeof dst, staging, TRAIN_METRICS_FILE, err) != 0) return -1;
-        if (link_or_copy(tr->metrics_path, dst, err) != 0) return -1;
-    }
-    DIR *d = opendir(tr->cfg.out_dir);
-    if (!d) return 0;
-    struct dirent *ent;
-    int rc = 0;
-    while (rc == 0 && (ent = readdir(d)) != NULL) {
-        if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..") || is_checkpoint_file(ent->d_name))
-            continue;
-        if (path_join(src, sizeof src, tr->cfg.out_dir, ent->d_name, err) != 0 ||
-            path_join(dst, sizeof dst, staging, ent->d_name, err) != 0) {
-            rc = -1;
-            break;
-        }
-        if (!file_exists(src) || file_exists(dst)) continue;
-        rc = link_or_copy(src, dst, err);
-    }
-    closedir(d);
-    return rc;
-}
-
-static int metrics_open(Trainer *tr, BpError *err) {
-    tr->metrics = fopen(tr->metrics_path, "a");
-    if (!tr->metrics) return bp_fail_errno(err, "%s: cannot open", tr->metrics_path);
-    return 0;
-}
-
-static int save(Trainer *tr, BpError *err) {
-    if (checkpoint_save(&tr->model, tr->cfg.out_dir, tr->tokenizer_src, write_extra, tr, err) != 0)
-        return -1;
-    /* The directory was swapped: append to the new directory's metrics.jsonl. */
-    if (tr->metrics) fclose(tr->metrics);
-    tr->metrics = NULL;
-    return metrics_open(tr, err);
-}
-
-/* Fraction of the budget spent, the largest over the limits that are set. */
-static double budget_progress(const TrainConfig *c, uint64_t step, uint64_t tokens, double elapsed) {
-    double p = 0.0;
-    if (c->max_steps) p = fmax(p, (double)step / (double)c->max_steps);
-    if (c->max_tokens) p = fmax(p, (double)tokens / (double)c->max_tokens);
-    if (c->max_minutes > 0) p = fmax(p, elapsed / (c->max_minutes * 60.0));
-    return p;
-}
-
-static void format_duration(double s, char *out, size_t n) {
-    if (!isfinite(s) || s < 0) snprintf(out, n, "?");
-    else if (s < 60) snprintf(out, n, "%.0fs", s);
-    else if (s < 3600) snprintf(out, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
-    else snprintf(out, n, "%dh%02dm", (int)(s / 3600), ((int)s % 3600) / 60);
-}
-
-static void show_progress(Trainer *tr, const StepReport *r, double eta, int newline) {
-    const TrainHooks *h = tr->hooks;
-    if (h && h->quiet) return;
-    int live = h && h->progress_line;
-    if (!live && !newline) return;
-    char val[32], eta_s[32], total[32] = "";
-    if (isfinite(tr->prog.last_val_loss)) snprintf(val, sizeof val, "%.4f", tr->prog.last_val_loss);
-    else snprintf(val, sizeof val, "-");
-    format_duration(eta, eta_s, sizeof eta_s);
-    if (tr->cfg.max_steps) snprintf(total, sizeof total, "/%llu", (unsigned long long)tr->cfg.max_steps);
-    fprintf(stderr, "%sstep %llu%s | loss %.4f | val %s | lr %.2e | %.0f tok/s | ETA %s%s",
-            live ? "\r\033[K" : "", (unsigned long long)r->step, total, r->loss, val, r->lr,
-            r->tokens_per_s, eta_s, (live && !newline) ? "" : "\n");
-    tr->progress_line_shown = live && !newline;
-    fflush(stderr);
-}
-
-/* Validation loss over the first eval_batches batches of the validation file. */
-static int validate(Trainer *tr, double *loss, BpError *err) {
-    EvalResult res;
-    uint64_t windows = (uint64_t)tr->cfg.eval_batches * (uint64_t)tr->cfg.batch;
-    if (evaluate_tokfile(&tr->model, &tr->val, tr->cfg.context, tr->cfg.batch, windows, &res, err) != 0)
-        return bp_error_prefix(err, "validation");
-    *loss = res.mean_loss;
-    return 0;
-}
+/* ---- setting up ---------------------------------------------------------------------- */
 
 static int check_config(const TrainConfig *c, BpError *err) {
     if (c->batch < 1) return bp_fail(err, "--batch must be at least 1 (got %d)", c->batch);
@@ -477,35 +135,133 @@ static int check_config(const TrainConfig *c, BpError *err) {
     if (!(c->dropout >= 0 && c->dropout < 1)) return bp_fail(err, "--dropout must be in [0, 1)");
     if (c->eval_batches < 1) return bp_fail(err, "--eval-batches must be at least 1");
     if (c->eval_every < 0 || c->save_every < 0) return bp_fail(err, "--eval-every and --save-every must be >= 0");
+    if (c->zero < 0 || c->zero > 1) return bp_fail(err, "--zero must be 0 or 1 (got %d)", c->zero);
     if (!c->out_dir[0]) return bp_fail(err, "--out is required");
     if (!c->data_prefix[0]) return bp_fail(err, "--data is required");
     return 0;
 }
 
-/* A new run may write into a missing or empty directory, or one holding only plain
- * files that are not a model (they are carried over). */
-static int check_new_out_dir(const char *dir, BpError *err) {
-    if (!dir_exists(dir)) {
-        if (file_exists(dir)) return bp_fail(err, "%s: exists and is not a directory", dir);
-        return make_dirs(dir, err);
-    }
-    DIR *d = opendir(dir);
-    if (!d) return bp_fail_errno(err, "%s: cannot open", dir);
-    struct dirent *ent;
-    char child[4096];
+static int same_model(const BackpackConfig *a, const BackpackConfig *b) {
+    return a->arch == b->arch && a->vocab_size == b->vocab_size && a->n_embd == b->n_embd &&
+           a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_positions == b->n_positions &&
+           a->sense_intermediate_scale == b->sense_intermediate_scale &&
+           (a->arch == ARCH_TRANSFORMER || a->num_senses == b->num_senses);
+}
+
+/* Joins the other processes (if any) and checks that they were all given the same
+ * configuration as rank 0. */
+static int join_processes(Trainer *tr, BpError *err) {
+    if (dist_init(&tr->dist, err) != 0) return -1;
+    if (!is_root(tr)) tr->quiet = 1;
+    const char *log = getenv("BACKPACK_REPLICA_LOG");
     int rc = 0;
-    while (rc == 0 && (ent = readdir(d)) != NULL) {
-        if (!strcmp(ent->d_name, ".") || !strcmp(ent->d_name, "..")) continue;
-        if (!strcmp(ent->d_name, "model.safetensors"))
-            rc = bp_fail(err, "%s already holds a model: continue it with --resume %s, or choose another --out",
-                         dir, dir);
-        else if (path_join(child, sizeof child, dir, ent->d_name, err) != 0) rc = -1;
-        else if (dir_exists(child))
-            rc = bp_fail(err, "%s: holds the directory '%s'; a checkpoint replaces the whole directory, choose another --out",
-                         dir, ent->d_name);
+    if (log && log[0]) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.%d", log, tr->dist.rank);
+        tr->replica_log = fopen(path, "w");
+        if (!tr->replica_log) rc = bp_fail_errno(err, "%s: cannot open", path);
     }
-    closedir(d);
-    return rc;
+    if (agree(tr, rc, err) != 0) return -1;
+    if (tr->dist.size == 1) return 0;
+    TrainConfig root = tr->cfg;
+    dist_broadcast(&tr->dist, 0, &root, sizeof root);
+    const char *flag = train_config_difference(&root, &tr->cfg);
+    if (flag) rc = bp_fail(err, "%s differs from rank 0's: every process must be given the same", flag);
+    return agree(tr, rc, err);
+}
+
+/* Rank 0's part of building the model: loaded from resume_dir, or the vocabulary size of
+ * a new one from the tokenizer. */
+static int read_model_source(Trainer *tr, const char *resume_dir, BpError *err) {
+    TrainConfig *c = &tr->cfg;
+    if (resume_dir) {
+        if (checkpoint_load(&tr->model, resume_dir, err) != 0) return -1;
+        if (c->model.vocab_size == 0) c->model.vocab_size = tr->model.config.vocab_size;
+        if (!same_model(&c->model, &tr->model.config))
+            return bp_fail(err, "%s: the model's configuration differs from the training state's", resume_dir);
+        c->model = tr->model.config;
+        /* The checkpoint's own copy of the tokenizer (a model may have none). */
+        char vocab[4096];
+        tr->tokenizer_src = path_join(vocab, sizeof vocab, resume_dir, "vocab.json", NULL) == 0 &&
+                                    file_exists(vocab) ? resume_dir : NULL;
+        return 0;
+    }
+    if (c->model.vocab_size == 0) {
+        Tokenizer *tok;
+        if (!c->tokenizer_dir[0]) return bp_fail(err, "--tokenizer is required for a new run");
+        if (tokenizer_load(&tok, c->tokenizer_dir, err) != 0) return -1;
+        c->model.vocab_size = tokenizer_vocab_size(tok);
+        tokenizer_free(tok);
+    }
+    tr->tokenizer_src = c->tokenizer_dir[0] ? c->tokenizer_dir : NULL;
+    return 0;
+}
+
+/* The model, the same on every process: rank 0's loaded checkpoint, or rank 0's
+ * initialization of a new one. */
+static int build_model(Trainer *tr, const char *resume_dir, BpError *err) {
+    TrainConfig *c = &tr->cfg;
+    int rc = is_root(tr) ? read_model_source(tr, resume_dir, err) : 0;
+    if (agree(tr, rc, err) != 0) return -1;
+    dist_broadcast(&tr->dist, 0, &c->model, sizeof c->model);
+    rc = check_config(c, err);
+    if (rc == 0 && !(is_root(tr) && resume_dir))
+        rc = backpack_config_validate(&c->model, err) != 0 || backpack_build(&tr->model, &c->model, err) != 0;
+    if (agree(tr, rc, err) != 0) return -1;
+    if (!resume_dir) {
+        if (is_root(tr)) backpack_init_weights(&tr->model, c->seed);
+        rng_seed(&tr->prog.dropout_rng, c->seed ^ 0xd1b54a32d192ed03ULL);
+    }
+    dist_broadcast(&tr->dist, 0, tr->model.params_memory, tr->model.num_parameters * sizeof(float));
+    return 0;
+}
+
+/* A resumed run keeps its global batch. cfg.batch is the per-process batch, or (when
+ * --batch was not given) the saved global batch, then shared out over the processes. */
+static int resolve_batch(Trainer *tr, int saved_global, BpError *err) {
+    int n = tr->dist.size, *b = &tr->cfg.batch;
+    if ((int64_t)*b * n == saved_global) return 0;
+    if (saved_global % n != 0)
+        return bp_fail(err, "--resume: the run's global batch of %d windows does not divide among %d processes",
+                       saved_global, n);
+    if (*b == saved_global) {
+        *b = saved_global / n;
+        return 0;
+    }
+    return bp_fail(err, "--resume: the run's global batch is %d windows, not %d processes x --batch %d: give --batch %d",
+                   saved_global, n, *b, saved_global / n);
+}
+
+/* AdamW, with rank 0's saved state on a resume; under ZeRO-1 each process then keeps
+ * only its shard of the moments. */
+static int build_optimizer(Trainer *tr, const char *resume_dir, BpError *err) {
+    const TrainConfig *c = &tr->cfg;
+    const size_t P = tr->model.num_parameters;
+    AdamWConfig ac = {.beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
+                      .weight_decay = c->weight_decay};
+    int rc = adamw_build_for_model(&tr->opt, &ac, &tr->model, err);
+    if (agree(tr, rc, err) != 0) return -1;
+    if (resume_dir) {
+        TrainConfig saved;
+        TrainMoments mom = {.m = tr->opt.m, .v = tr->opt.v};
+        if (is_root(tr)) rc = train_state_read(resume_dir, &tr->model, &mom, &tr->prog, &saved, err);
+        if (agree(tr, rc, err) != 0) return -1;
+        tr->opt.t = mom.t;
+        dist_broadcast(&tr->dist, 0, &saved.batch, sizeof saved.batch);
+        dist_broadcast(&tr->dist, 0, &tr->prog, sizeof tr->prog);
+        dist_broadcast(&tr->dist, 0, &tr->opt.t, sizeof tr->opt.t);
+        dist_broadcast(&tr->dist, 0, tr->opt.m, P * sizeof(float));
+        dist_broadcast(&tr->dist, 0, tr->opt.v, P * sizeof(float));
+        if (resolve_batch(tr, saved.batch, err) != 0) return -1;
+    }
+    if (!c->zero) return 0;
+    if (P > dist_max_shard_elements(&tr->dist))
+        return bp_fail(err, "--zero 1: %zu parameters, more than MPI's counts reach", P);
+    dist_shard(P, tr->dist.size, tr->dist.rank, &tr->shard_offset, &tr->shard_length);
+    rc = adamw_shard(&tr->opt, tr->shard_offset, tr->shard_length, err);
+    if (rc == 0 && !(tr->grad_shard = malloc((tr->shard_length ? tr->shard_length : 1) * sizeof(float))))
+        rc = bp_fail(err, "out of memory for the gradient shard");
+    return agree(tr, rc, err);
 }
 
 static int open_data(Trainer *tr, BpError *err) {
@@ -515,6 +271,7 @@ static int open_data(Trainer *tr, BpError *err) {
         return bp_fail(err, "%s: path too long", c->data_prefix);
     if (dataloader_open(&tr->train, path, c->batch, c->context, 1, c->seed, c->model.vocab_size, err) != 0)
         return -1;
+    dataloader_shard(&tr->train, tr->dist.rank, tr->dist.size);
     snprintf(path, sizeof path, "%s.val.tok", c->data_prefix);
     if (tokfile_open(&tr->val, path, err) != 0) return -1;
     tr->val_open = 1;
@@ -527,51 +284,335 @@ static int open_data(Trainer *tr, BpError *err) {
     return 0;
 }
 
+/* Every process must read the same token files (each reads its own copy). */
+static int check_same_data(Trainer *tr, BpError *err) {
+    const int n = tr->dist.size;
+    if (n == 1) return 0;
+    TokFileFingerprint mine[2] = {tokfile_fingerprint(&tr->train.file), tokfile_fingerprint(&tr->val)};
+    TokFileFingerprint *all = malloc((size_t)n * sizeof mine);
+    if (dist_first_failure(&tr->dist, all == NULL) >= 0) {
+        free(all);
+        return bp_fail(err, "out of memory");
+    }
+    dist_allgather(&tr->dist, mine, all, sizeof mine);
+    int rc = 0;
+    for (int r = 1; r < n && rc == 0; r++)
+        for (int f = 0; f < 2 && rc == 0; f++) {
+            const TokFileFingerprint *a = &all[f], *b = &all[2 * r + f];
+            if (a->count != b->count || a->vocab_size != b->vocab_size || a->hash != b->hash)
+                rc = bp_fail(err, "the %s data differs between rank 0 (%llu tokens, hash %016llx) and rank %d (%llu tokens, hash %016llx): every process must read the same files",
+                             f ? "validation" : "training", (unsigned long long)a->count,
+                             (unsigned long long)a->hash, r, (unsigned long long)b->count,
+                             (unsigned long long)b->hash);
+        }
+    free(all);
+    return rc;  /* the same verdict on every process */
+}
+
+/* Touches the output directory only now, with everything else checked (rank 0). */
+static int prepare_out_dir(Trainer *tr, const char *resume_dir, BpError *err) {
+    const char *out = tr->cfg.out_dir;
+    if (metrics_init(&tr->metrics, out, err) != 0) return -1;
+    if (!is_root(tr)) return 0;
+    if (resume_dir) {
+        struct stat a, b;
+        int same_dir = stat(resume_dir, &a) == 0 && stat(out, &b) == 0 &&
+                       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+        if (!same_dir && run_dir_check_new(out, err) != 0) return -1;
+        if (metrics_rewind(&tr->metrics, resume_dir, tr->prog.metrics_bytes, err) != 0) return -1;
+    } else if (run_dir_check_new(out, err) != 0) {
+        return -1;
+    }
+    return metrics_open(&tr->metrics, err);
+}
+
+static void announce(const Trainer *tr, const char *resume_dir) {
+    const TrainConfig *c = &tr->cfg;
+    if (tr->quiet) return;
+    int transformer = c->model.arch == ARCH_TRANSFORMER;
+    char procs[96] = "";
+    if (tr->dist.size > 1)
+        snprintf(procs, sizeof procs, " on each of %d processes (global batch %d%s)", tr->dist.size,
+                 c->batch * tr->dist.size, c->zero ? ", ZeRO-1" : "");
+    fprintf(stderr, "%s %s at step %llu: %zu parameters (d %d, layers %d, heads %d, senses %d, "
+            "vocab %d), %llu training tokens, batch %d x %d x accum %d%s\n",
+            resume_dir ? "resuming" : "training", transformer ? "Transformer" : "Backpack",
+            (unsigned long long)tr->prog.step, tr->model.num_parameters, c->model.n_embd,
+            c->model.n_layer, c->model.n_head, transformer ? 0 : c->model.num_senses,
+            c->model.vocab_size, (unsigned long long)dataloader_num_tokens(&tr->train), c->batch,
+            c->context, c->accum, procs);
+}
+
 static void trainer_free(Trainer *tr) {
-    if (tr->metrics) fclose(tr->metrics);
+    metrics_close(&tr->metrics);
+    if (tr->replica_log) fclose(tr->replica_log);
     dataloader_close(&tr->train);
     if (tr->val_open) tokfile_close(&tr->val);
     adamw_free(&tr->opt);
+    free(tr->grad_shard);
     backpack_free(&tr->model);
 }
 
-static int same_model(const BackpackConfig *a, const BackpackConfig *b) {
-    return a->arch == b->arch && a->vocab_size == b->vocab_size && a->n_embd == b->n_embd &&
-           a->n_layer == b->n_layer && a->n_head == b->n_head && a->n_positions == b->n_positions &&
-           a->sense_intermediate_scale == b->sense_intermediate_scale &&
-           (a->arch == ARCH_TRANSFORMER || a->num_senses == b->num_senses);
+/* ---- saving and evaluating ------------------------------------------------------------ */
+
+/* The CheckpointExtraWriter: the training state, the metrics so far, and everything
+ * else the output directory holds. */
+static int write_extra(const char *staging, void *ctx, BpError *err) {
+    Trainer *tr = ctx;
+    tr->prog.metrics_bytes = metrics_bytes(&tr->metrics);
+    TrainConfig saved = tr->cfg;
+    saved.batch = tr->cfg.batch * tr->dist.size;  /* the global batch: one format for any N */
+    TrainMoments mom = {.t = tr->opt.t, .m = tr->full_m, .v = tr->full_v};
+    if (train_state_write(staging, &saved, &tr->model, &mom, &tr->prog, err) != 0) return -1;
+    if (file_exists(tr->metrics.path)) {
+        char dst[4096];
+        if (path_join(dst, sizeof dst, staging, TRAIN_METRICS_FILE, err) != 0) return -1;
+        if (link(tr->metrics.path, dst) != 0 && copy_file_atomic(tr->metrics.path, dst, err) != 0)
+            return -1;
+    }
+    return run_dir_carry_over(tr->cfg.out_dir, staging, err);
 }
 
-/* Truncates metrics.jsonl to its length at the checkpoint (lines after it describe steps
- * that are about to be redone). */
-static int metrics_rewind(Trainer *tr, const char *resume_dir, BpError *err) {
-    char src[4096];
-    if (path_join(src, sizeof src, resume_dir, TRAIN_METRICS_FILE, err) != 0) return -1;
-    if (strcmp(src, tr->metrics_path) != 0 && file_exists(src) && !file_exists(tr->metrics_path))
-        if (copy_file_atomic(src, tr->metrics_path, err) != 0) return -1;
-    struct stat st;
-    if (stat(tr->metrics_path, &st) == 0 && (uint64_t)st.st_size > tr->prog.metrics_bytes)
-        if (truncate(tr->metrics_path, (off_t)tr->prog.metrics_bytes) != 0)
-            return bp_fail_errno(err, "%s: cannot truncate", tr->metrics_path);
+/* A checkpoint, written by rank 0 (under ZeRO-1 after gathering the moments there). */
+static int save(Trainer *tr, BpError *err) {
+    const size_t P = tr->model.num_parameters;
+    int rc = 0;
+    tr->full_m = tr->opt.m;
+    tr->full_v = tr->opt.v;
+    if (tr->cfg.zero) {
+        tr->full_m = tr->full_v = NULL;
+        if (is_root(tr) && (!(tr->full_m = malloc(P * sizeof(float))) || !(tr->full_v = malloc(P * sizeof(float)))))
+            rc = bp_fail(err, "out of memory gathering the optimizer state");
+        if (agree(tr, rc, err) != 0) goto done;
+        dist_gather_shards(&tr->dist, tr->opt.m, tr->full_m, P);
+        dist_gather_shards(&tr->dist, tr->opt.v, tr->full_v, P);
+    }
+    if (is_root(tr)) {
+        rc = checkpoint_save(&tr->model, tr->cfg.out_dir, tr->tokenizer_src, write_extra, tr, err);
+        /* The directory was swapped: append to the new directory's metrics.jsonl. */
+        if (rc == 0) rc = metrics_open(&tr->metrics, err);
+    }
+    if ((rc = agree(tr, rc, err)) == 0) tr->last_save_step = tr->prog.step;
+done:
+    if (tr->cfg.zero) {
+        free(tr->full_m);
+        free(tr->full_v);
+    }
+    tr->full_m = tr->full_v = NULL;
+    return rc;
+}
+
+/* Validation loss over the first eval_batches global batches of the validation file,
+ * each process evaluating its slice of the windows, recorded. */
+static int validate(Trainer *tr, BpError *err) {
+    const TrainConfig *c = &tr->cfg;
+    EvalResult res;
+    uint64_t windows = (uint64_t)c->eval_batches * (uint64_t)c->batch * (uint64_t)tr->dist.size;
+    int rc = evaluate_tokfile_shard(&tr->model, &tr->val, c->context, c->batch, windows,
+                                    tr->dist.rank, tr->dist.size, &res, err);
+    if (rc != 0) bp_error_prefix(err, "validation");
+    if (agree(tr, rc, err) != 0) return -1;
+    double sums[2] = {res.loss_sum, (double)res.predictions};
+    dist_sum_doubles(&tr->dist, sums, 2);
+    tr->prog.last_val_loss = sums[0] / sums[1];
+    tr->last_eval_step = tr->prog.step;
+    metrics_eval(&tr->metrics, tr->prog.step, tr->prog.last_val_loss, tr->prog.tokens, tr->prog.elapsed);
     return 0;
 }
 
-static void metrics_step(Trainer *tr, const StepReport *r) {
-    if (!tr->metrics) return;
-    fprintf(tr->metrics,
-            "{\"step\": %llu, \"loss\": %.9g, \"lr\": %.9g, \"grad_norm\": %.9g, \"tokens\": %llu, "
-            "\"elapsed\": %.3f, \"tokens_per_s\": %.1f}\n",
-            (unsigned long long)r->step, r->loss, r->lr, r->grad_norm,
-            (unsigned long long)r->tokens, r->elapsed, r->tokens_per_s);
+/* ---- the loop ------------------------------------------------------------------------- */
+
+static void start_session(Trainer *tr, const char *resume_dir) {
+    const TrainConfig *c = &tr->cfg;
+    tr->step_tokens = (uint64_t)c->batch * (uint64_t)tr->dist.size * (uint64_t)c->context *
+                      (uint64_t)c->accum;
+    tr->session_start = now_seconds();
+    tr->elapsed_before = tr->prog.elapsed;
+    tr->session_start_step = tr->prog.step;
+    tr->last_eval_step = UINT64_MAX;
+    tr->last_save_step = resume_dir ? tr->prog.step : 0;
 }
 
-static void metrics_eval(Trainer *tr, uint64_t step, double val_loss) {
-    if (!tr->metrics) return;
-    fprintf(tr->metrics,
-            "{\"step\": %llu, \"val_loss\": %.9g, \"val_ppl\": %.9g, \"tokens\": %llu, \"elapsed\": %.3f}\n",
-            (unsigned long long)step, val_loss, exp(val_loss), (unsigned long long)tr->prog.tokens,
-            tr->prog.elapsed);
-    fflush(tr->metrics);
+static void update_elapsed(Trainer *tr) {
+    tr->prog.elapsed = tr->elapsed_before + (now_seconds() - tr->session_start);
+}
+
+static int budget_spent(const Trainer *tr) {
+    const TrainConfig *c = &tr->cfg;
+    return (c->max_steps && tr->prog.step >= c->max_steps) ||
+           (c->max_tokens && tr->prog.tokens >= c->max_tokens);
+}
+
+/* 1 when the run ends before another step: the budget is spent or a stop was asked (on
+ * any process). The processes agree on the elapsed time (the slowest clock), so a time
+ * budget and its learning-rate schedule are the same for all. */
+static int should_stop(Trainer *tr, TrainOutcome *out) {
+    const TrainConfig *c = &tr->cfg;
+    update_elapsed(tr);
+    double local[2] = {(tr->hooks && tr->hooks->stop && *tr->hooks->stop) || out->stopped,
+                       tr->prog.elapsed};
+    dist_max_doubles(&tr->dist, local, 2);
+    tr->prog.elapsed = local[1];
+    if (budget_spent(tr)) return 1;
+    if (c->max_minutes > 0 && tr->prog.elapsed >= c->max_minutes * 60.0) return 1;
+    if (local[0] != 0) {
+        out->stopped = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static float step_lr(Trainer *tr) {
+    const TrainConfig *c = &tr->cfg;
+    TrainProgress *p = &tr->prog;
+    double progress = budget_progress(c, p->step, p->tokens, p->elapsed);
+    if (p->step == c->warmup) p->warmup_progress = progress;
+    return lr_schedule(c->lr, p->step, c->warmup, progress,
+                       p->step >= c->warmup ? p->warmup_progress : 0.0);
+}
+
+/* Forward and backward over the step's micro-batches (this process's rows of each); the
+ * gradients are summed in the model's buffer and the mean loss returned. Every process
+ * draws the same dropout seed per micro-batch and masks its rows as the global batch's. */
+static int accumulate_gradients(Trainer *tr, double *loss, BpError *err) {
+    const TrainConfig *c = &tr->cfg;
+    TrainOptions opts = {.dropout = c->dropout, .rng = &tr->prog.dropout_rng,
+                         .first_row = (uint64_t)tr->dist.rank * (uint64_t)c->batch};
+    backpack_zero_grad(&tr->model);
+    double sum = 0.0;
+    for (int a = 0; a < c->accum; a++) {
+        dataloader_next(&tr->train);
+        if (backpack_forward(&tr->model, tr->train.inputs, tr->train.targets, c->batch, c->context,
+                             &opts, err) != 0 ||
+            backpack_backward(&tr->model, err) != 0)
+            return -1;
+        sum += tr->model.mean_loss;
+    }
+    *loss = sum / c->accum;
+    return 0;
+}
+
+/* Sums the gradients over the processes (the whole buffer, or reduce-scattered into this
+ * process's shard under ZeRO-1) and averages the loss; returns the norm of the mean
+ * gradient (over micro-batches and processes), the same on every process. */
+static double reduce_gradients(Trainer *tr, double *loss) {
+    const size_t P = tr->model.num_parameters;
+    const int n = tr->dist.size;
+    const double mean = 1.0 / ((double)tr->cfg.accum * n);
+    double sums[2] = {*loss, 0.0};
+    if (tr->cfg.zero) {
+        dist_reduce_scatter(&tr->dist, tr->model.grads_memory, tr->grad_shard, P);
+        double shard_norm = grad_norm(tr->grad_shard, tr->shard_length);
+        sums[1] = shard_norm * shard_norm;
+        dist_sum_doubles(&tr->dist, sums, 2);
+        *loss = sums[0] / n;
+        return sqrt(sums[1]) * mean;
+    }
+    dist_sum_floats(&tr->dist, tr->model.grads_memory, P);
+    dist_sum_doubles(&tr->dist, sums, 1);
+    *loss = sums[0] / n;
+    return grad_norm(tr->model.grads_memory, P) * mean;
+}
+
+/* AdamW with the gradient grad_scale times the summed one. */
+static void update_parameters(Trainer *tr, float grad_scale, float lr) {
+    float *params = tr->model.params_memory;
+    if (tr->cfg.zero) {
+        adamw_step(&tr->opt, params + tr->shard_offset, tr->grad_shard, grad_scale, lr);
+        dist_allgather_shards(&tr->dist, params, tr->model.num_parameters);
+    } else {
+        adamw_step(&tr->opt, params, tr->model.grads_memory, grad_scale, lr);
+    }
+}
+
+/* One optimizer step. A NaN or infinite loss or norm fails (on every process alike) with
+ * out->diverged set. */
+static int train_step(Trainer *tr, TrainOutcome *out, BpError *err) {
+    const TrainConfig *c = &tr->cfg;
+    double t0 = now_seconds();
+    float lr = step_lr(tr);
+    double loss;
+    if (accumulate_gradients(tr, &loss, err) != 0) return fail_mid_step(tr, err);
+    double norm = reduce_gradients(tr, &loss);
+    if (!isfinite(loss) || !isfinite(norm)) {
+        if (tr->progress_line_shown) fputc('\n', stderr);
+        out->diverged = 1;
+        return bp_fail(err, "training diverged at step %llu (loss %g, gradient norm %g): stopped; the last good checkpoint (step %llu) is kept in %s",
+                       (unsigned long long)tr->prog.step + 1, loss, norm,
+                       (unsigned long long)tr->last_save_step, c->out_dir);
+    }
+    /* the mean over micro-batches and processes, clipped */
+    const double mean = 1.0 / ((double)c->accum * tr->dist.size);
+    update_parameters(tr, (float)(mean * clip_factor(norm, c->clip)), lr);
+    tr->prog.step++;
+    tr->prog.tokens += tr->step_tokens;
+    tr->prog.data = tr->train.pos;
+    tr->train_seconds += now_seconds() - t0;
+    update_elapsed(tr);
+    uint64_t steps = tr->prog.step - tr->session_start_step;
+    tr->report = (StepReport){
+        .step = tr->prog.step, .loss = loss, .val_loss = NAN, .lr = lr, .grad_norm = norm,
+        .tokens = tr->prog.tokens, .elapsed = tr->prog.elapsed,
+        .tokens_per_s = (double)steps * (double)tr->step_tokens /
+                        (tr->train_seconds > 0 ? tr->train_seconds : 1e-9),
+        .model = &tr->model};
+    if (tr->replica_log) {
+        char hash[17];
+        backpack_weights_hash(&tr->model, hash);
+        fprintf(tr->replica_log, "%llu %s\n", (unsigned long long)tr->prog.step, hash);
+        fflush(tr->replica_log);
+    }
+    return 0;
+}
+
+static void show_progress(Trainer *tr) {
+    const TrainHooks *h = tr->hooks;
+    if (tr->quiet) return;
+    const StepReport *r = &tr->report;
+    /* the nearest limit at this session's pace */
+    double per_step = (now_seconds() - tr->session_start) / (double)(tr->prog.step - tr->session_start_step);
+    double eta = eta_seconds(&tr->cfg, tr->prog.step, tr->prog.tokens, tr->prog.elapsed,
+                             tr->step_tokens, per_step);
+    int live = h && h->progress_line;
+    int newline = !isnan(r->val_loss) && !live;
+    progress_print(r, tr->cfg.max_steps, tr->prog.last_val_loss, eta, live, newline);
+    tr->progress_line_shown = live && !newline;
+}
+
+/* What follows a step: its metrics line, an evaluation and a save when due, the hook. */
+static int after_step(Trainer *tr, TrainOutcome *out, BpError *err) {
+    const TrainConfig *c = &tr->cfg;
+    metrics_step(&tr->metrics, &tr->report);
+    if ((c->eval_every && tr->prog.step % (uint64_t)c->eval_every == 0) || budget_spent(tr)) {
+        if (validate(tr, err) != 0) return -1;
+        tr->report.val_loss = tr->prog.last_val_loss;
+    }
+    if (tr->hooks && tr->hooks->on_step && tr->hooks->on_step(&tr->report, tr->hooks->ctx) != 0)
+        out->stopped = 1;
+    show_progress(tr);
+    if (c->save_every && tr->prog.step % (uint64_t)c->save_every == 0 && save(tr, err) != 0) return -1;
+    return 0;
+}
+
+/* The end of the run: a last evaluation (unless stopped) and a last save. */
+static int finish(Trainer *tr, TrainOutcome *out, BpError *err) {
+    const TrainConfig *c = &tr->cfg;
+    if (tr->prog.step > 0 && tr->last_eval_step != tr->prog.step && !out->stopped &&
+        validate(tr, err) != 0)
+        return -1;
+    if (tr->progress_line_shown) fputc('\n', stderr);
+    tr->progress_line_shown = 0;
+    if ((tr->last_save_step != tr->prog.step || out->stopped || tr->prog.step == 0) && save(tr, err) != 0)
+        return -1;
+    if (tr->quiet) return 0;
+    if (out->stopped)
+        fprintf(stderr, "stopped at step %llu: saved to %s (continue with --resume %s)\n",
+                (unsigned long long)tr->prog.step, c->out_dir, c->out_dir);
+    else
+        fprintf(stderr, "done: %llu steps, val loss %.4f (perplexity %.2f), saved to %s\n",
+                (unsigned long long)tr->prog.step, tr->prog.last_val_loss,
+                exp(tr->prog.last_val_loss), c->out_dir);
+    return 0;
 }
 
 int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *hooks,
@@ -582,191 +623,30 @@ int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *
     if (!tr) return bp_fail(err, "out of memory");
     tr->cfg = *cfg;
     tr->hooks = hooks;
+    tr->quiet = hooks && hooks->quiet;
     tr->prog.last_val_loss = NAN;
-    int rc = -1;
     if (tr->cfg.threads > 0) {
         omp_set_num_threads(tr->cfg.threads);
         openblas_set_num_threads(tr->cfg.threads);
     }
-
-    if (resume_dir) {
-        if (checkpoint_load(&tr->model, resume_dir, err) != 0) goto done;
-        if (tr->cfg.model.vocab_size == 0) tr->cfg.model.vocab_size = tr->model.config.vocab_size;
-        if (!same_model(&tr->cfg.model, &tr->model.config)) {
-            bp_fail(err, "%s: the model's configuration differs from the training state's", resume_dir);
-            goto done;
-        }
-        tr->cfg.model = tr->model.config;
-        /* The checkpoint's own copy of the tokenizer (a model may have none). */
-        char vocab[4096];
-        tr->tokenizer_src = path_join(vocab, sizeof vocab, resume_dir, "vocab.json", NULL) == 0 &&
-                                    file_exists(vocab) ? resume_dir : NULL;
-    } else {
-        if (tr->cfg.model.vocab_size == 0) {
-            Tokenizer *tok;
-            if (!tr->cfg.tokenizer_dir[0]) {
-                bp_fail(err, "--tokenizer is required for a new run");
-                goto done;
-            }
-            if (tokenizer_load(&tok, tr->cfg.tokenizer_dir, err) != 0) goto done;
-            tr->cfg.model.vocab_size = tokenizer_vocab_size(tok);
-            tokenizer_free(tok);
-        }
-        tr->tokenizer_src = tr->cfg.tokenizer_dir[0] ? tr->cfg.tokenizer_dir : NULL;
-        if (check_config(&tr->cfg, err) != 0) goto done;
-        if (backpack_config_validate(&tr->cfg.model, err) != 0) goto done;
-        if (backpack_build(&tr->model, &tr->cfg.model, err) != 0) goto done;
-        backpack_init_weights(&tr->model, tr->cfg.seed);
-        rng_seed(&tr->prog.dropout_rng, tr->cfg.seed ^ 0xd1b54a32d192ed03ULL);
-    }
-    if (check_config(&tr->cfg, err) != 0) goto done;
-    AdamWConfig ac = {.beta1 = tr->cfg.beta1, .beta2 = tr->cfg.beta2, .eps = tr->cfg.eps,
-                      .weight_decay = tr->cfg.weight_decay};
-    if (adamw_build_for_model(&tr->opt, &ac, &tr->model, err) != 0) goto done;
-    if (path_join(tr->metrics_path, sizeof tr->metrics_path, tr->cfg.out_dir, TRAIN_METRICS_FILE, err) != 0)
+    int rc = -1;
+    if (join_processes(tr, err) != 0 || build_model(tr, resume_dir, err) != 0 ||
+        build_optimizer(tr, resume_dir, err) != 0 || agree(tr, open_data(tr, err), err) != 0 ||
+        check_same_data(tr, err) != 0 || agree(tr, prepare_out_dir(tr, resume_dir, err), err) != 0)
         goto done;
-    if (resume_dir && read_train_state(tr, resume_dir, err) != 0) goto done;
-    if (open_data(tr, err) != 0) goto done;
-    /* Only now, with everything checked, touch the output directory. */
-    if (resume_dir) {
-        struct stat a, b;
-        int same_dir = stat(resume_dir, &a) == 0 && stat(tr->cfg.out_dir, &b) == 0 &&
-                       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-        if (!same_dir && check_new_out_dir(tr->cfg.out_dir, err) != 0) goto done;
-        if (metrics_rewind(tr, resume_dir, err) != 0) goto done;
-    } else if (check_new_out_dir(tr->cfg.out_dir, err) != 0) {
-        goto done;
-    }
     dataloader_seek(&tr->train, tr->prog.data);
-    if (metrics_open(tr, err) != 0) goto done;
-
-    const TrainConfig *c = &tr->cfg;
-    int quiet = hooks && hooks->quiet;
-    if (!quiet)
-        fprintf(stderr, "%s %s at step %llu: %zu parameters (d %d, layers %d, heads %d, senses %d, "
-                "vocab %d), %llu training tokens, batch %d x %d x accum %d\n",
-                resume_dir ? "resuming" : "training",
-                c->model.arch == ARCH_TRANSFORMER ? "Transformer" : "Backpack",
-                (unsigned long long)tr->prog.step, tr->model.num_parameters, c->model.n_embd,
-                c->model.n_layer, c->model.n_head,
-                c->model.arch == ARCH_TRANSFORMER ? 0 : c->model.num_senses, c->model.vocab_size,
-                (unsigned long long)dataloader_num_tokens(&tr->train), c->batch, c->context, c->accum);
+    announce(tr, resume_dir);
     if (!resume_dir && save(tr, err) != 0) goto done;  /* a loadable checkpoint from the start */
-
-    const uint64_t step_tokens = (uint64_t)c->batch * (uint64_t)c->context * (uint64_t)c->accum;
-    const double session_start = now_seconds();
-    const double elapsed_before = tr->prog.elapsed;
-    const uint64_t session_start_step = tr->prog.step;
-    double train_seconds = 0.0;  /* time in steps this session (rate excludes eval and saves) */
-    uint64_t last_eval_step = UINT64_MAX, last_save_step = resume_dir ? tr->prog.step : 0;
-    StepReport report = {0};
-    TrainOptions opts = {.dropout = c->dropout, .rng = &tr->prog.dropout_rng};
-    for (;;) {
-        tr->prog.elapsed = elapsed_before + (now_seconds() - session_start);
-        if (c->max_steps && tr->prog.step >= c->max_steps) break;
-        if (c->max_tokens && tr->prog.tokens >= c->max_tokens) break;
-        if (c->max_minutes > 0 && tr->prog.elapsed >= c->max_minutes * 60.0) break;
-        if ((hooks && hooks->stop && *hooks->stop) || out->stopped) {
-            out->stopped = 1;
-            break;
-        }
-        double t0 = now_seconds();
-        double progress = budget_progress(c, tr->prog.step, tr->prog.tokens, tr->prog.elapsed);
-        if (tr->prog.step == c->warmup) tr->prog.warmup_progress = progress;
-        float lr = lr_schedule(c->lr, tr->prog.step, c->warmup, progress,
-                               tr->prog.step >= c->warmup ? tr->prog.warmup_progress : 0.0);
-        backpack_zero_grad(&tr->model);
-        double loss = 0.0;
-        for (int a = 0; a < c->accum; a++) {
-            dataloader_next(&tr->train);
-            if (backpack_forward(&tr->model, tr->train.inputs, tr->train.targets, c->batch, c->context,
-                                 &opts, err) != 0 ||
-                backpack_backward(&tr->model, err) != 0)
-                goto done;
-            loss += tr->model.mean_loss;
-        }
-        loss /= c->accum;
-        /* the gradient is grad_scale times the summed one: the mean over the
-         * micro-batches, clipped (applied inside adamw_step) */
-        double norm = NAN;
-        float grad_scale = 1.0f;
-        if (isfinite(loss)) {
-            const double mean = 1.0 / c->accum;
-            norm = grad_norm(tr->model.grads_memory, tr->model.num_parameters) * mean;
-            grad_scale = (float)(mean * clip_factor(norm, c->clip));
-        }
-        if (!isfinite(loss) || !isfinite(norm)) {
-            out->diverged = 1;
-            bp_fail(err, "training diverged at step %llu (loss %g, gradient norm %g): stopped; the last good checkpoint (step %llu) is kept in %s",
-                    (unsigned long long)tr->prog.step + 1, loss, norm,
-                    (unsigned long long)last_save_step, c->out_dir);
-            goto done;
-        }
-        adamw_step(&tr->opt, tr->model.params_memory, tr->model.grads_memory, grad_scale, lr);
-        tr->prog.step++;
-        tr->prog.tokens += step_tokens;
-        tr->prog.data = tr->train.pos;
-        train_seconds += now_seconds() - t0;
-        tr->prog.elapsed = elapsed_before + (now_seconds() - session_start);
-
-        report = (StepReport){.step = tr->prog.step, .loss = loss, .val_loss = NAN, .lr = lr,
-                              .grad_norm = norm, .tokens = tr->prog.tokens, .elapsed = tr->prog.elapsed,
-                              .tokens_per_s = (double)(tr->prog.step - session_start_step) *
-                                              (double)step_tokens / (train_seconds > 0 ? train_seconds : 1e-9),
-                              .model = &tr->model};
-        metrics_step(tr, &report);
-        int at_end = (c->max_steps && tr->prog.step >= c->max_steps) ||
-                     (c->max_tokens && tr->prog.tokens >= c->max_tokens);
-        if ((c->eval_every && tr->prog.step % (uint64_t)c->eval_every == 0) || at_end) {
-            double vl = NAN;
-            if (validate(tr, &vl, err) != 0) goto done;
-            tr->prog.last_val_loss = vl;
-            report.val_loss = vl;
-            metrics_eval(tr, tr->prog.step, vl);
-            last_eval_step = tr->prog.step;
-        }
-        if (hooks && hooks->on_step && hooks->on_step(&report, hooks->ctx) != 0) out->stopped = 1;
-        /* ETA: the nearest limit at this session's pace. */
-        double per_step = (now_seconds() - session_start) / (double)(tr->prog.step - session_start_step);
-        double eta = INFINITY;
-        if (c->max_steps) eta = fmin(eta, (double)(c->max_steps - tr->prog.step) * per_step);
-        if (c->max_tokens)
-            eta = c->max_tokens <= tr->prog.tokens
-                      ? 0.0
-                      : fmin(eta, (double)((c->max_tokens - tr->prog.tokens + step_tokens - 1) / step_tokens) * per_step);
-        if (c->max_minutes > 0) eta = fmin(eta, fmax(0.0, c->max_minutes * 60.0 - tr->prog.elapsed));
-        show_progress(tr, &report, eta, !isnan(report.val_loss) && !(hooks && hooks->progress_line));
-        if (c->save_every && tr->prog.step % (uint64_t)c->save_every == 0) {
-            if (save(tr, err) != 0) goto done;
-            last_save_step = tr->prog.step;
-        }
-    }
-    if (tr->prog.step > 0 && last_eval_step != tr->prog.step && !out->stopped) {
-        double vl = NAN;
-        if (validate(tr, &vl, err) != 0) goto done;
-        tr->prog.last_val_loss = vl;
-        metrics_eval(tr, tr->prog.step, vl);
-    }
-    if (tr->progress_line_shown) fputc('\n', stderr);
-    tr->progress_line_shown = 0;
-    if (last_save_step != tr->prog.step || out->stopped || tr->prog.step == 0) {
-        if (save(tr, err) != 0) goto done;
-    }
-    if (!quiet) {
-        if (out->stopped)
-            fprintf(stderr, "stopped at step %llu: saved to %s (continue with --resume %s)\n",
-                    (unsigned long long)tr->prog.step, c->out_dir, c->out_dir);
-        else
-            fprintf(stderr, "done: %llu steps, val loss %.4f (perplexity %.2f), saved to %s\n",
-                    (unsigned long long)tr->prog.step, tr->prog.last_val_loss,
-                    exp(tr->prog.last_val_loss), c->out_dir);
-    }
+    start_session(tr, resume_dir);
+    while (!should_stop(tr, out))
+        if (train_step(tr, out, err) != 0 || after_step(tr, out, err) != 0) goto done;
+    if (finish(tr, out, err) != 0) goto done;
     rc = 0;
 done:
     /* an error after a live progress line starts a line of its own */
     if (rc != 0 && tr->progress_line_shown) fputc('\n', stderr);
     out->steps = tr->prog.step;
-    out->last_loss = report.loss;
+    out->last_loss = tr->report.loss;
     out->last_val_loss = tr->prog.last_val_loss;
     trainer_free(tr);
     free(tr);

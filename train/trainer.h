@@ -11,8 +11,9 @@
  *                      {"step","loss","lr","grad_norm","tokens","elapsed","tokens_per_s"}
  *                      per step and {"step","val_loss","val_ppl","tokens","elapsed"} per
  *                      evaluation
- * Any other regular file already in out_dir is carried over into every new checkpoint
- * (the directory is swapped whole), so nothing placed there is lost.
+ * Everything else in out_dir (files, subdirectories, symbolic links) is carried over into
+ * every new checkpoint (the directory is swapped whole; run_dir.h), so nothing placed
+ * there is lost.
  *
  * Determinism: with the same config, seed and thread count the losses are a function of
  * the step alone, and a run stopped at step s and resumed gives bit-identical losses to
@@ -21,6 +22,19 @@
  *
  * A NaN or infinite loss or gradient norm stops the run with an error naming the step;
  * nothing is saved after the last good checkpoint, which stays loadable.
+ *
+ * Several processes (mpirun -np N; dist.h, docs/distributed.md): each trains on its slice
+ * of the global batch of N x batch windows (the windows one process with batch N x B
+ * would train on, in the same order, with the same dropout masks) and the gradients are
+ * summed across them once per step, so the run computes what one process would, to
+ * rounding, and the parameters stay bit-identical on every process. The processes
+ * agree on the configuration and the data before training, and every step on the clock
+ * and on stopping (a budget, a stop signal to any of them, a divergence). Rank 0 alone
+ * writes the output directory; train_state.bin saves the global batch, so a run may
+ * resume on another number of processes that keeps it. Without mpirun the run is one
+ * process, as before.
+ * BACKPACK_REPLICA_LOG=PATH (tests) makes every rank write "step hash" of its weights
+ * after each step into PATH.<rank>.
  */
 #ifndef BP_TRAINER_H
 #define BP_TRAINER_H
@@ -39,7 +53,7 @@ typedef struct {
     char data_prefix[2048];     /* PREFIX.train.tok and PREFIX.val.tok */
     char tokenizer_dir[2048];   /* vocab.json + merges.txt, copied into every checkpoint */
     char out_dir[2048];
-    int batch;                  /* B windows per micro-batch */
+    int batch;                  /* B windows per micro-batch and process */
     int context;                /* T tokens per window (<= model.n_positions) */
     int accum;                  /* micro-batches per optimizer step */
     /* budget: training stops at whichever set limit comes first (0 = not set) */
@@ -57,6 +71,8 @@ typedef struct {
     int eval_every;             /* steps between validation evaluations (0 = only at the end) */
     int eval_batches;           /* validation batches of B x T per evaluation */
     int save_every;             /* steps between checkpoints (0 = only at the end) */
+    int zero;                   /* 1: ZeRO-1, the optimizer state sharded over the processes
+                                 * (not saved: a run may resume with or without it) */
 } TrainConfig;
 
 /* The defaults of `backpack train` (model size included; see cmd_train.c --help). */
@@ -94,11 +110,14 @@ typedef struct {
 
 /* Runs training. resume_dir NULL starts a new model (out_dir must not hold one);
  * otherwise continues from resume_dir's checkpoint and train_state.bin (cfg must agree
- * with the saved one on the model and the optimizer; train_state_read_config gives it). */
+ * with the saved one on the model and the optimizer; train_state_read_config gives it).
+ * On a resume cfg->batch is either the per-process batch (processes x batch must be the
+ * saved global batch) or the saved global batch itself, then shared out. */
 int train_run(const TrainConfig *cfg, const char *resume_dir, const TrainHooks *hooks,
               TrainOutcome *out, BpError *err);
 
-/* Reads the TrainConfig saved in dir/train_state.bin (validated whole). */
+/* Reads the TrainConfig saved in dir/train_state.bin (validated whole); its batch is the
+ * global batch. */
 int train_state_read_config(const char *dir, TrainConfig *cfg, BpError *err);
 
 #endif
