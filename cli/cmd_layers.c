@@ -8,6 +8,7 @@
 
 #include "../model/checkpoint.h"
 #include "../model/plan_sweep.h"
+#include "../plot/plot.h"
 #include "../text/tokfile.h"
 #include "../train/evaluate.h"
 #include "commands.h"
@@ -16,13 +17,15 @@
 #include <omp.h>
 
 static const char layers_synopsis[] =
-    "usage: backpack layers --model DIR --data FILE.tok [--json] [--windows N] [--seeds N]\n"
-    "                       [--context N] [--batch B] [--seed S] [--threads N]\n"
+    "usage: backpack layers --model DIR --data FILE.tok [--json] [--plot FILE] [--windows N]\n"
+    "                       [--seeds N] [--context N] [--batch B] [--seed S] [--threads N]\n"
     "Runs the model's blocks skipped, repeated, reversed, shuffled, in parallel and looped\n"
     "(in a Backpack: its contextualization network) and prints one row per plan: the plan,\n"
     "validation loss, perplexity and the change against the model itself; then the L x L\n"
     "mean cosine similarity of the hidden states after each block. \"Middle\" is every\n"
-    "block but the first and the last. --json writes the same as JSON lines.\n"
+    "block but the first and the last. --json writes the same as JSON lines; --plot FILE\n"
+    "(.png, .svg, .pdf) draws the change of loss per plan as bars beside the similarity\n"
+    "heatmap.\n"
     "Plans for eval and generate: --layers PLAN (docs/layer-plans.md).\n";
 
 typedef struct {
@@ -86,6 +89,41 @@ static int similarity(const Sweep *s, double *matrix, long *positions, BpError *
     return rc;
 }
 
+/* Bars of each plan's loss change (the random orders as their mean), and the heatmap. */
+static int draw(const char *path, const SweepPlan *plans,
+                const EvalResult *res, int count, double random_mean, const double *matrix,
+                int L, BpError *err) {
+    const char **labels = malloc((size_t)count * sizeof *labels);
+    double *values = malloc((size_t)count * sizeof *values);
+    int n = 0, rc = -1;
+    if (!labels || !values) {
+        bp_fail(err, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < count; i++) {
+        if (plans[i].kind == SWEEP_RANDOM && plans[i].param > 0) continue;
+        labels[n] = plans[i].kind == SWEEP_RANDOM ? "random order (mean)" : plans[i].name;
+        values[n++] = (plans[i].kind == SWEEP_RANDOM ? random_mean : res[i].mean_loss) -
+                      res[0].mean_loss;
+    }
+    PlotBarChart bars = {.title = "each plan's loss minus the model's", .x_label = "change of loss (nats)", .labels = labels,
+                         .values = values, .n = n};
+    PlotHeatmap heat = {.title = "cosine of the hidden states after blocks i, j", .x_label = "block j", .y_label = "block i",
+                        .z_label = "mean cosine", .values = matrix, .rows = L, .cols = L,
+                        .z_min = -1, .z_max = 1};
+    PlotFigure *fig;
+    if (plot_open(&fig, path, 1500, 650, 1, 2, err) != 0) goto done;
+    if (plot_bar_chart(fig, &bars, err) != 0 || plot_heatmap(fig, &heat, err) != 0) {
+        plot_discard(fig);
+        goto done;
+    }
+    rc = plot_close(fig, err);
+done:
+    free(labels);
+    free(values);
+    return rc;
+}
+
 static void print_row(int json, const SweepPlan *p, const EvalResult *r, const EvalResult *base) {
     double dl = r->mean_loss - base->mean_loss, ratio = r->perplexity / base->perplexity;
     if (json)
@@ -101,13 +139,14 @@ static void print_row(int json, const SweepPlan *p, const EvalResult *r, const E
 
 int cmd_layers(int argc, char **argv) {
     BpError err = {{0}};
-    const char *model_dir = NULL, *data = NULL;
+    const char *model_dir = NULL, *data = NULL, *plot = NULL;
     int json = 0, context = 0, batch = 8, threads = 0, seeds = 10;
     uint64_t windows = 0, seed = 1;
     const ArgOption opts[] = {
         {"--model", ARG_STRING, &model_dir, .meta = "DIR", .help = "the model (a checkpoint directory)"},
         {"--data", ARG_STRING, &data, .meta = "FILE.tok", .help = "validation tokens (backpack tokenize)"},
         {"--json", ARG_FLAG, &json, .help = "JSON lines instead of tables"},
+        {"--plot", ARG_STRING, &plot, .meta = "FILE", .help = "draw the bars and the heatmap (.png, .svg, .pdf)"},
         {"--windows", ARG_U64, &windows, 0, 0, "N", "evaluate the first N windows only (0: all)", 0},
         {"--seeds", ARG_INT, &seeds, 0, 1000, "N", "random orders of the middle blocks (10)", 0},
         {"--seed", ARG_U64, &seed, 0, 0, "S", "seed of the random orders (1)", 0},
@@ -120,6 +159,11 @@ int cmd_layers(int argc, char **argv) {
     if (st >= 0) return st;
     if (!model_dir) return cli_usage_error("layers: --model DIR is required");
     if (!data) return cli_usage_error("layers: --data FILE.tok is required");
+    PlotFormat format;
+    if (plot && plot_format_for_path(plot, &format, &err) != 0) {
+        bp_error_prefix(&err, "--plot");
+        return cli_usage_error(err.msg);
+    }
     if (threads > 0) {
         omp_set_num_threads(threads);
         openblas_set_num_threads(threads);
@@ -158,7 +202,7 @@ int cmd_layers(int argc, char **argv) {
         printf("%-24s %-28s %8s %10s %9s %9s\n", "plan", "blocks", "loss", "perplexity",
                "vs base", "ppl");
     }
-    double rsum = 0, rsq = 0, rmin = INFINITY, rmax = -INFINITY;
+    double rsum = 0, rsq = 0, rmin = INFINITY, rmax = -INFINITY, rmean = 0;
     int nrandom = 0;
     for (int i = 0; i < count; i++) {
         if (eval_plan(&s, plans[i].text, &res[i], &err) != 0) {
@@ -176,7 +220,7 @@ int cmd_layers(int argc, char **argv) {
             nrandom++;
         }
         if (i + 1 < count && plans[i].kind == SWEEP_RANDOM && plans[i + 1].kind != SWEEP_RANDOM) {
-            double mean = rsum / nrandom, sd = nrandom > 1 ? sqrt(fmax(0, (rsq - nrandom * mean * mean) / (nrandom - 1))) : 0;
+            double mean = rmean = rsum / nrandom, sd = nrandom > 1 ? sqrt(fmax(0, (rsq - nrandom * mean * mean) / (nrandom - 1))) : 0;
             if (json)
                 printf("{\"kind\": \"random-summary\", \"seeds\": %d, \"mean_loss\": %.6f, "
                        "\"sd_loss\": %.6f, \"min_loss\": %.6f, \"max_loss\": %.6f, "
@@ -211,6 +255,10 @@ int cmd_layers(int argc, char **argv) {
             for (int j = 0; j < L; j++) printf(" %6.3f", matrix[i * L + j]);
             printf("\n");
         }
+    }
+    if (plot) {
+        if (draw(plot, plans, res, count, rmean, matrix, L, &err) != 0) goto done;
+        if (!json) printf("\nwrote %s\n", plot);
     }
     rc = 0;
 done:

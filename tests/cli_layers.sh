@@ -67,7 +67,11 @@ same "$(printf '%.4f' "$base_loss")" "$(echo "$plain" | sed 's/^loss \([0-9.]*\)
 grep -q '"plan": "0,2,1,3"' sweep.jsonl || fail "no reverse row"
 grep -q '"plan": "0,(1+2)\*4,3"' sweep.jsonl || fail "no looped r=4 row"
 grep -q '^{"kind": "similarity", "positions": [0-9]*, "matrix": \[\[1.0000, ' sweep.jsonl || fail "similarity: $(tail -1 sweep.jsonl)"
-table=$(bp layers --model m --data data.val.tok --seeds 2 --threads 1)
+table=$(bp layers --model m --data data.val.tok --seeds 2 --threads 1 --plot sweep.png)
+[ "$(head -c 8 sweep.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] || fail "--plot did not write a PNG"
+echo "$table" | grep -q '^wrote sweep.png$' || fail "--plot: $table"
+expect_error 2 "backpack: --plot: x.gif: unknown picture format (the name must end in .png, .svg or .pdf)" \
+    bp layers --model m --data data.val.tok --plot x.gif
 echo "$table" | grep -q '^reverse middle  *0,2,1,3 ' || fail "table: $table"
 
 # --- no last residual: in config.json, and the reloaded model is the trained one --------
