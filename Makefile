@@ -173,7 +173,7 @@ test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS) $(REPLAY_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
 SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/check_packages.sh \
-                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh tests/induction_cli.sh tests/fuzz/replay.sh
+                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh tests/induction_cli.sh tests/fuzz/replay.sh tests/cli_layers.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 

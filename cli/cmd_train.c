@@ -56,7 +56,8 @@ enum {
     {"--context", ARG_INT, &(context), 1, 1 << 20, "N", "window and n_positions (128)", GIVEN_CONTEXT}, \
     {"--attention", ARG_STRING, &(attention),                                                          \
      .meta = "dot|dense|random|fixed-random|factorized-dense|factorized-random|mix:A+B",              \
-     .help = "attention of every block (dot; docs/synthesizer.md)", .given_bit = GIVEN_ATTENTION}
+     .help = "attention of every block (dot; docs/synthesizer.md)", .given_bit = GIVEN_ATTENTION}, \
+    {"--no-last-residual", ARG_FLAG, &(m).no_last_residual, .help = "the last block without the residual around its MLP"}
 
 /* The model flags after parsing: --arch and --attention by name, --context into n_positions. */
 static int apply_model_flags(const char *arch, const char *attention, unsigned given, TrainConfig *c,

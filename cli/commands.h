@@ -7,6 +7,7 @@
 #define BP_COMMANDS_H
 
 #include "../common/args.h"
+#include "../model/backpack.h"
 
 /* cmd_text.c */
 int cmd_tokenizer(int argc, char **argv);     /* tokenizer train|encode|decode ... */
@@ -18,6 +19,12 @@ int cmd_train(int argc, char **argv);
 /* cmd_eval.c, cmd_generate.c */
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+/* cmd_layers.c */
+int cmd_layers(int argc, char **argv);        /* layers --model DIR --data F.tok: the plan sweep */
+/* The --layers PLAN of eval and generate: parses text (NULL: none) for m into plan and
+ * sets m->plan. Returns 0, or prints the usage error ("--layers: '0,,1': empty step at
+ * character 3") and returns its exit status. */
+int cli_layers(const char *text, Backpack *m, LayerPlan *plan);
 /* cmd_senses.c */
 int cmd_export(int argc, char **argv);
 int cmd_senses(int argc, char **argv);

@@ -20,6 +20,7 @@ static const Command commands[] = {
     {"train", cmd_train, "train a Backpack (or Transformer) model; --resume continues"},
     {"eval", cmd_eval, "mean loss and perplexity of a model on a token file or text"},
     {"generate", cmd_generate, "generate text from a prompt (streams tokens)"},
+    {"layers", cmd_layers, "a model's blocks skipped, reordered, in parallel: loss per plan"},
     {"export", cmd_export, "write every word's sense vectors to an SQLite database"},
     {"senses", cmd_senses, "show the senses of a word: top and bottom words of each"},
     {"nearest", cmd_nearest, "nearest words by the cosine of a sense"},

@@ -38,6 +38,7 @@ static json_t *config_to_json(const BackpackConfig *c) {
     json_object_set_new(o, "n_head", json_integer(c->n_head));
     json_object_set_new(o, "n_layer", json_integer(c->n_layer));
     json_object_set_new(o, "n_positions", json_integer(c->n_positions));
+    if (c->no_last_residual) json_object_set_new(o, "no_last_residual", json_true());
     if (bp) {
         json_object_set_new(o, "num_senses", json_integer(c->num_senses));
         json_object_set_new(o, "sense_intermediate_scale",
@@ -180,6 +181,13 @@ int checkpoint_read_config(const char *dir, BackpackConfig *c, BpError *err) {
         bp_fail(err, "%s: key 'activation_function' must be \"gelu_new\" (the tanh GELU)", path);
         goto done;
     }
+    /* Ours: the last block without its MLP residual (written only when true). */
+    v = json_object_get(root, "no_last_residual");
+    if (v && !json_is_boolean(v)) {
+        bp_fail(err, "%s: key 'no_last_residual' is not true or false", path);
+        goto done;
+    }
+    c->no_last_residual = v && json_is_true(v);
     /* Optional keys Hugging Face may write, accepted only with the values we compute. */
     v = json_object_get(root, "tie_word_embeddings");
     if (v && !json_is_true(v)) {

@@ -36,6 +36,8 @@ typedef struct {
     int n_positions;               /* maximum context length */
     int sense_intermediate_scale;  /* 4: the sense network's MLPs are d -> scale*d */
     unsigned attention;            /* a set of AttentionKind; 0 means ATTN_DOT */
+    int no_last_residual;          /* 1: block L-1 outputs its MLP branch alone, without the
+                                    * residual around it (docs/layer-plans.md) */
 } BackpackConfig;
 
 /* Checks ranges and divisibility; the message names the offending key. */

@@ -114,7 +114,12 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
     if (max_len < 1 || max_len > c->n_positions)
         return bp_fail(err, "context length %d out of range [1, %d] (n_positions)", max_len,
                        c->n_positions);
-    size_t d = (size_t)c->n_embd, L = (size_t)c->n_layer, n = (size_t)max_len;
+    if (m->plan && m->plan->n_layer != c->n_layer)
+        return bp_fail(err, "the layer plan is for %d blocks, the model has %d",
+                       m->plan->n_layer, c->n_layer);
+    /* one key/value cache per block run: per block, or per run of the plan */
+    size_t d = (size_t)c->n_embd, n = (size_t)max_len;
+    size_t L = m->plan ? (size_t)m->plan->num_runs : (size_t)c->n_layer;
     int backpack = c->arch == ARCH_BACKPACK;
     size_t k = backpack ? (size_t)c->num_senses : 0;
     s->model = m;
@@ -127,8 +132,9 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
     s->logits = malloc((size_t)c->vocab_size * sizeof(float));
     s->scratch = malloc(scratch_floats(c, max_len) * sizeof(float));
     s->team = aligned_alloc(64, (sizeof(Team) + 63) / 64 * 64); /* its own cache lines */
+    if (m->plan) s->plan_buffers = malloc((size_t)m->plan->num_buffers * d * sizeof(float));
     int ok = s->tokens && (s->key_cache || !keys) && s->value_cache && s->logits && s->scratch &&
-             s->team;
+             s->team && (!m->plan || s->plan_buffers);
     if (backpack) {
         s->sense_keys = malloc(n * d * sizeof(float));
         s->sense_vectors = malloc(n * k * d * sizeof(float));
@@ -156,6 +162,7 @@ void infer_free(InferState *s) {
     free(s->scratch);
     free(s->first_position);
     free(s->mix_rows);
+    free(s->plan_buffers);
     greedy_screen_free(s->screen);
     free(s->team);
     memset(s, 0, sizeof *s);
@@ -181,7 +188,7 @@ static void gelu(float *x, int n) { gelu_forward(x, x, (size_t)n); }
  * j <= pos, into dst (pos + 1): layer l's Synthesizer (docs/synthesizer.md), from the
  * position's query (dot), dense activations act (d) or factors B_1 (H fa), B_2 (H fb). */
 static void synth_kind_scores(const InferState *s, const Scratch *v, unsigned kind, int l,
-                              int h, const float *act, float *dst) {
+                              int slot, int h, const float *act, float *dst) {
     const BackpackConfig *c = &s->model->config;
     const ParameterTensors *p = &s->model->params;
     const int d = c->n_embd, H = c->n_head, dh = d / H, P = c->n_positions;
@@ -189,7 +196,7 @@ static void synth_kind_scores(const InferState *s, const Scratch *v, unsigned ki
     const size_t Hn = (size_t)H * P;
     switch (kind) {
     case ATTN_DOT: {
-        const float *kc = s->key_cache + (size_t)l * s->max_len * d + h * dh;
+        const float *kc = s->key_cache + (size_t)slot * s->max_len * d + h * dh;
         const float *q = v->qkv + h * dh;
         const float scale = 1.0f / (sqrtf((float)dh) * (float)(l + 1));
         for (int j = 0; j < n; j++) {
@@ -235,8 +242,9 @@ static void synth_kind_scores(const InferState *s, const Scratch *v, unsigned ki
 }
 
 /* Layer l's Synthesizer scores of position pos = s->len, every head, into v->att (H, n)
- * before the softmax: one kind, or sum_c w_c B_c with w = softmax(v) per head. */
-static void synth_step_scores(InferState *s, const Scratch *v, int l) {
+ * before the softmax: one kind, or sum_c w_c B_c with w = softmax(v) per head. A dot
+ * part reads the key cache of run `slot` of the layer plan (slot = l without one). */
+static void synth_step_scores(InferState *s, const Scratch *v, int l, int slot) {
     const BackpackConfig *c = &s->model->config;
     const ParameterTensors *p = &s->model->params;
     const int d = c->n_embd, H = c->n_head, P = c->n_positions, n = s->len + 1;
@@ -266,7 +274,7 @@ static void synth_step_scores(InferState *s, const Scratch *v, int l) {
         for (unsigned kind = 1; kind <= kinds; kind <<= 1) {
             if (!(kinds & kind)) continue;
             float *dst = count > 1 ? v->syn_tmp : att;
-            synth_kind_scores(s, v, kind, l, h, v->syn_act, dst);
+            synth_kind_scores(s, v, kind, l, slot, h, v->syn_act, dst);
             if (count > 1) {
                 const float w = v->syn_mix[(size_t)h * count + ci];
                 for (int j = 0; j < n; j++) att[j] = ci ? att[j] + w * dst[j] : w * dst[j];
@@ -276,8 +284,13 @@ static void synth_step_scores(InferState *s, const Scratch *v, int l) {
     }
 }
 
-/* The transformer for position pos = s->len: fills the caches of every layer and
- * leaves h = LN_f(X[pos]) in v->h. */
+/* dst (d) = src / divisor, or += (a layer plan's step, plan.h) */
+static void plan_store(float *dst, const float *src, int d, int add, float divisor) {
+    for (int i = 0; i < d; i++) dst[i] = add ? dst[i] + src[i] / divisor : src[i] / divisor;
+}
+
+/* The transformer for position pos = s->len: fills the caches of every layer (of
+ * every run of a block under the model's plan) and leaves h = LN_f(X[pos]) in v->h. */
 static void transformer_step(InferState *s, const Scratch *v, int token) {
     const Backpack *m = s->model;
     Team *team = s->team;
@@ -289,18 +302,28 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
     const int Q = kinds & ATTN_DOT ? 3 : 1; /* Q K V, or V alone */
 
     const float *e = p->wte + (size_t)token * d, *pe = p->wpe + (size_t)pos * d;
-    for (int i = 0; i < d; i++) v->x[i] = e[i] + pe[i];
+    const LayerPlan *plan = m->plan;
+    float *h0 = plan ? s->plan_buffers : v->x;
+    for (int i = 0; i < d; i++) h0[i] = e[i] + pe[i];
 
-    for (int l = 0; l < L; l++) {
-        float *vc = s->value_cache + l * layer_cache;
+    for (int r = 0; r < (plan ? plan->num_ops : L); r++) {
+        const PlanOp *op = plan ? &plan->ops[r] : NULL;
+        if (op && op->kind == PLAN_COMBINE) {
+            plan_store(s->plan_buffers + (size_t)op->dst * d,
+                       s->plan_buffers + (size_t)op->src * d, d, op->add, (float)op->divisor);
+            continue;
+        }
+        const int l = op ? op->block : r, slot = op ? op->slot : r;
+        if (op) memcpy(v->x, s->plan_buffers + (size_t)op->src * d, (size_t)d * sizeof(float));
+        float *vc = s->value_cache + slot * layer_cache;
         layernorm(v->xn, v->x, p->ln1w + (size_t)l * d, p->ln1b + (size_t)l * d, d);
         conv1d(team, v->qkv, v->xn, p->qkvw + (size_t)l * d * Q * d, p->qkvb + (size_t)l * Q * d,
                d, Q * d, 0);
         memcpy(vc + (size_t)pos * d, v->qkv + (Q - 1) * d, (size_t)d * sizeof(float));
-        float *kc = kinds & ATTN_DOT ? s->key_cache + l * layer_cache : NULL;
+        float *kc = kinds & ATTN_DOT ? s->key_cache + slot * layer_cache : NULL;
         if (kc) memcpy(kc + (size_t)pos * d, v->qkv + d, (size_t)d * sizeof(float));
         if (kinds != ATTN_DOT) {
-            synth_step_scores(s, v, l);
+            synth_step_scores(s, v, l, slot);
         } else {
             /* the spec's scaling: 1/sqrt(d_h) and the extra 1/(l+1) */
             const float scale = 1.0f / (sqrtf((float)dh) * (float)(l + 1));
@@ -336,8 +359,10 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
                4 * d, 0);
         gelu(v->hidden, 4 * d);
         conv1d(team, v->x, v->hidden, p->fcprojw + (size_t)l * 4 * d * d, p->fcprojb + (size_t)l * d,
-               4 * d, d, 1);
+               4 * d, d, !(m->config.no_last_residual && l == L - 1));
+        if (op) plan_store(s->plan_buffers + (size_t)op->dst * d, v->x, d, op->add, 1.0f);
     }
+    if (plan) memcpy(v->x, s->plan_buffers, (size_t)d * sizeof(float));
     layernorm(v->h, v->x, p->lnfw, p->lnfb, d);
 }
 

@@ -38,12 +38,15 @@ typedef struct {
     float *alpha;         /* (k, max_len) alpha_l[last, j], with edit weights applied */
     float *logits;        /* (V) */
     float *scratch;       /* private */
+    float *plan_buffers;  /* (plan buffers, d) the residual stream under m->plan */
     int *first_position;  /* (max_len) the first position j' <= j with x_j' == x_j */
     int *mix_rows;        /* (max_len k) rows of sense_vectors the mixing reads */
     GreedyScreen *screen; /* infer_step_greedy's int8 copy of E, built on its first call */
     struct Team *team;    /* the threads of a step (model/team.h) */
 } InferState;
 
+/* Under m->plan (backpack.h) the blocks run as the plan says, each run of a block with
+ * caches of its own; the plan must outlive the state. */
 int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err);
 void infer_free(InferState *s);
 void infer_reset(InferState *s);

@@ -46,6 +46,9 @@ void net_free(Net *n) {
     free(n->word_off);
     free(n->word_pos);
     free(n->pos_word);
+    free(n->plan_memory);
+    n->plan_memory = NULL;
+    n->plan_cap = 0;
     n->acts_memory = n->grads_acts_memory = n->logits = NULL;
     n->inputs = n->targets = n->word_slot = n->words = n->word_off = NULL;
     n->word_pos = n->pos_word = NULL;
@@ -462,6 +465,37 @@ static void synth_input_backward(Net *n, int l, const SynthScores *s, const real
     }
 }
 
+/* layer plans (plan.h): the residual stream in buffers of n->plan_memory */
+
+/* Room for the plan's buffers; buffer 0 starts as h. */
+static int plan_begin(Net *n, const real *h, size_t Nd, BpError *err) {
+    size_t need = (size_t)n->plan->num_buffers * Nd;
+    if (need > n->plan_cap) {
+        free(n->plan_memory);
+        n->plan_memory = malloc(need * sizeof(real));
+        n->plan_cap = n->plan_memory ? need : 0;
+        if (!n->plan_memory) return bp_fail(err, "out of memory for a layer plan");
+    }
+    memcpy(n->plan_memory, h, Nd * sizeof(real));
+    return 0;
+}
+
+/* PLAN_COMBINE when block_out is NULL (returns 1: done), else stores the output of a
+ * PLAN_BLOCK (returns 0). */
+static int plan_op(Net *n, const PlanOp *op, const real *block_out, size_t Nd) {
+    if (op->kind != PLAN_COMBINE && !block_out) return 0;
+    real *dst = n->plan_memory + (size_t)op->dst * Nd;
+    const real *src = block_out ? block_out : n->plan_memory + (size_t)op->src * Nd;
+    real div = block_out ? R(1) : (real)op->divisor;
+    if (op->add)
+        for (size_t i = 0; i < Nd; i++) dst[i] += src[i] / div;
+    else if (block_out)
+        memcpy(dst, src, Nd * sizeof(real));
+    else
+        for (size_t i = 0; i < Nd; i++) dst[i] = src[i] / div;
+    return 1;
+}
+
 /* ------------------------------------------------------------------------------------ */
 /* forward */
 
@@ -498,6 +532,7 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
     n->dropout = dropout;
     n->seed = seed;
     n->fwd_edits = edits;
+    n->fwd_plan = n->plan != NULL;
     memcpy(n->inputs, inputs, N * sizeof(int));
     if (targets) memcpy(n->targets, targets, N * sizeof(int));
     group_words(n, inputs, (int)N);
@@ -505,13 +540,19 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
     const uint64_t seed_rows = dropout_seed_from(seed, n->first_row * T * d);
     const uint64_t seed_att = dropout_seed_from(seed, n->first_row * H * T * T);
 
-    /* 1. the contextualization transformer */
+    /* 1. the contextualization transformer, its blocks in order or as n->plan says */
     const unsigned kinds = attention_kinds(c);
     const int Q = kinds & ATTN_DOT ? 3 : 1;  /* Q K V, or V alone */
     encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, d);
     dropout_apply(a->encoded, (int)N, d, NULL, dropout, seed_rows, SITE_EMB);
     real *residual = a->encoded;
-    for (int l = 0; l < L; l++) {
+    const LayerPlan *plan = n->plan;
+    if (plan && plan_begin(n, residual, N * d, err) != 0) return -1;
+    for (int s = 0; s < (plan ? plan->num_ops : L); s++) {
+        const PlanOp *op = plan ? &plan->ops[s] : NULL;
+        if (op && plan_op(n, op, NULL, N * d)) continue;
+        int l = op ? op->block : s;
+        if (op) residual = n->plan_memory + (size_t)op->src * N * d;
         size_t Nd = N * d;
         real *ln1 = a->ln1 + l * Nd, *ln1_mean = a->ln1_mean + l * N, *ln1_rstd = a->ln1_rstd + l * N;
         real *qkv = a->qkv + l * 3 * Nd, *att = a->att + (size_t)l * B * H * T * T;
@@ -546,9 +587,11 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
         matmul_forward(res3, fch_gelu, p->fcprojw + (size_t)l * 4 * d * d, p->fcprojb + l * d,
                        (int)N, 4 * d, d);
         dropout_apply(res3, (int)N, d, NULL, dropout, seed_rows, site + 2);
-        residual_forward(res3, res2, res3, Nd);
+        if (!(c->no_last_residual && l == L - 1)) residual_forward(res3, res2, res3, Nd);
         residual = res3;
+        if (op) plan_op(n, op, res3, Nd);
     }
+    if (plan) residual = n->plan_memory;  /* buffer 0 */
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->lnfw, p->lnfb, (int)N, d);
 
     const real *out = a->lnf;  /* what the tied output reads: h, or the Backpack's o */
@@ -595,6 +638,7 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
 int net_backward(Net *n, BpError *err) {
     if (!n->has_targets) return bp_fail(err, "backward needs a forward with targets");
     if (!n->grads_memory) return bp_fail(err, "backward needs gradient memory");
+    if (n->fwd_plan) return bp_fail(err, "backward of a forward under a layer plan");
     if (ensure_grads_acts(n, err) != 0) return -1;
     n->has_targets = 0;  /* the logits become their gradient: one backward per forward */
     const BackpackConfig *c = &n->config;
@@ -666,8 +710,10 @@ int net_backward(Net *n, BpError *err) {
         uint64_t site = SITE_LAYER + 4 * (uint64_t)l;
         real scale = R(1) / (sqrt(R(d / H)) * R(l + 1));
 
-        /* res3 = res2 + drop(MLP(LN_2(res2))): dres passes through unchanged */
+        /* res3 = res2 + drop(MLP(LN_2(res2))): dres passes through unchanged (without
+         * the last block's residual, res2 reaches the loss through the MLP alone) */
         memcpy(g->dbranch, dres, Nd * sizeof(real));
+        if (c->no_last_residual && l == L - 1) memset(dres, 0, Nd * sizeof(real));
         dropout_apply(g->dbranch, (int)N, d, NULL, drop, seed_rows, site + 2);
         matmul_backward(g->dfch_gelu, dp->fcprojw + (size_t)l * 4 * d * d, dp->fcprojb + l * d,
                         g->dbranch, fch_gelu, p->fcprojw + (size_t)l * 4 * d * d, (int)N, 4 * d, d);

@@ -16,6 +16,11 @@ differences. Fails (exit 1) when
     max |grad diff| > 1e-4 * max |grad| + 1e-7     (float32 accumulation vs float64);
     the fixed random table's gradient must be exactly 0 (it is never trained).
 
+Layer plans (docs/layer-plans.md): the same model's logits under a skip, a repeat, a
+parallel group and a loop, with this file's own plan parser and tree walk, against
+tool_model_refdump's with the plan (logits only: no backward under a plan). The
+no-last-residual flag (config key no_last_residual): logits, loss and gradients.
+
 Run by `make check-reference` (TOOLS = the build's tests/ directory).
 """
 import json
@@ -175,7 +180,7 @@ def random_params(arch, rng, variant="dot"):
     return params
 
 
-def write_checkpoint(dirname, arch, params, variant="dot"):
+def write_checkpoint(dirname, arch, params, variant="dot", no_last_residual=False):
     config = {
         "model_type": "backpack-gpt2" if arch == "backpack" else "gpt2",
         "n_embd": CFG["d"], "n_layer": CFG["L"], "n_head": CFG["H"],
@@ -189,6 +194,8 @@ def write_checkpoint(dirname, arch, params, variant="dot"):
         config["tie_word_embeddings"] = True
     if variant != "dot":
         config["attention"] = variant
+    if no_last_residual:
+        config["no_last_residual"] = True
     os.makedirs(dirname, exist_ok=True)
     with open(os.path.join(dirname, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
@@ -208,8 +215,118 @@ def gelu(x):
     return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
 
 
-def reference_forward(arch, P, x, y, variant="dot"):
-    """x, y: (B, T) int64. Returns logits (B, T, V) and the mean cross-entropy."""
+# ------------------------------------------------------------------------------------
+# layer plans (docs/layer-plans.md): "0,1,2+3,(4+5)*3,7"; `*` binds tighter than `+`
+
+def parse_plan(text, L):
+    """A tree: ("block", l) | ("seq", [..]) | ("par", [..]) | ("loop", node, r)."""
+    pos = 0
+
+    def peek():
+        nonlocal pos
+        while pos < len(text) and text[pos] in " \t":
+            pos += 1
+        return text[pos] if pos < len(text) else ""
+
+    def number():
+        nonlocal pos
+        start = pos
+        while pos < len(text) and text[pos].isdigit():
+            pos += 1
+        if start == pos:
+            raise ValueError(f"{text!r}: a number expected at {start + 1}")
+        return int(text[start:pos])
+
+    def atom():
+        nonlocal pos
+        c = peek()
+        if c.isdigit():
+            l = number()
+            if l >= L:
+                raise ValueError(f"{text!r}: block {l} >= {L}")
+            return ("block", l)
+        if c == "(":
+            pos += 1
+            inner = seq()
+            if peek() != ")":
+                raise ValueError(f"{text!r}: ')' expected at {pos + 1}")
+            pos += 1
+            return inner
+        raise ValueError(f"{text!r}: empty step or bad character at {pos + 1}")
+
+    def term():
+        nonlocal pos
+        node = atom()
+        while peek() == "*":
+            pos += 1
+            peek()
+            node = ("loop", node, number())
+        return node
+
+    def par():
+        nonlocal pos
+        items = [term()]
+        while peek() == "+":
+            pos += 1
+            items.append(term())
+        return items[0] if len(items) == 1 else ("par", items)
+
+    def seq():
+        nonlocal pos
+        items = [par()]
+        while peek() == ",":
+            pos += 1
+            items.append(par())
+        return items[0] if len(items) == 1 else ("seq", items)
+
+    tree = seq()
+    if peek():
+        raise ValueError(f"{text!r}: unexpected {text[pos]!r} at {pos + 1}")
+    return tree
+
+
+def walk_plan(node, h):
+    """Generator: yields (block, input) for every block run, receives its output;
+    returns the plan's output. A parallel group averages its branches' outputs."""
+    kind = node[0]
+    if kind == "block":
+        return (yield (node[1], h))
+    if kind == "seq":
+        for child in node[1]:
+            h = yield from walk_plan(child, h)
+        return h
+    if kind == "loop":
+        for _ in range(node[2]):
+            h = yield from walk_plan(node[1], h)
+        return h
+    outs = []
+    for child in node[1]:
+        outs.append((yield from walk_plan(child, h)))
+    return torch.stack(outs).mean(0)
+
+
+class PlanRun:
+    """for l in run: X = run.h; ...block l...; run.out = X  -- then run.h is the output."""
+
+    def __init__(self, tree, h):
+        self.gen, self.h, self.out = walk_plan(tree, h), None, None
+
+    def __iter__(self):
+        step = next(self.gen)
+        while True:
+            l, self.h = step
+            yield l
+            try:
+                step = self.gen.send(self.out)
+            except StopIteration as done:
+                self.h = done.value
+                return
+
+
+def reference_forward(arch, P, x, y, variant="dot", plan=None, no_last_residual=False):
+    """x, y: (B, T) int64. Returns logits (B, T, V) and the mean cross-entropy. plan: a
+    layer plan's text (None: blocks 0..L-1); no_last_residual: block L-1 outputs its MLP
+    branch without the residual around it; variant: the attention (docs/synthesizer.md)."""
     V, d, L, H, k, n = CFG["V"], CFG["d"], CFG["L"], CFG["H"], CFG["k"], CFG["P"]
     kinds = attention_kinds(variant)
     Bn, Tn = x.shape
@@ -220,7 +337,9 @@ def reference_forward(arch, P, x, y, variant="dot"):
     # 1. contextualization transformer
     X = E[x] + P[f"{g}.wpe.weight"][:Tn]
     dh = d // H
-    for l in range(L):
+    run = PlanRun(parse_plan(plan or ",".join(map(str, range(L))), L), X)
+    for l in run:
+        X = run.h
         p = lambda s: P[f"{g}.h.{l}.{s}"]
         A = layer_norm(X, p("ln_1.weight"), p("ln_1.bias"))
         qkv = A @ p("attn.c_attn.weight") + p("attn.c_attn.bias")
@@ -265,7 +384,9 @@ def reference_forward(arch, P, x, y, variant="dot"):
         X = X + att @ p("attn.c_proj.weight") + p("attn.c_proj.bias")
         M = gelu(layer_norm(X, p("ln_2.weight"), p("ln_2.bias")) @ p("mlp.c_fc.weight")
                  + p("mlp.c_fc.bias"))
-        X = X + M @ p("mlp.c_proj.weight") + p("mlp.c_proj.bias")
+        X = (0 if no_last_residual and l == L - 1 else X) + M @ p("mlp.c_proj.weight") + p("mlp.c_proj.bias")
+        run.out = X
+    X = run.h
     h = layer_norm(X, P[f"{g}.ln_f.weight"], P[f"{g}.ln_f.bias"])
 
     if arch == "backpack":
@@ -298,13 +419,15 @@ def reference_forward(arch, P, x, y, variant="dot"):
 
 # ------------------------------------------------------------------------------------
 
-def check(arch, tools, workdir, seed, variant="dot"):
+def check(arch, tools, workdir, seed, variant="dot", no_last_residual=False):
     rng = np.random.default_rng(seed)
     params = random_params(arch, rng, variant)
     label = arch if variant == "dot" else f"{arch}, attention {variant}"
-    tag = f"{arch}.{variant.replace(':', '_').replace('+', '_')}"
+    if no_last_residual:
+        label += " without the last residual"
+    tag = f"{arch}.{variant.replace(':', '_').replace('+', '_')}" + ("-nlr" if no_last_residual else "")
     ckpt = os.path.join(workdir, tag)
-    write_checkpoint(ckpt, arch, params, variant)
+    write_checkpoint(ckpt, arch, params, variant, no_last_residual)
     Tn = T if variant == "dot" else T_SYNTH
     # words from a part of the vocabulary, so that they repeat; targets from all of it
     x = rng.integers(0, CFG["V"] // 2, size=(B, Tn))
@@ -324,7 +447,8 @@ def check(arch, tools, workdir, seed, variant="dot"):
     # the fixed random table is a constant: no gradient
     P = {n: torch.tensor(v, dtype=torch.float64, requires_grad="fixed_random" not in n)
          for n, v in params.items()}
-    logits, loss = reference_forward(arch, P, torch.tensor(x), torch.tensor(y), variant)
+    logits, loss = reference_forward(arch, P, torch.tensor(x), torch.tensor(y), variant,
+                                     no_last_residual=no_last_residual)
     loss.backward()
 
     ok = True
@@ -365,6 +489,46 @@ def check(arch, tools, workdir, seed, variant="dot"):
     return ok
 
 
+# plans for L = 3: a skip, a repeat, a parallel group, a loop of a parallel group, and
+# a sequence inside a parallel branch
+PLANS = ["0,2", "0,1,1,1,2", "0,1+2", "0,(1+2)*3,2", "(0,2)+1*2"]
+
+
+def check_plans(arch, tools, workdir, seed):
+    rng = np.random.default_rng(seed)
+    params = random_params(arch, rng)
+    ckpt = os.path.join(workdir, arch + "-plans")
+    write_checkpoint(ckpt, arch, params)
+    x = rng.integers(0, CFG["V"] // 2, size=(B, T))
+    y = rng.integers(0, CFG["V"], size=(B, T))
+    batch = os.path.join(workdir, f"{arch}.plans.batch.txt")
+    with open(batch, "w") as f:
+        f.write(f"{B} {T}\n" + " ".join(map(str, x.ravel())) + "\n" + " ".join(map(str, y.ravel())) + "\n")
+    P = {n: torch.tensor(v, dtype=torch.float64) for n, v in params.items()}
+    base, _ = reference_forward(arch, P, torch.tensor(x), torch.tensor(y))
+    ok = True
+    print(f"{arch} under layer plans (L = {CFG['L']}):")
+    for plan in PLANS:
+        dump = os.path.join(workdir, f"{arch}.plan.out.safetensors")
+        tool = os.path.join(tools, "tool_model_refdump")
+        r = subprocess.run([tool, ckpt, batch, dump, plan], capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"  {plan}: {tool} failed: {r.stderr.strip()}")
+            ok = False
+            continue
+        c_out = read_safetensors(dump)
+        logits, loss = reference_forward(arch, P, torch.tensor(x), torch.tensor(y), plan=plan)
+        dl = float(np.abs(c_out["logits"].astype(np.float64) - logits.numpy()).max())
+        dloss = abs(float(c_out["loss"][0]) - loss.item())
+        moved = float((logits - base).abs().max())  # the plan is another model
+        good = dl <= LOGITS_TOL and dloss <= LOSS_TOL and moved > 1e-2
+        print(f"  {plan:14s} loss {loss.item():.6f}  max |logits diff| {dl:.3e}  "
+              f"|loss diff| {dloss:.3e}  (moved {moved:.2f} from the model)  "
+              f"{'ok' if good else 'FAIL'}")
+        ok &= good
+    return ok
+
+
 def main():
     tools = os.environ.get("TOOLS")
     if not tools:
@@ -375,6 +539,8 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bp-reference-") as workdir:
         for i, arch in enumerate(("backpack", "gpt2")):
             ok &= check(arch, tools, workdir, seed=1234 + i)
+            ok &= check(arch, tools, workdir, seed=2234 + i, no_last_residual=True)
+            ok &= check_plans(arch, tools, workdir, seed=3234 + i)
         for i, arch in enumerate(("backpack", "gpt2")):
             for j, variant in enumerate(VARIANTS[1:]):
                 ok &= check(arch, tools, workdir, seed=2000 + 100 * i + j, variant=variant)

@@ -42,7 +42,7 @@ typedef struct {
 } Model;
 
 static BackpackConfig tiny_config(ModelArch arch, unsigned attention) {
-    BackpackConfig c = {arch, 50, 16, 2, 2, 4, 8, 4, attention};
+    BackpackConfig c = {arch, 50, 16, 2, 2, 4, 8, 4, attention, 0};
     return c;
 }
 
@@ -190,6 +190,17 @@ static void check_attention(ModelArch arch, const char *name, double dropout) {
     model_free(&m);
 }
 
+/* Without the last block's MLP residual (config no_last_residual), both architectures. */
+static void check_no_last_residual(ModelArch arch, const char *label) {
+    Model m;
+    model_init(&m, arch, 0.2);
+    double with = model_loss(&m);
+    m.net.config.no_last_residual = 1;
+    assert_true(fabs(model_loss(&m) - with) > 1e-6);  /* the flag changes the model */
+    check_all(&m, label);
+    model_free(&m);
+}
+
 static void test_synthesizer_grad(void **state) {
     (void)state;
     const char *variants[] = {"dense", "random", "fixed-random", "factorized-dense",
@@ -205,6 +216,16 @@ static void test_synthesizer_grad_backpack_mixture(void **state) {
     check_attention(ARCH_BACKPACK, "mix:dot+dense+factorized-dense", 0);
     check_attention(ARCH_BACKPACK, "mix:random+fixed-random+factorized-random", 0);
     check_attention(ARCH_BACKPACK, "mix:dense+random+dot", 0.2);
+}
+
+static void test_backpack_grad_no_last_residual(void **state) {
+    (void)state;
+    check_no_last_residual(ARCH_BACKPACK, "backpack, no last residual, dropout 0.2");
+}
+
+static void test_transformer_grad_no_last_residual(void **state) {
+    (void)state;
+    check_no_last_residual(ARCH_TRANSFORMER, "transformer, no last residual, dropout 0.2");
 }
 
 /* The float model (libmodel.a, through the public API) against the double one on the
@@ -259,6 +280,8 @@ int main(void) {
         cmocka_unit_test(test_transformer_grad_dropout), cmocka_unit_test(test_float_matches_double),
         cmocka_unit_test(test_synthesizer_grad),
         cmocka_unit_test(test_synthesizer_grad_backpack_mixture),
+        cmocka_unit_test(test_backpack_grad_no_last_residual),
+        cmocka_unit_test(test_transformer_grad_no_last_residual),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,7 +27,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    BackpackConfig c = {ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4, ATTN_DOT};
+    BackpackConfig c = {ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4, ATTN_DOT, 0};
     int new_tokens = 256, runs = 4, print_tokens = 0, exact = 0;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {

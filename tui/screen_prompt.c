@@ -174,6 +174,14 @@ static ListView *prompt_list(void *self) {
     return &ps->lists[ps->column];
 }
 
+/* The word's title, and the layer plan the model runs under (browse --layers). */
+static void prompt_title(void *self, Ui *ui, char *out, size_t out_size) {
+    ui_title_word(self, ui, out, out_size);
+    size_t n = strlen(out);
+    if (ui->model && ui->model->model.plan && n < out_size)
+        snprintf(out + n, out_size - n, " | layers %s", ui->model->plan.text);
+}
+
 const ScreenClass prompt_screen = {
     .name = "prompt",
     .summary = "a prompt's next-token predictions and their causes",
@@ -183,5 +191,5 @@ const ScreenClass prompt_screen = {
     .enter = prompt_enter,
     .draw = prompt_draw,
     .list = prompt_list,
-    .title = ui_title_word,
+    .title = prompt_title,
 };
