@@ -5,8 +5,8 @@
  *                       [--heads H] [--senses K] [--ctx N] [--new T] [--runs R]
  *                       [--seed S] [--exact] [--print-tokens]
  *
- * Defaults are configuration A of issue 6 (V 8192, d 256, L 4, H 4, k 16, context 256,
- * 256 new tokens). Each run feeds the one-token prompt 0 and then generates T tokens
+ * Defaults are the benchmark's configuration A (bench/run.sh: V 8192, d 256, L 4, H 4,
+ * k 16, context 256, 256 new tokens). Each run feeds the one-token prompt 0 and then generates T tokens
  * greedily (T steps, so the context holds 1 + T - 1 = T positions); the first run is a
  * warm-up. Prints each run's tokens/s, the median, and a hash of the greedy tokens.
  * By default tokens come from infer_step_greedy; --exact uses infer_step (all V
