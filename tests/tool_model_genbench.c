@@ -7,8 +7,8 @@
  *
  * Defaults are the benchmark's configuration A (bench/run.sh: V 8192, d 256, L 4, H 4,
  * k 16, context 256, 256 new tokens). Each run feeds the one-token prompt 0 and then
- * generates T tokens greedily (T steps, so the context holds 1 + T - 1 = T positions); the first run is a
- * warm-up. Prints each run's tokens/s, the median, and a hash of the greedy tokens.
+ * generates T tokens greedily (T steps, so the context holds 1 + T - 1 = T positions);
+ * the first run is a warm-up. Prints each run's tokens/s, the median, and a hash of the greedy tokens.
  * By default tokens come from infer_step_greedy; --exact uses infer_step (all V
  * logits) and sample_token at temperature 0: the tokens must be the same.
  */
