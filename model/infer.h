@@ -4,7 +4,7 @@
  * An InferState keeps key/value caches of the transformer, the sense-weight keys and
  * the sense vectors of every token in the context, so each new token costs O(context)
  * work instead of a full forward. Its logits equal the full forward's to float
- * rounding (tests/test_model_infer.c checks 1e-5).
+ * rounding (tests/test_model_incremental.c checks 1e-5).
  *
  * Lifetime follows llama2.c: infer_build / infer_free; infer_reset starts a new text.
  * An InferState reads its model without changing it (several states may share one)

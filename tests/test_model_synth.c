@@ -1,7 +1,7 @@
 /* Synthesizer attention (docs/synthesizer.md) in both architectures: cached generation
  * against the full forward for every variant, causality, the fixed random table under
  * a training step, and the mixture weights. The gradients are checked against finite
- * differences in tests/test_model_grad.c, the logits against PyTorch in
+ * differences in tests/test_model_gradcheck.c, the logits against PyTorch in
  * tests/reference.py. */
 #include <setjmp.h>
 #include <stdarg.h>
