@@ -7,7 +7,9 @@
  *
  * The database is built as "<db>.tmp-<pid>" with no journal (it is thrown away on any
  * failure, so a journal would only double the 2.5 GB of writes), in one transaction,
- * then switched to WAL mode, fsync'ed and renamed over <db>.
+ * left in rollback-journal mode, fsync'ed and renamed over <db> while holding <db>'s
+ * exclusive lock (store_file.c): a database another backpack process has open is never
+ * replaced.
  */
 #include <cblas.h>
 #include <errno.h>
@@ -16,8 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,7 +270,12 @@ static int check_existing(const Backpack *m, const char *db_path, int force, BpE
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
-    if (force) return 0;
+    if (force) {  /* fail now rather than after the whole export (checked again at the end) */
+        int fd;
+        if (store_lock_for_replace(db_path, &fd, err)) return -1;
+        store_unlock(fd);
+        return 0;
+    }
     backpack_weights_hash(m, hash);
     if (!strcmp(hash, old_hash))
         return bp_fail(err, "%s: already holds the senses of this model (weights %s, %d edits in force); "
@@ -279,66 +284,29 @@ static int check_existing(const Backpack *m, const char *db_path, int force, BpE
                    db_path, old_hash, hash);
 }
 
-/* Before renaming over an existing database: fold its WAL back and make sure no one has
- * it open, so that no stale -wal file can ever be replayed onto the new database. */
+/* Before renaming over an existing database, with its exclusive lock held (so no
+ * backpack process has it open, store_file.c): make sure no other SQLite program is in
+ * the middle of a transaction on it, and fold back the WAL of a database of an earlier
+ * backpack, so that no stale -wal file can ever be replayed onto the new database. */
 static int retire_existing(const char *db_path, BpError *err) {
-    if (!file_exists(db_path)) return 0;
     sqlite3 *db = NULL;
+    int busy = 0;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
         sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
-        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+        busy = sqlite3_exec(db, "BEGIN EXCLUSIVE; COMMIT", NULL, NULL, NULL) != SQLITE_OK;
     }
     sqlite3_close(db);
     char wal[4200], shm[4200];
     snprintf(wal, sizeof wal, "%s-wal", db_path);
     snprintf(shm, sizeof shm, "%s-shm", db_path);
     struct stat sb;
-    if (stat(wal, &sb) == 0 && sb.st_size > 0)
-        return bp_fail(err, "%s: is in use by another process (its write-ahead log is open); not replacing it",
+    if (busy || (stat(wal, &sb) == 0 && sb.st_size > 0))
+        return bp_fail(err, "%s: is in use by another process (it holds a lock or a write-ahead log); not replacing it",
                        db_path);
     unlink(wal);
     unlink(shm);
     return 0;
-}
-
-static void remove_db_files(const char *path) {
-    char p[4200];
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-journal", path);
-    unlink(p);
-}
-
-/* Removes "<db>.tmp-<pid>" files (and their -wal/-shm/-journal) of exports that were
- * killed: their process is gone. They are never mistaken for a database (other name,
- * meta.complete unset), but can be gigabytes. */
-static void remove_stale_temporaries(const char *db_path) {
-    char dir[4200], prefix[4200];
-    snprintf(dir, sizeof dir, "%s", db_path);
-    char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : db_path;
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    if (!dir[0]) snprintf(dir, sizeof dir, "/");
-    snprintf(prefix, sizeof prefix, "%s.tmp-", base);
-    size_t np = strlen(prefix);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, np)) continue;
-        char *end;
-        long pid = strtol(e->d_name + np, &end, 10);
-        if (end == e->d_name + np || *end || pid <= 0 || pid == getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;  /* still running */
-        char path[8500];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        remove_db_files(path);
-    }
-    closedir(d);
 }
 
 static int fsync_path(const char *path, int directory) {
@@ -372,12 +340,12 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
                            c->vocab_size);
         }
     }
-    remove_stale_temporaries(db_path);
+    store_remove_stale_temporaries(db_path);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", db_path, (int)getpid());
-    remove_db_files(tmp);
+    store_remove_db_files(tmp);
     Out o = {NULL, db_path};
-    int r = 0;
+    int r = 0, lock_fd = -1;
     if (sqlite3_open_v2(tmp, &o.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         r = bp_fail(err, "%s: cannot create: %s", tmp, o.db ? sqlite3_errmsg(o.db) : "out of memory");
         goto fail;
@@ -393,8 +361,8 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
         (r = write_senses(&o, m, top_n, &opts, err)) ||
         (r = exec(&o, "UPDATE meta SET value = '1' WHERE key = 'complete'", err)) || (r = exec(&o, "COMMIT", err)))
         goto fail;
-    /* WAL from here on: readers (the browser) and one writer (edit) at the same time. */
-    if ((r = exec(&o, "PRAGMA journal_mode=WAL", err))) goto fail;
+    /* rollback-journal mode from here on (docs/sense-database.md) */
+    if ((r = exec(&o, "PRAGMA journal_mode=DELETE", err))) goto fail;
     if (sqlite3_close(o.db) != SQLITE_OK) {
         r = bp_fail(err, "%s: cannot close the new database", tmp);
         o.db = NULL;
@@ -405,11 +373,13 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
         r = bp_fail_errno(err, "%s: fsync", tmp);
         goto fail;
     }
-    if ((r = retire_existing(db_path, err))) goto fail;
+    if ((r = store_lock_for_replace(db_path, &lock_fd, err)) || (r = retire_existing(db_path, err))) goto fail;
     if (rename(tmp, db_path)) {
         r = bp_fail_errno(err, "%s: cannot rename into place", db_path);
         goto fail;
     }
+    store_unlock(lock_fd);
+    lock_fd = -1;
     {
         char dir[4200];
         snprintf(dir, sizeof dir, "%s", db_path);
@@ -417,12 +387,13 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
         if (slash) *slash = 0;
         fsync_path(slash ? (dir[0] ? dir : "/") : ".", 1);
     }
-    remove_db_files(tmp);  /* a -shm left by the WAL switch */
+    store_remove_db_files(tmp);  /* nothing, unless a journal was left */
     if (tok) tokenizer_free(tok);
     return 0;
 fail:
+    store_unlock(lock_fd);
     if (o.db) sqlite3_close(o.db);
-    remove_db_files(tmp);
+    store_remove_db_files(tmp);
     if (tok) tokenizer_free(tok);
     return r ? r : -1;
 }

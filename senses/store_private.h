@@ -10,6 +10,7 @@
 
 struct SenseStore {
     sqlite3 *db;
+    int lock_fd;               /* the database file, flock(LOCK_SH) held (store_file.c) */
     StoreMode mode;
     int busy_timeout_ms;
     StoreInfo info;
@@ -38,6 +39,24 @@ struct SenseStore {
 int store_sql_fail(const SenseStore *s, BpError *err, const char *what);
 /* Reads a float32 BLOB of exactly n floats (little-endian host assumed: x86-64). */
 int blob_to_floats(const void *blob, int bytes, float *out, int n);
+
+/* store_file.c: the lock protocol described there. store_lock_open opens path and takes
+ * the shared lock; store_lock_still_current says whether path still names the file fd
+ * has open; store_lock_for_replace takes the exclusive lock without waiting (*fd = -1
+ * and 0 when path does not exist; fails with "is open in another backpack process");
+ * store_unlock releases either. */
+int store_lock_open(const char *path, int *fd, BpError *err);
+int store_lock_still_current(int fd, const char *path);
+int store_lock_for_replace(const char *path, int *fd, BpError *err);
+void store_unlock(int fd);
+/* Whether the file's SQLite header says WAL mode (databases of earlier backpacks). */
+int store_header_is_wal(const char *path);
+/* Removes path and its -wal, -shm and -journal. */
+void store_remove_db_files(const char *path);
+/* Removes "<db>.tmp-<pid>" files (and their -wal/-shm/-journal) beside db_path whose
+ * process is gone: the leftovers of killed exports. Nothing else: files of running
+ * processes, and names that are not exactly this pattern, stay. */
+void store_remove_stale_temporaries(const char *db_path);
 
 /* store_vocab.c: loads the tokens table into the fields above (store_open), and frees
  * them with the tokenizer (store_close). */
