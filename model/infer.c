@@ -597,10 +597,8 @@ static void free_screen(GreedyScreen *g) {
 
 static float round_up(double x) { return (float)(x * (1.0 + 1e-6)); }
 
-/* q[i] = round(x[i] / s) clamped to [-127, 127] (all 0 when s is 0 or not finite), the
- * one rounding of both E's rows and each token's o; returns max_i |x[i] - s q[i]|
- * (s q[i] is exact in double). */
-static double quantize_int8(int8_t *q, const float *x, size_t n, float s) {
+/* The one int8 rounding of both E's rows and each token's o (infer.h). */
+double quantize_int8(int8_t *q, const float *x, size_t n, float s) {
     const int usable = s > 0.0f && isfinite(s);
     double residual = 0.0;
     for (size_t i = 0; i < n; i++) {

@@ -72,6 +72,11 @@ int infer_feed(InferState *s, int token, BpError *err);
  * Alpha and the sense vectors are updated as by infer_step. */
 int infer_step_greedy(InferState *s, int token, BpError *err);
 
+/* q[i] = round(x[i] / s) clamped to [-127, 127] (all 0 when s is 0 or not finite): the
+ * int8 rounding of the greedy screen, shared with the sense export's screen
+ * (senses/export_screen.c). Returns max_i |x[i] - s q[i]| (s q[i] is exact in double). */
+double quantize_int8(int8_t *q, const float *x, size_t n, float s);
+
 /* After infer_step: alpha_l[last, j] for l < k, j < len, laid out (k, max_len), and
  * the context's sense vectors (len, k, d). For ARCH_TRANSFORMER both are NULL.
  * Word x_j's sense l added alpha[l * max_len + j] * (E C(x_j)_l)[t] to logit t: the

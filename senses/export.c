@@ -1,9 +1,9 @@
 /* export.c - store_export: the sense network over the whole vocabulary, into SQLite.
  *
  * Cost for the small shape (V = 50264, k = 16, d = 768): the sense network is ~4.5e12
- * flops; the top/bottom words are the scores E C(x)_l for every (x, l), a
- * (V k) x d x V product = 6.2e13 flops, done chunk by chunk with sgemm into a
- * (rows, V) buffer that is scanned once per row for its extremes. The scores dominate.
+ * flops; the top/bottom words rank the scores E C(x)_l of every (x, l), a
+ * (V k) x d x V product (6.2e13 flops in float). It is screened in int8 and only the
+ * candidates are scored exactly (export_screen.c), chunk by chunk.
  *
  * The database is built as "<db>.tmp-<pid>" with no journal (it is thrown away on any
  * failure, so a journal would only double the 2.5 GB of writes), in one transaction,
@@ -11,7 +11,6 @@
  * exclusive lock (store_file.c): a database another backpack process has open is never
  * replaced.
  */
-#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -168,22 +167,49 @@ static int write_wte(Out *o, const Backpack *m, BpError *err) {
     return r;
 }
 
+/* Top and bottom words of rows vectors (exactly; opts->exact_scan: by scoring every word). */
+static int score_rows(const ScoreScreen *screen, const Backpack *m, const float *senses, int rows, int top_n,
+                      WordScore *top, WordScore *bottom, BpError *err) {
+    const int V = m->config.vocab_size, d = m->config.n_embd;
+    if (screen) return score_screen_extremes(screen, m->params.wte, senses, rows, top_n, top, bottom, err);
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *scores = malloc((size_t)V * sizeof(float));  // (V)
+#pragma omp for schedule(dynamic, 4)
+        for (int row = 0; row < rows; row++)
+            if (scores)
+                score_extremes_exact(m->params.wte, V, d, senses + (size_t)row * d, top_n, top + (size_t)row * top_n,
+                                     bottom + (size_t)row * top_n, scores);
+        if (!scores) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        free(scores);
+    }
+    return failed ? bp_fail(err, "out of memory for the scores of %d words", V) : 0;
+}
+
 static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOptions *opts, BpError *err) {
     const int V = m->config.vocab_size, d = m->config.n_embd, k = m->config.num_senses;
-    int chunk = opts->chunk_words > 0 ? opts->chunk_words : (512 / k > 0 ? 512 / k : 1);
+    int chunk = opts->chunk_words > 0 ? opts->chunk_words : (4096 / k > 0 ? 4096 / k : 1);
     if (chunk > V) chunk = V;
     size_t rows = (size_t)chunk * k;
     float *senses = malloc(rows * d * sizeof(float));            // (chunk, k, d)
-    float *scores = malloc(rows * (size_t)V * sizeof(float));    // (chunk * k, V)
     WordScore *top = malloc(rows * top_n * sizeof(WordScore));    // (chunk * k, top_n)
     WordScore *bottom = malloc(rows * top_n * sizeof(WordScore));
     int32_t *ids = malloc(top_n * sizeof(int32_t));
     float *vals = malloc(top_n * sizeof(float));
     int *tokens = malloc(chunk * sizeof(int));
     sqlite3_stmt *st = NULL;
+    ScoreScreen *screen = NULL;
     int r = 0;
-    if (!senses || !scores || !top || !bottom || !ids || !vals || !tokens) {
+    if (!senses || !top || !bottom || !ids || !vals || !tokens) {
         r = bp_fail(err, "out of memory for export chunks of %d words", chunk);
+        goto done;
+    }
+    if (!opts->exact_scan && !(screen = score_screen_build(m->params.wte, V, d, err))) {
+        r = -1;
         goto done;
     }
     if (sqlite3_prepare_v2(o->db,
@@ -198,13 +224,7 @@ static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOption
         for (int i = 0; i < n; i++) tokens[i] = start + i;
         backpack_compute_senses(m, tokens, n, senses);  // (n, k, d)
         int nrows = n * k;
-        /* scores[r, y] = C_r . E[y]: (nrows, d) x (d, V) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nrows, V, d, 1.0f, senses, d, m->params.wte, d,
-                    0.0f, scores, V);
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int row = 0; row < nrows; row++)
-            select_extremes(scores + (size_t)row * V, V, top_n, top + (size_t)row * top_n,
-                            bottom + (size_t)row * top_n);
+        if ((r = score_rows(screen, m, senses, nrows, top_n, top, bottom, err))) break;
         for (int row = 0; row < nrows && !r; row++) {
             const float *v = senses + (size_t)row * d;
             double nn = 0;
@@ -231,8 +251,8 @@ static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOption
     }
 done:
     sqlite3_finalize(st);
+    score_screen_free(screen);
     free(senses);
-    free(scores);
     free(top);
     free(bottom);
     free(ids);

@@ -47,6 +47,8 @@ typedef struct {
     int top_n;                 /* words per top/bottom list; 0 = STORE_MIN_TOP_N */
     int chunk_words;           /* words per sense-network chunk; 0 = automatic */
     int force;                 /* replace an existing sense database (any model) */
+    int exact_scan;            /* score every word of every sense exactly instead of through
+                                  the int8 screen: the same lists, the reference for tests */
     const char *model_dir;     /* recorded in meta; may be NULL */
     StoreProgress progress;    /* may be NULL */
     void *progress_ctx;
@@ -150,8 +152,10 @@ int store_sense_vector(SenseStore *s, int token, int sense, StoreVersion which, 
 int store_word_senses(SenseStore *s, const StoreWord *w, float *out, BpError *err);
 
 /* The n highest (top, descending) and n lowest (bottom, ascending) words of E C(x)_l
- * for the vector in force. Uses the stored lists when the sense is unedited and
- * n <= top_n, else recomputes from E (a V x d gemv: ~10 ms for the small shape).
+ * for the vector in force, ties to the lower id; each score is the float rounding of
+ * the double sum of the float products, exactly as export ranks them. Uses the stored
+ * lists when the sense is unedited and n <= top_n, else recomputes from E (V dot
+ * products in double: tens of ms for the small shape).
  * top or bottom may be NULL. Returns the number written to each (min(n, V)). */
 int store_sense_words(SenseStore *s, int token, int sense, int n, WordScore *top,
                       WordScore *bottom, BpError *err);

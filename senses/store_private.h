@@ -75,6 +75,24 @@ int store_wte_row(SenseStore *s, int id, float *out, BpError *err);
  * bottom may be NULL. */
 void select_extremes(const float *scores, int V, int n, WordScore *top, WordScore *bottom);
 
+/* The score of a word for a vector: fl32 of the double sum of the float products, in a
+ * fixed order (independent of BLAS and threads). Every stored and recomputed top/bottom
+ * list ranks by it. */
+float store_exact_score(const float *e, const float *c, int d);
+
+/* export_screen.c: the top and bottom words of many vectors through an int8 screen,
+ * equal to score_extremes_exact's lists for each vector (the proof is there). */
+typedef struct ScoreScreen ScoreScreen;
+ScoreScreen *score_screen_build(const float *E, int V, int d, BpError *err);
+void score_screen_free(ScoreScreen *g);
+/* For each of the rows vectors C[r] (d floats), the n highest words into top + r * n and
+ * the n lowest into bottom + r * n (either may be NULL). Threads: OpenMP. */
+int score_screen_extremes(const ScoreScreen *g, const float *E, const float *C, int rows, int n, WordScore *top,
+                          WordScore *bottom, BpError *err);
+/* The reference: every word's exact score into scores (V), then select_extremes. */
+void score_extremes_exact(const float *E, int V, int d, const float *c, int n, WordScore *top, WordScore *bottom,
+                          float *scores);
+
 /* Opens a database file and checks it is a complete sense database of our schema;
  * used by store_open and by export (to refuse overwriting other files). */
 int store_validate_db(sqlite3 *db, const char *path, BpError *err);
