@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../common/fileio.h"
+#include "../common/hash.h"
 #include "../text/tokenizer.h"
 #include "store_private.h"
 
@@ -45,7 +46,9 @@ static const char *SCHEMA_SQL =
 
 typedef struct {
     sqlite3 *db;
-    const char *path;  /* for messages: the final name */
+    const char *path;       /* for messages: the final name */
+    char export_id[17];     /* meta export_id: names this export (its nearest-neighbour index) */
+    IndexBuilder *index;    /* the index of the vectors written, or NULL (out of memory) */
 } Out;
 
 static int out_fail(Out *o, BpError *err, const char *what) {
@@ -92,6 +95,7 @@ static int write_meta(Out *o, const Backpack *m, const ExportOptions *opts, int 
     if (!r) r = put_meta(o, st, "weights_hash", hash, err);
     if (!r) r = put_meta(o, st, "created", buf, err);
     if (!r) r = put_meta(o, st, "model_dir", opts->model_dir ? opts->model_dir : "", err);
+    if (!r) r = put_meta(o, st, "export_id", o->export_id, err);
     sqlite3_finalize(st);
     return r;
 }
@@ -201,10 +205,11 @@ static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOption
     int32_t *ids = malloc(top_n * sizeof(int32_t));
     float *vals = malloc(top_n * sizeof(float));
     int *tokens = malloc(chunk * sizeof(int));
+    float *scratch = malloc(d * sizeof(float));
     sqlite3_stmt *st = NULL;
     ScoreScreen *screen = NULL;
     int r = 0;
-    if (!senses || !top || !bottom || !ids || !vals || !tokens) {
+    if (!senses || !top || !bottom || !ids || !vals || !tokens || !scratch) {
         r = bp_fail(err, "out of memory for export chunks of %d words", chunk);
         goto done;
     }
@@ -244,6 +249,7 @@ static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOption
                 sqlite3_bind_blob(st, 6 + 2 * side, vals, top_n * 4, SQLITE_TRANSIENT);
             }
             sqlite3_bind_blob(st, 9, v, d * (int)sizeof(float), SQLITE_STATIC);
+            if (o->index) index_builder_add(o->index, token, sense, v, scratch);
             if (sqlite3_step(st) != SQLITE_DONE) r = out_fail(o, err, "writing senses");
             sqlite3_reset(st);
         }
@@ -258,6 +264,7 @@ done:
     free(ids);
     free(vals);
     free(tokens);
+    free(scratch);
     return r;
 }
 
@@ -364,7 +371,19 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", db_path, (int)getpid());
     store_remove_db_files(tmp);
-    Out o = {NULL, db_path};
+    Out o = {NULL, db_path, "", index_builder_new(c->vocab_size, c->num_senses, c->n_embd)};
+    {
+        struct {
+            struct timespec t;
+            int64_t pid;
+            const void *where;
+        } seed;
+        memset(&seed, 0, sizeof seed);
+        clock_gettime(CLOCK_REALTIME, &seed.t);
+        seed.pid = getpid();
+        seed.where = &o;
+        snprintf(o.export_id, sizeof o.export_id, "%016llx", (unsigned long long)hash64(&seed, sizeof seed));
+    }
     int r = 0, lock_fd = -1;
     if (sqlite3_open_v2(tmp, &o.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         r = bp_fail(err, "%s: cannot create: %s", tmp, o.db ? sqlite3_errmsg(o.db) : "out of memory");
@@ -408,9 +427,17 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
         fsync_path(slash ? (dir[0] ? dir : "/") : ".", 1);
     }
     store_remove_db_files(tmp);  /* nothing, unless a journal was left */
+    if (o.index) {  /* a cache: without it the first query rebuilds it */
+        char hash[17];
+        BpError ignore;
+        backpack_weights_hash(m, hash);
+        index_builder_write(o.index, db_path, hash, o.export_id, &ignore);
+        index_builder_free(o.index);
+    }
     if (tok) tokenizer_free(tok);
     return 0;
 fail:
+    index_builder_free(o.index);
     store_unlock(lock_fd);
     if (o.db) sqlite3_close(o.db);
     store_remove_db_files(tmp);

@@ -169,20 +169,23 @@ const float *store_embeddings(SenseStore *s, BpError *err);
 
 /* ---- nearest neighbours ------------------------------------------------------------ */
 
-/* Loads the index used by store_nearest: every exported sense vector normalized, in
- * memory (V * k * d floats: 2.5 GB for the small shape, a few seconds). Called
- * implicitly by store_nearest; call it earlier to show progress. */
+/* Opens the index used by store_nearest: the file "<db>.index" beside the database
+ * (an int8 copy of every exported sense vector, normalized; senses/store_index.c),
+ * written by export. Opening a valid one is an mmap (milliseconds, whatever the shape);
+ * one that is missing, or stale (another export: weights hash and export id are
+ * checked), is rebuilt from the database (seconds at the published shape: progress is
+ * reported) and written for the next process when the directory is writable. Called
+ * implicitly by store_nearest; the browser calls it in a background thread. */
 int store_load_index(SenseStore *s, StoreProgress progress, void *ctx, BpError *err);
 
 /* The n words y (other than exclude, -1 for none) with the highest cosine between
  * query and y's vectors in force: for sense >= 0, cos(query[sense], C(y)_sense);
  * for sense == -1 the minimum over senses, min_l cos(query[l], C(y)_l) (Sim_min).
  * query is (k, d) (e.g. from store_word_senses, or an edit preview); only row `sense`
- * is read when sense >= 0. Ties by lower id. Returns the number written. Single
- * sense: one strided gemv over the index (small shape, random weights: 6-12 ms); the
- * minimum visits words by cos_0 (an upper bound of min_l cos_l) and stops when the
- * bound cannot beat the n-th best exact minimum, so it stays exact (small shape,
- * random weights: 28-38 ms; it reads more of the index when all senses look alike). */
+ * is read when sense >= 0. A cosine is the exact score (store_sense_words) of the two
+ * normalized vectors; ties go to the lower id. Exact: the int8 index screens every
+ * word with a rigorous error bound and only the words that may rank are re-scored
+ * from the database (store_nearest.c). Returns the number written. */
 int store_nearest(SenseStore *s, const float *query, int sense, int exclude, int n,
                   WordScore *out, BpError *err);
 

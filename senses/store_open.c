@@ -96,6 +96,7 @@ static int read_meta(SenseStore *s, BpError *err) {
         else if (!strcmp(key, "created")) in->created = strtod(value, NULL);
         else if (!strcmp(key, "weights_hash")) snprintf(in->weights_hash, sizeof in->weights_hash, "%s", value);
         else if (!strcmp(key, "model_dir")) snprintf(in->model_dir, sizeof in->model_dir, "%s", value);
+        else if (!strcmp(key, "export_id")) snprintf(s->export_id, sizeof s->export_id, "%s", value);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return store_sql_fail(s, err, "reading meta");

@@ -8,6 +8,8 @@
 #include "../text/hashmap.h"
 #include "store.h"
 
+typedef struct NearIndex NearIndex;
+
 struct SenseStore {
     sqlite3 *db;
     int lock_fd;               /* the database file, flock(LOCK_SH) held (store_file.c) */
@@ -27,7 +29,8 @@ struct SenseStore {
     char tokenizer_dir[512];   /* temporary directory it was materialized in */
     int tokenizer_failed;
     float *wte;                /* (V, d) once loaded */
-    float *index;              /* (V, k, d) normalized exported vectors once loaded */
+    NearIndex *near;           /* the nearest-neighbour index once loaded (store_index.c) */
+    char export_id[40];        /* meta export_id, "" in databases of earlier versions */
     sqlite3_stmt *st_vector;   /* SELECT vector FROM senses WHERE id=? */
     sqlite3_stmt *st_info;     /* SELECT norm FROM senses WHERE id=? */
     sqlite3_stmt *st_lists;    /* SELECT top_ids, top_scores, bottom_ids, bottom_scores */
@@ -63,8 +66,28 @@ void store_remove_stale_temporaries(const char *db_path);
 int store_load_vocab(SenseStore *s, BpError *err);
 void store_free_vocab(SenseStore *s);
 
-/* store_nearest.c: frees the nearest-neighbour index (store_close). */
+/* store_index.c: the nearest-neighbour index file "<db>.index" (format there). */
 void store_free_index(SenseStore *s);
+int near_index_path(const char *db_path, char *out, size_t size);
+void near_index_free(NearIndex *x);
+/* One sense's rows of the index: V rows of d_pad int8 and their constants. */
+typedef struct {
+    const int8_t *q;
+    const int32_t *q_sum;
+    const float *scale, *resid, *norm;
+    int d_pad;
+} NearRows;
+void near_index_rows(const NearIndex *x, int sense, NearRows *out);
+/* Export builds the index of the vectors it writes: add every (word, sense) once
+ * (scratch: d floats), then write it beside db_path. */
+typedef struct IndexBuilder IndexBuilder;
+IndexBuilder *index_builder_new(int V, int k, int d);
+void index_builder_add(IndexBuilder *b, int word, int sense, const float *vector, float *scratch);
+int index_builder_write(IndexBuilder *b, const char *db_path, const char *weights_hash, const char *export_id,
+                        BpError *err);
+void index_builder_free(IndexBuilder *b);
+/* x / |x|_2 in float (0 for a zero vector): the normalization of every cosine here. */
+void store_normalize(const float *x, int d, float *out);
 
 /* State in force of one sense: vector (d) and weight. */
 int store_state(SenseStore *s, int token, int sense, float *vector, float *weight, BpError *err);
