@@ -664,9 +664,8 @@ static GreedyScreen *build_screen(const Backpack *m, BpError *err) {
     return g;
 }
 
-/* y[r] = sum_i o_q[i] row[r][i] over d_pad bytes, for 4 rows (exact in int32: 255 127
- * d_pad < 2^31 for any d below 66,000). */
-static void dot_rows4_int8(int32_t y[4], const int8_t *const row[4], const uint8_t *o_q,
+/* The greedy screen's 4-row int8 dot product (infer.h). */
+void dot_rows4_int8(int32_t y[4], const int8_t *const row[4], const uint8_t *o_q,
                            int d_pad) {
 #if defined(__AVX512VNNI__)
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;

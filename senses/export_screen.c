@@ -261,29 +261,7 @@ typedef struct {
     CandidateList cand;
 } Side;
 
-static void heap_push(Side *s, int n, float x) {
-    float *h = s->heap;
-    if (s->size < n) {
-        int i = s->size++;
-        while (i > 0 && h[(i - 1) / 2] > x) {
-            h[i] = h[(i - 1) / 2];
-            i = (i - 1) / 2;
-        }
-        h[i] = x;
-        return;
-    }
-    if (!(x > h[0])) return;
-    int i = 0;
-    for (;;) {  /* replace the root and sift down */
-        int c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && h[c + 1] < h[c]) c++;
-        if (!(h[c] < x)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = x;
-}
+static void heap_push(Side *s, int n, float x) { float_heap_push(s->heap, &s->size, n, x); }
 
 /* The threshold: the n-th largest so far, -inf until there are n. */
 static float heap_floor(const Side *s, int n) { return s->size == n ? s->heap[0] : -INFINITY; }

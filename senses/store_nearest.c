@@ -21,9 +21,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__AVX512VNNI__)
-#include <immintrin.h>
-#endif
 
 #include "../model/infer.h"
 #include "store_private.h"
@@ -82,7 +79,7 @@ static float exact_cosine(const float *x, const float *q, int d) {
 /* The query rounded to int8 for the screen. */
 typedef struct {
     const float *q;    /* q^ (d) */
-    uint8_t *u;        /* (d_pad) q_q + 128, 128 past d */
+    uint8_t *u;        /* (d_pad) q_q + 128, 128 past d; 64-byte aligned */
     float s, q_norm, r_norm, slack;
     int usable;        /* 0: q^ is not finite; every interval is [-inf, inf] */
 } Query;
@@ -90,7 +87,7 @@ typedef struct {
 static int query_build(Query *qq, const float *qn, int d, int d_pad) {
     memset(qq, 0, sizeof *qq);
     qq->q = qn;
-    qq->u = malloc((size_t)d_pad);
+    qq->u = aligned_alloc(64, (size_t)d_pad);
     int8_t *q = malloc((size_t)d);
     if (!qq->u || !q) {
         free(q);
@@ -121,31 +118,6 @@ static int query_build(Query *qq, const float *qn, int d, int d_pad) {
     return 0;
 }
 
-/* y[r] = sum_i u[i] row_r[i] for 4 rows of d_pad bytes. */
-static void dot4_int8(const uint8_t *u, const int8_t *const row[4], int d_pad, int32_t y[4]) {
-#if defined(__AVX512VNNI__)
-    __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-    for (int c = 0; c < d_pad; c += 64) {
-        const __m512i a = _mm512_loadu_si512((const void *)(u + c));
-        s0 = _mm512_dpbusd_epi32(s0, a, _mm512_loadu_si512((const void *)(row[0] + c)));
-        s1 = _mm512_dpbusd_epi32(s1, a, _mm512_loadu_si512((const void *)(row[1] + c)));
-        s2 = _mm512_dpbusd_epi32(s2, a, _mm512_loadu_si512((const void *)(row[2] + c)));
-        s3 = _mm512_dpbusd_epi32(s3, a, _mm512_loadu_si512((const void *)(row[3] + c)));
-    }
-    y[0] = _mm512_reduce_add_epi32(s0);
-    y[1] = _mm512_reduce_add_epi32(s1);
-    y[2] = _mm512_reduce_add_epi32(s2);
-    y[3] = _mm512_reduce_add_epi32(s3);
-#else
-    for (int r = 0; r < 4; r++) {
-        int32_t sum = 0;
-#pragma omp simd reduction(+ : sum)
-        for (int c = 0; c < d_pad; c++) sum += (int32_t)u[c] * (int32_t)row[r][c];
-        y[r] = sum;
-    }
-#endif
-}
-
 /* [lower, upper] of every word's cosine for one sense. */
 static void sense_intervals(const NearIndex *x, int sense, const Query *qq, int V, float *upper, float *lower) {
     NearRows rows;
@@ -162,7 +134,7 @@ static void sense_intervals(const NearIndex *x, int sense, const Query *qq, int 
         const int8_t *row[4];
         int32_t dots[4];
         for (int r = 0; r < 4; r++) row[r] = rows.q + (size_t)(y0 + r < V ? y0 + r : y0) * rows.d_pad;
-        dot4_int8(qq->u, row, rows.d_pad, dots);
+        dot_rows4_int8(dots, row, qq->u, rows.d_pad);
         for (int r = 0; r < 4 && y0 + r < V; r++) {
             const int y = y0 + r;
             if (isnan(rows.scale[y])) {
@@ -226,29 +198,8 @@ static float nth_largest(const float *x, int V, int exclude, int n) {
     float *heap = malloc((size_t)n * sizeof *heap);
     if (!heap) return -INFINITY;
     int size = 0;
-    for (int y = 0; y < V; y++) {
-        if (y == exclude) continue;
-        float v = x[y];
-        if (size < n) {
-            int i = size++;
-            while (i > 0 && heap[(i - 1) / 2] > v) {
-                heap[i] = heap[(i - 1) / 2];
-                i = (i - 1) / 2;
-            }
-            heap[i] = v;
-        } else if (v > heap[0]) {
-            int i = 0;
-            for (;;) {
-                int c = 2 * i + 1;
-                if (c >= n) break;
-                if (c + 1 < n && heap[c + 1] < heap[c]) c++;
-                if (!(heap[c] < v)) break;
-                heap[i] = heap[c];
-                i = c;
-            }
-            heap[i] = v;
-        }
-    }
+    for (int y = 0; y < V; y++)
+        if (y != exclude) float_heap_push(heap, &size, n, x[y]);
     float t = size == n ? heap[0] : -INFINITY;
     free(heap);
     return t;

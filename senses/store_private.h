@@ -116,6 +116,10 @@ int score_screen_extremes(const ScoreScreen *g, const float *E, const float *C, 
 void score_extremes_exact(const float *E, int V, int d, const float *c, int n, WordScore *top, WordScore *bottom,
                           float *scores);
 
+/* The n largest values pushed so far, as a min-heap (heap[0] is the n-th largest once
+ * *size == n). */
+void float_heap_push(float *heap, int *size, int n, float x);
+
 /* Opens a database file and checks it is a complete sense database of our schema;
  * used by store_open and by export (to refuse overwriting other files). */
 int store_validate_db(sqlite3 *db, const char *path, BpError *err);

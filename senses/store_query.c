@@ -63,6 +63,29 @@ static void insert_bottom(WordScore *list, int *count, int n, int id, float scor
     list[i].score = score;
 }
 
+void float_heap_push(float *heap, int *size, int n, float x) {
+    if (*size < n) {
+        int i = (*size)++;
+        while (i > 0 && heap[(i - 1) / 2] > x) {
+            heap[i] = heap[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        heap[i] = x;
+        return;
+    }
+    if (!(x > heap[0])) return;
+    int i = 0;
+    for (;;) {  /* replace the root and sift down */
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heap[c + 1] < heap[c]) c++;
+        if (!(heap[c] < x)) break;
+        heap[i] = heap[c];
+        i = c;
+    }
+    heap[i] = x;
+}
+
 void select_extremes(const float *scores, int V, int n, WordScore *top, WordScore *bottom) {
     if (n > V) n = V;
     if (n <= 0) return;

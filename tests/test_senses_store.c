@@ -597,6 +597,17 @@ static EditRecord last_edit(void) {
     return r;
 }
 
+static int edits_in_force(void) {
+    SenseStore *s = open_rw();
+    SenseEdits e;
+    BpError err = {0};
+    assert_int_equal(store_sense_edits(s, &e, &err), 0);
+    int n = e.count;
+    sense_edits_free(&e);
+    store_close(s);
+    return n;
+}
+
 static void undo_all_edits(void) {
     SenseStore *s = open_rw();
     undo_all(s);
@@ -687,11 +698,7 @@ static void test_edit_command_replace(void **state) {
     char *with_sense[] = {"edit", "--db", dbpath, "bank", "--replace", "money:river", "--sense", "1", NULL};
     assert_int_equal(run_captured(cmd_edit, 8, with_sense, msg, sizeof msg), 2);  /* a usage error */
     assert_non_null(strstr(msg, "no --sense"));
-    SenseStore *s = open_rw();
-    SenseEdits e;
-    assert_int_equal(store_sense_edits(s, &e, &err), 0);
-    assert_int_equal(e.count, 0);
-    store_close(s);
+    assert_int_equal(edits_in_force(), 0);
 }
 
 static void test_edit_command_weight(void **state) {
@@ -735,10 +742,7 @@ static void test_edit_command_weight(void **state) {
     assert_non_null(strstr(msg, "--sense L is required"));
     assert_int_equal(run_captured(cmd_edit, 10, two, msg, sizeof msg), 2);
     assert_non_null(strstr(msg, "exactly one"));
-    s = open_rw();
-    assert_int_equal(store_sense_edits(s, &e, &err), 0);
-    assert_int_equal(e.count, 0);
-    store_close(s);
+    assert_int_equal(edits_in_force(), 0);
 }
 
 /* ---- similarity: Spearman per sense and of the minimum, on known ranks --------------- */
