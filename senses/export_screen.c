@@ -29,8 +29,8 @@
  * The integer products: vpdpbusd (AVX-512 VNNI) multiplies unsigned by signed bytes
  * and adds groups of four into int32 lanes, so q_c is offset by 128 and 128 sum_i q_e[i]
  * is subtracted back (exact in int32: 255 * 127 * d < 2^31 for d < 66,000). E is packed
- * in panels of 64 words, per group of 4 dimensions 64 x 4 bytes; a tile is 4 vectors x
- * 64 words in 16 zmm accumulators. Each thread screens GROUP_ROWS vectors against all
+ * in panels of 64 words, per group of 4 dimensions 64 x 4 bytes (PACKED_AT); a tile is
+ * 4 vectors x 64 words in 16 zmm accumulators. Each thread screens GROUP_ROWS vectors against all
  * panels (the vectors stay in L2, a panel is 48 KB at d = 768). Without VNNI a portable
  * loop computes the same integer sums.
  */
@@ -47,6 +47,14 @@
 #define PANEL 64        /* words per panel */
 #define TILE_ROWS 4     /* vectors per tile */
 #define GROUP_ROWS 256  /* vectors one thread screens against all of E at a time */
+/* Where dimension i of panel word j is: for vpdpbusd, the 4 bytes of a group of 4
+ * dimensions together ((i / 4, j, i % 4)); for the portable loop, the 64 words of one
+ * dimension together ((i, j)), so that it vectorizes. */
+#if defined(__AVX512VNNI__)
+#define PACKED_AT(i, j) (((size_t)(i) / 4 * PANEL + (j)) * 4 + (i) % 4)
+#else
+#define PACKED_AT(i, j) ((size_t)(i) * PANEL + (j))
+#endif
 #define HUGE_VALUE 1e15f  /* beyond it, float bounds could overflow: scanned exactly */
 
 struct ScoreScreen {
@@ -144,7 +152,7 @@ ScoreScreen *score_screen_build(const float *E, int V, int d, BpError *err) {
         int32_t sum;
         quantize_row(e, d, q, &s, &q_norm, &r_norm, &norm, &sum);
         int8_t *panel = g->packed + (y / PANEL) * (size_t)groups * PANEL * 4;
-        for (int i = 0; i < d; i++) panel[((size_t)(i / 4) * PANEL + y % PANEL) * 4 + i % 4] = q[i];
+        for (int i = 0; i < d; i++) panel[PACKED_AT(i, y % PANEL)] = q[i];
         g->offset[y] = 128 * sum;
         g->scale[y] = s;
         g->resid[y] = up(r_norm);
@@ -223,12 +231,11 @@ static void tile_screen(const uint8_t *const cq[TILE_ROWS], const int8_t *panel,
 #else
     for (int r = 0; r < TILE_ROWS; r++) {
         int32_t acc[PANEL] = {0};
-        for (int k = 0; k < groups; k++) {
-            const int8_t *b = panel + (size_t)k * PANEL * 4;
-            const uint8_t *a = cq[r] + 4 * k;
+        for (int i = 0; i < 4 * groups; i++) {
+            const int8_t *b = panel + PACKED_AT(i, 0);
+            const int32_t a = cq[r][i];
 #pragma omp simd
-            for (int j = 0; j < PANEL; j++)
-                acc[j] += a[0] * b[4 * j] + a[1] * b[4 * j + 1] + a[2] * b[4 * j + 2] + a[3] * b[4 * j + 3];
+            for (int j = 0; j < PANEL; j++) acc[j] += a * b[j];
         }
         uint64_t h = 0;
         for (int j = 0; j < PANEL; j++) {
