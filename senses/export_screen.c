@@ -31,9 +31,11 @@
  * is subtracted back (exact in int32: 255 * 127 * d < 2^31 for d < 66,000). E is packed
  * in panels of 64 words, per group of 4 dimensions 64 x 4 bytes (PACKED_AT); a tile is
  * 4 vectors x 64 words in 16 zmm accumulators. Each thread screens GROUP_ROWS vectors against all
- * panels (the vectors stay in L2, a panel is 48 KB at d = 768). Without VNNI a portable
- * loop computes the same integer sums.
+ * panels (the vectors stay in L2, a panel is 48 KB at d = 768). Without VNNI (and in the
+ * sanitizer build) the screen is the float product by sgemm instead, with the interval
+ * gamma_d |c|_2 |e|_2 of a float dot product in any order: the same selection.
  */
+#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,17 +49,13 @@
 #define PANEL 64        /* words per panel */
 #define TILE_ROWS 4     /* vectors per tile */
 #define GROUP_ROWS 256  /* vectors one thread screens against all of E at a time */
-/* Where dimension i of panel word j is: for vpdpbusd, the 4 bytes of a group of 4
- * dimensions together ((i / 4, j, i % 4)); for the portable loop, the 64 words of one
- * dimension together ((i, j)), so that it vectorizes. */
-#if defined(__AVX512VNNI__)
+/* Where dimension i of panel word j is: the 4 bytes of a group of 4 dimensions
+ * together, as vpdpbusd reads them. */
 #define PACKED_AT(i, j) (((size_t)(i) / 4 * PANEL + (j)) * 4 + (i) % 4)
-#else
-#define PACKED_AT(i, j) ((size_t)(i) * PANEL + (j))
-#endif
 #define HUGE_VALUE 1e15f  /* beyond it, float bounds could overflow: scanned exactly */
 
 struct ScoreScreen {
+    const float *E;      /* (V, d) as given to build: the portable screen's float product reads it */
     int V, d, d4;        /* d4: d rounded up to a multiple of 4 */
     int panels;          /* ceil(V / PANEL) */
     int8_t *packed;      /* (panels, d4 / 4, PANEL, 4) q_e */
@@ -117,6 +115,7 @@ ScoreScreen *score_screen_build(const float *E, int V, int d, BpError *err) {
         bp_fail(err, "out of memory for the int8 copy of E");
         return NULL;
     }
+    g->E = E;
     g->V = V;
     g->d = d;
     g->d4 = (d + 3) & ~3;
@@ -177,10 +176,11 @@ typedef struct {
 
 /* For 4 vectors (cq offset by 128) and the 64 words of a panel: U and L of every word,
  * and hits[r] bit j set when word j may enter vector r's top or bottom list. */
-static void tile_screen(const uint8_t *const cq[TILE_ROWS], const int8_t *panel, int groups, const RowBound rb[TILE_ROWS],
-                        const PanelWords *w, float upper[TILE_ROWS][PANEL], float lower[TILE_ROWS][PANEL],
-                        uint64_t hits[TILE_ROWS]) {
+static void tile_screen(const uint8_t *const cq[TILE_ROWS], const float *const products[TILE_ROWS],
+                        const int8_t *panel, int groups, const RowBound rb[TILE_ROWS], const PanelWords *w,
+                        float upper[TILE_ROWS][PANEL], float lower[TILE_ROWS][PANEL], uint64_t hits[TILE_ROWS]) {
 #if defined(__AVX512VNNI__)
+    (void)products;
     __m512i acc00 = _mm512_setzero_si512(), acc01 = acc00, acc02 = acc00, acc03 = acc00;
     __m512i acc10 = acc00, acc11 = acc00, acc12 = acc00, acc13 = acc00;
     __m512i acc20 = acc00, acc21 = acc00, acc22 = acc00, acc23 = acc00;
@@ -229,20 +229,16 @@ static void tile_screen(const uint8_t *const cq[TILE_ROWS], const int8_t *panel,
         hits[r] = h;
     }
 #else
+    /* the float products of this panel's words (the group's sgemm, screen_group) */
+    (void)cq, (void)panel, (void)groups;
     for (int r = 0; r < TILE_ROWS; r++) {
-        int32_t acc[PANEL] = {0};
-        for (int i = 0; i < 4 * groups; i++) {
-            const int8_t *b = panel + PACKED_AT(i, 0);
-            const int32_t a = cq[r][i];
-#pragma omp simd
-            for (int j = 0; j < PANEL; j++) acc[j] += a * b[j];
-        }
         uint64_t h = 0;
         for (int j = 0; j < PANEL; j++) {
-            const float a = (float)(acc[j] - w->offset[j]) * (rb[r].s * w->scale[j]);
+            const float a = products[r][j];
             const float b = rb[r].c_n * w->resid[j] + rb[r].d_c * w->norm[j] + rb[r].slack;
             upper[r][j] = a + b;
             lower[r][j] = a - b;
+            if (isnan(w->scale[j])) continue;  /* padding, or a row left to the exact scan */
             if (upper[r][j] >= rb[r].top_floor || lower[r][j] <= rb[r].bottom_ceil) h |= 1ULL << j;
         }
         hits[r] = h;
@@ -310,6 +306,14 @@ static int cmp_asc(const void *a, const void *b) {
  * their heaps; exact[i] marks vectors left to the exact scan. -1 when out of memory. */
 static int screen_group(const ScoreScreen *g, const float *C, int begin, int end, int n, Side *sides, int *exact) {
     const int d = g->d, d4 = g->d4, groups = d4 / 4, rows = end - begin;
+    const size_t words = (size_t)g->panels * PANEL;
+    float *products = NULL;  /* (rows, words): the portable screen's float products */
+#if !defined(__AVX512VNNI__)
+    products = malloc((size_t)rows * words * sizeof(float));
+    if (!products) return -1;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, g->V, d, 1.0f, C + (size_t)begin * d, d, g->E, d, 0.0f,
+                products, (int)words);
+#endif
     uint8_t *cq = malloc((size_t)rows * d4);
     int8_t *q = malloc((size_t)d);
     RowBound *bounds = calloc(rows, sizeof *bounds);
@@ -329,6 +333,11 @@ static int screen_group(const ScoreScreen *g, const float *C, int begin, int end
         quantize_row(c, d, q, &s, &q_norm, &r_norm, &norm, NULL);
         for (int j = 0; j < d; j++) row[j] = (uint8_t)(q[j] + 128);
         bounds[i] = (RowBound){s, up(q_norm), up(r_norm), up(0x1p-19 * (norm + r_norm) * g->max_norm + 1e-30), 0, 0};
+#if !defined(__AVX512VNNI__)
+        /* a float product in any order is within gamma_d |c|_2 |e|_2 of the exact one */
+        bounds[i].c_n = 0.0f;
+        bounds[i].d_c = up(d * 0x1p-24 / (1.0 - d * 0x1p-24) * norm);
+#endif
     }
     float upper[TILE_ROWS][PANEL], lower[TILE_ROWS][PANEL];
     RowBound rb[TILE_ROWS];
@@ -338,16 +347,18 @@ static int screen_group(const ScoreScreen *g, const float *C, int begin, int end
         const PanelWords w = {g->offset + base, g->scale + base, g->resid + base, g->norm + base};
         for (int r0 = 0; r0 < rows && !r; r0 += TILE_ROWS) {
             const uint8_t *tile[TILE_ROWS];
+            const float *prods[TILE_ROWS];
             for (int t = 0; t < TILE_ROWS; t++) {
                 const int i = r0 + t < rows ? r0 + t : r0;
                 tile[t] = cq + (size_t)i * d4;
+                prods[t] = products ? products + (size_t)i * words + base : NULL;
                 rb[t] = bounds[i];
                 rb[t].top_floor = heap_floor(&sides[2 * i], n);
                 rb[t].bottom_ceil = -heap_floor(&sides[2 * i + 1], n);
                 if (exact[i] || r0 + t >= rows) rb[t].top_floor = rb[t].bottom_ceil = NAN;  /* no hits */
             }
             uint64_t hits[TILE_ROWS];
-            tile_screen(tile, panel, groups, rb, &w, upper, lower, hits);
+            tile_screen(tile, prods, panel, groups, rb, &w, upper, lower, hits);
             for (int t = 0; t < TILE_ROWS && r0 + t < rows && !r; t++) {
                 Side *hi = &sides[2 * (r0 + t)], *lo = &sides[2 * (r0 + t) + 1];
                 for (uint64_t h = hits[t]; h && !r; h &= h - 1) {
@@ -364,6 +375,7 @@ static int screen_group(const ScoreScreen *g, const float *C, int begin, int end
             }
         }
     }
+    free(products);
     free(cq);
     free(q);
     free(bounds);
