@@ -54,6 +54,8 @@ DEPS_train  := train model text common
 DEPS_senses := senses model text common
 DEPS_tui    := tui senses model text plot common
 DEPS_lab    := lab model text common
+# Suites of the commands themselves (tests/test_cli_*.c) link cli/ without main.c.
+DEPS_cli    := cli lab tui senses train model text plot common
 
 lib = $(BUILD)/lib/lib$(1).a
 SRCS_OF = $(wildcard $(1)/*.c)
@@ -131,6 +133,7 @@ ALL_LIBS := $(foreach m,lab tui senses train model text plot common,$(call lib,$
 # cli/ holds main.c and the commands that need every module (eval and generate with
 # --edits use the sense store); it links everything.
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+$(call lib,cli): $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJS)) ; @mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(BUILD)/backpack: $(CLI_OBJS) $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

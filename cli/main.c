@@ -34,24 +34,6 @@ static const Command commands[] = {
     {"induction", cmd_induction, "the induction-head lab: synthetic data, simplified model, eval"},
 };
 
-int cli_error(const char *msg) {
-    fprintf(stderr, "backpack: %s\n", msg);
-    return 1;
-}
-
-int cli_usage_error(const char *msg) {
-    fprintf(stderr, "backpack: %s\n", msg);
-    return 2;
-}
-
-int cli_parse(const ArgSpec *spec, int argc, char **argv) {
-    BpError err = {{0}};
-    int rc = args_parse(spec, argc, argv, &err);
-    if (rc == ARGS_HELP) return 0;
-    if (rc != 0) return cli_usage_error(err.msg);
-    return -1;
-}
-
 static void usage(FILE *out) {
     fprintf(out, "usage: backpack <command> [options]   (backpack <command> --help)\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

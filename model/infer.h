@@ -75,6 +75,15 @@ int infer_feed(InferState *s, int token, BpError *err);
  * Alpha and the sense vectors are updated as by infer_step. */
 int infer_step_greedy(InferState *s, int token, BpError *err);
 
+/* q[i] = round(x[i] / s) clamped to [-127, 127] (all 0 when s is 0 or not finite): the
+ * int8 rounding of the greedy screen, shared with the sense export's screen
+ * (senses/export_screen.c). Returns max_i |x[i] - s q[i]| (s q[i] is exact in double). */
+double quantize_int8(int8_t *q, const float *x, size_t n, float s);
+/* y[r] = sum_i o_q[i] row[r][i] over d_pad bytes (a multiple of 64; o_q and the rows
+ * 64-byte aligned), for 4 rows: exact in int32 (255 127 d_pad < 2^31 for any d below
+ * 66,000). AVX-512 VNNI when built for it. Shared with the nearest-neighbour screen. */
+void dot_rows4_int8(int32_t y[4], const int8_t *const row[4], const uint8_t *o_q, int d_pad);
+
 /* After infer_step: alpha_l[last, j] for l < k, j < len, laid out (k, max_len), and
  * the context's sense vectors (len, k, d). For ARCH_TRANSFORMER both are NULL.
  * Word x_j's sense l added alpha[l * max_len + j] * (E C(x_j)_l)[t] to logit t: the
