@@ -9,6 +9,7 @@
 #   make check-reference   the C model against the PyTorch reference (tests/reference.py),
 #                 and a checkpoint `train` saved, loaded in PyTorch
 #                 (tests/check_trained_checkpoint.py)
+#   make cli-doc  rewrite docs/cli.md from each command's --help and docs/cli.md.in
 #
 # BUILD=dir puts objects elsewhere (the sanitizer build uses build/san); SAN=1 adds the
 # sanitizers. Nothing is installed outside the repository except Debian and npm packages.
@@ -68,7 +69,7 @@ TOOL_SRCS := $(wildcard tests/tool_*.c)
 TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 
-.PHONY: all deps deps-torch deps-fuzz fuzz data torture test test-build run-tests test-san demo bench check-reference clean
+.PHONY: all deps deps-torch deps-fuzz fuzz data torture test test-build run-tests test-san demo bench check-reference cli-doc clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/backpack
@@ -176,9 +177,15 @@ test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS) $(REPLAY_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
 SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/check_packages.sh \
-                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh tests/induction_cli.sh tests/fuzz/replay.sh tests/cli_layers.sh
+                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh tests/induction_cli.sh \
+                tests/fuzz/replay.sh tests/cli_layers.sh tests/check_cli_doc.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
+
+# The command reference: docs/cli.md from `backpack <command> --help` and docs/cli.md.in
+# (tests/check_cli_doc.sh, in SCRIPT_TESTS, fails when they differ).
+cli-doc: $(BUILD)/backpack
+	BACKPACK=$(BUILD)/backpack tests/gen_cli_doc.sh
 
 check-reference: data deps-torch $(BUILD)/backpack $(BUILD)/tests/tool_model_refdump
 	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests $(PYTHON) tests/reference.py

@@ -215,8 +215,8 @@ static int cmd_train_lab(int argc, char **argv) {
         {"--batch", ARG_INT, &r.batch, 1, 1 << 16, "B", "fresh sequences per step (64)", 0},
         {"--steps", ARG_INT, &r.steps, 0, 1 << 30, "N", "SGD steps (300)", 0},
         {"--lr", ARG_DOUBLE, &r.lr, 0, 1e3, "X", "learning rate (0.03)", 0},
-        {"--momentum", ARG_DOUBLE, &r.momentum, 0, 0.999999, "X", "(0.9)", 0},
-        {"--weight-decay", ARG_DOUBLE, &r.weight_decay, 0, 1e3, "X", "(1e-4)", 0},
+        {"--momentum", ARG_DOUBLE, &r.momentum, 0, 0.999999, "X", "SGD momentum (0.9)", 0},
+        {"--weight-decay", ARG_DOUBLE, &r.weight_decay, 0, 1e3, "X", "L2 weight decay of the trained matrices (1e-4)", 0},
         {"--freeze", ARG_STRING, &freeze, .meta = "WHAT:STEP,...",
          .help = "keep WHAT (1, 2, 3: a layer; wk1, wk2, wk3, wo, wf) unchanged before STEP"},
         {"--seed", ARG_U64, &r.seed, 0, 0, "S", "weights, batches and the held-out set (42)", 0},
@@ -269,7 +269,7 @@ static int cmd_eval_lab(int argc, char **argv) {
     const ArgOption opts[] = {
         {"--model", ARG_STRING, &model, .meta = "DIR", .help = "a checkpoint of backpack train"},
         {"--data", ARG_STRING, &data, .meta = "PREFIX", .help = "reads PREFIX.val.tok and PREFIX.val.marks"},
-        {"--max-seqs", ARG_INT, &max_seqs, 1, 1 << 30, "N", "only the first N sequences", 0},
+        {"--max-seqs", ARG_INT, &max_seqs, 1, 1 << 30, "N", "only the first N sequences (all)", 0},
         {0}};
     const ArgSpec spec = {"induction eval", induction_synopsis, opts, .given = NULL};
     int st = cli_parse(&spec, argc, argv);

@@ -244,7 +244,7 @@ static int cmd_plot_senses(int argc, char **argv) {
     const char **words = calloc((size_t)argc, sizeof *words);
     if (!words) return cli_error("out of memory");
     const ArgOption opts[] = {
-        {"--db", ARG_STRING, &db, .meta = "FILE", .help = "the sense database"},
+        {"--db", ARG_STRING, &db, .meta = "FILE", .help = "the sense database (backpack export)"},
         {"--out", ARG_STRING, &out, .meta = "FILE", .help = "the picture: .png, .svg or .pdf"},
         {"-n", ARG_INT, &n, 1, 50, "N", "top and bottom words per sense, one WORD only (5)", 0},
         {0}};
