@@ -79,7 +79,7 @@ typedef struct {
     float *y;
     const int8_t *x_q;
     const float *t;
-    int chunk_rows;
+    int chunk_rows, reference;
 } QuantJob;
 
 static void quant_chunk(void *ctx, int chunk, int thread) {
@@ -87,15 +87,7 @@ static void quant_chunk(void *ctx, int chunk, int thread) {
     const QuantJob *j = ctx;
     const int begin = chunk * j->chunk_rows;
     const int end = begin + j->chunk_rows < j->qm->rows ? begin + j->chunk_rows : j->qm->rows;
-    quant_matvec_rows(j->qm, j->y, j->x_q, j->t, begin, end);
-}
-
-static void quant_reference_chunk(void *ctx, int chunk, int thread) {
-    (void)thread;
-    const QuantJob *j = ctx;
-    const int begin = chunk * j->chunk_rows;
-    const int end = begin + j->chunk_rows < j->qm->rows ? begin + j->chunk_rows : j->qm->rows;
-    quant_matvec_reference(j->qm, j->y, j->x_q, j->t, begin, end);
+    (j->reference ? quant_matvec_reference : quant_matvec_rows)(j->qm, j->y, j->x_q, j->t, begin, end);
 }
 
 /* y (qm->rows) = the int8 product of qm and x (quant.h), as a team job. The rounded x
@@ -106,9 +98,8 @@ static void quant_matvec(Team *team, float *y, const QuantMatrix *qm, const floa
     quant_vector(qm, x, x_q, t);
     int chunk_rows = CHUNK_FLOATS / qm->cols_pad / 4 * 4;
     chunk_rows = chunk_rows > 4 ? chunk_rows : 4;
-    QuantJob job = {qm, y, x_q, t, chunk_rows};
-    team_run(team, team->quant->reference ? quant_reference_chunk : quant_chunk, &job,
-             (qm->rows + chunk_rows - 1) / chunk_rows);
+    QuantJob job = {qm, y, x_q, t, chunk_rows, team->quant->reference};
+    team_run(team, quant_chunk, &job, (qm->rows + chunk_rows - 1) / chunk_rows);
 }
 
 /* The int8 copy of W when the team's step has one. */
