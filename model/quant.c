@@ -47,11 +47,12 @@ int quant_matrix_build(QuantMatrix *qm, const float *W, int rows, int cols, int 
     qm->source = W;
     qm->rows = rows;
     qm->cols = cols;
-    qm->cols_pad = (cols + 63) / 64 * 64;
-    qm->group = group > 0 ? group : qm->cols_pad;
-    if (qm->group % 64 != 0)
+    if (group < 0 || group % 64 != 0)
         return bp_fail(err, "quantization group %d is not a multiple of 64", group);
-    qm->n_groups = (qm->cols_pad + qm->group - 1) / qm->group;
+    /* rows padded to whole groups, so that every group is `group` bytes of q */
+    qm->group = group > 0 ? group : (cols + 63) / 64 * 64;
+    qm->n_groups = (cols + qm->group - 1) / qm->group;
+    qm->cols_pad = qm->n_groups * qm->group;
     qm->q = aligned_alloc(64, (size_t)rows * qm->cols_pad);
     qm->scale = malloc((size_t)rows * qm->n_groups * sizeof(float));
     if (!qm->q || !qm->scale) {
