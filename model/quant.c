@@ -49,10 +49,10 @@ int quant_matrix_build(QuantMatrix *qm, const float *W, int rows, int cols, int 
     qm->cols = cols;
     if (group < 0 || group % 64 != 0)
         return bp_fail(err, "quantization group %d is not a multiple of 64", group);
-    /* rows padded to whole groups, so that every group is `group` bytes of q */
-    qm->group = group > 0 ? group : (cols + 63) / 64 * 64;
-    qm->n_groups = (cols + qm->group - 1) / qm->group;
-    qm->cols_pad = qm->n_groups * qm->group;
+    /* the last group of a row may be shorter (a multiple of 64 bytes all the same) */
+    qm->cols_pad = (cols + 63) / 64 * 64;
+    qm->group = group > 0 && group < qm->cols_pad ? group : qm->cols_pad;
+    qm->n_groups = (qm->cols_pad + qm->group - 1) / qm->group;
     qm->q = aligned_alloc(64, (size_t)rows * qm->cols_pad);
     qm->scale = malloc((size_t)rows * qm->n_groups * sizeof(float));
     if (!qm->q || !qm->scale) {
@@ -100,7 +100,7 @@ void quant_vector(const QuantMatrix *qm, const float *x, int8_t *x_q, float *t) 
  * (both in [-127, 127], so neither overflows). Four rows share each load of x. */
 void quant_matvec_rows(const QuantMatrix *qm, float *y, const int8_t *x_q, const float *t,
                        int r0, int r1) {
-    const int cols_pad = qm->cols_pad, per_group = qm->group / 64, G = qm->n_groups;
+    const int cols_pad = qm->cols_pad, G = qm->n_groups;
     const __m512i zero = _mm512_setzero_si512();
     int r = r0;
     for (; r + 4 <= r1; r += 4) {
@@ -110,7 +110,9 @@ void quant_matvec_rows(const QuantMatrix *qm, float *y, const int8_t *x_q, const
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         for (int g = 0; g < G; g++) {
             __m512i i0 = zero, i1 = zero, i2 = zero, i3 = zero;
-            for (int c = g * qm->group, e = c + 64 * per_group; c < e; c += 64) {
+            const int begin = g * qm->group;
+            const int e = begin + qm->group < cols_pad ? begin + qm->group : cols_pad;
+            for (int c = begin; c < e; c += 64) {
                 const __m512i x = _mm512_load_si512((const void *)(x_q + c));
 #define QUANT_DOT(i, w)                                                                    \
     do {                                                                                   \
@@ -141,7 +143,9 @@ void quant_matvec_rows(const QuantMatrix *qm, float *y, const int8_t *x_q, const
         __m512 a = _mm512_setzero_ps();
         for (int g = 0; g < G; g++) {
             __m512i acc = zero;
-            for (int c = g * qm->group, e = c + 64 * per_group; c < e; c += 64) {
+            const int begin = g * qm->group;
+            const int e = begin + qm->group < cols_pad ? begin + qm->group : cols_pad;
+            for (int c = begin; c < e; c += 64) {
                 const __m512i x = _mm512_load_si512((const void *)(x_q + c));
                 const __m512i wv = _mm512_load_si512((const void *)(w + c));
                 const __m512i xs = _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(wv), zero, x);
@@ -163,8 +167,9 @@ void quant_matvec_rows(const QuantMatrix *qm, float *y, const int8_t *x_q, const
         for (int g = 0; g < qm->n_groups; g++) {
             int32_t acc = 0;
             const int begin = g * qm->group;
+            const int end = begin + qm->group < qm->cols_pad ? begin + qm->group : qm->cols_pad;
 #pragma omp simd reduction(+ : acc)
-            for (int i = begin; i < begin + qm->group; i++) acc += (int32_t)w[i] * (int32_t)x_q[i];
+            for (int i = begin; i < end; i++) acc += (int32_t)w[i] * (int32_t)x_q[i];
             sum += (float)acc * (s[g] * t[g]);
         }
         y[r] = sum;

@@ -5,7 +5,7 @@
  * once, at build time), each row in int8 with one float scale per group of `group`
  * inputs (a multiple of 64; like llama.cpp's Q8_0, whose groups are 32):
  *     q[r, i] = round(W[r, i] / s[r, g]),  s[r, g] = max_{i in g} |W[r, i]| / 127.
- * Rows are zero-padded to whole groups. Per step, each product's input
+ * Rows are zero-padded to a multiple of 64 bytes; a row's last group may be shorter. Per step, each product's input
  * vector x is rounded the same way (one scale per group), and
  *     y[r] = sum_g s[r, g] t[g] (sum_{i in g} q[r, i] q_x[i])
  * with the inner sums exact in int32 (AVX-512 VNNI vpdpbusd, 64 bytes per
@@ -35,9 +35,9 @@
 typedef struct {
     const float *source; /* the float matrix this copies (its identity in lookups) */
     int rows, cols;      /* output rows, inputs per row */
-    int cols_pad;        /* cols rounded up to whole groups: the row stride of q */
-    int group;           /* inputs per scale, a multiple of 64 */
-    int n_groups;        /* cols_pad / group */
+    int cols_pad;        /* cols rounded up to 64: the row stride of q */
+    int group;           /* inputs per scale, a multiple of 64, at most cols_pad */
+    int n_groups;        /* ceil(cols_pad / group) */
     int8_t *q;           /* (rows, cols_pad) */
     float *scale;        /* (rows, n_groups) */
 } QuantMatrix;

@@ -37,13 +37,13 @@ static void fill_normal(float *x, size_t n, float sd, uint64_t seed) {
 }
 
 /* Kernel and reference within the bound of the exact value, for shapes with a partial
- * last group, a group longer than the row, a tail of rows that is not a multiple of 4,
+ * last group (300 = 256 + 44), a group longer than the row, a tail of rows that is not a multiple of 4,
  * one scale per row, and an input with an outlier. */
 static void test_kernel_within_bound(void **state) {
     (void)state;
     const struct { int rows, cols, group; } shapes[] = {
         {37, 100, 64}, {8, 768, 64}, {13, 768, 128}, {6, 3072, 0}, {4, 200, 256}, {3, 64, 64},
-        {5, 100, 256}, {7, 300, 0}};
+        {5, 100, 256}, {7, 300, 0}, {9, 300, 256}};
     double worst = 0.0;
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const int rows = shapes[k].rows, cols = shapes[k].cols;
