@@ -25,7 +25,8 @@
  *       feed it, with infer_step_greedy (the exact argmax of infer_step's logits, found
  *       without the full-precision V x d product; T calls in all). R timed runs after
  *       one warm-up.
- *       Prints one line of JSON: tokens_per_s of each run, the greedy ids, peak RSS.
+ *       Prints one line of JSON: tokens_per_s of each run, CPU seconds per token (all
+ *       threads, timed runs), the greedy ids, peak RSS.
  *       --int8 G generates with the int8 copies of model/quant.h, G inputs per scale
  *       (0: one per row), built before the runs (not timed).
  */
@@ -273,11 +274,11 @@ static int cmd_generate(const Options *o) {
     if (o->int8_group >= 0 && !(quant = quant_build(&m, o->int8_group, &err))) return fail(err.msg);
     infer_set_quant(&s, quant);
     int *out = malloc((size_t)n * sizeof(int));
-    double *rates = malloc((size_t)o->runs * sizeof(double));
+    double *rates = malloc((size_t)o->runs * sizeof(double)), cpu = 0.0;
     for (int r = 0; r <= o->runs; r++) { /* run 0 warms up */
         infer_reset(&s);
         int token = 0;
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         for (int i = 0; i < n; i++) {
             token = infer_step_greedy(&s, token, &err);
             if (token < 0) return fail(err.msg);
@@ -285,12 +286,14 @@ static int cmd_generate(const Options *o) {
         }
         double dt = now_seconds() - t0;
         if (r > 0) rates[r - 1] = n / dt;
+        if (r > 0) cpu += cpu_seconds() - c0;
     }
     printf("{\"tokens_per_s\": [");
     for (int r = 0; r < o->runs; r++) printf("%s%.2f", r ? ", " : "", rates[r]);
     qsort(rates, (size_t)o->runs, sizeof(double), cmp_double);
-    printf("], \"median_tokens_per_s\": %.2f, \"peak_rss_kib\": %ld, \"int8_group\": %d, \"tokens\": [",
-           rates[o->runs / 2], peak_rss_kib(), o->int8_group);
+    printf("], \"median_tokens_per_s\": %.2f, \"cpu_seconds_per_token\": %.5f, \"peak_rss_kib\": %ld, "
+           "\"int8_group\": %d, \"tokens\": [",
+           rates[o->runs / 2], cpu / ((double)n * o->runs), peak_rss_kib(), o->int8_group);
     for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", out[i]);
     printf("]}\n");
     infer_free(&s);
