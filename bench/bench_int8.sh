@@ -72,8 +72,11 @@ done
 import json, statistics, sys, datetime
 work, out, load0, load1, secs, new, group, threads, train_steps = sys.argv[1:]
 def rows(name):
-    with open(f"{work}/{name}.jsonl") as f:
-        return [json.loads(l) for l in f if l.strip()]
+    try:
+        with open(f"{work}/{name}.jsonl") as f:
+            return [json.loads(l) for l in f if l.strip()]
+    except FileNotFoundError:  # INT8_TRAIN_ROUNDS=0
+        return []
 cf, ci, tf = rows("gen_c_float"), rows("gen_c_int8"), rows("gen_torch")
 trc, trt = rows("train_c"), rows("train_torch")
 rate = lambda r: r["median_tokens_per_s"]
@@ -114,6 +117,7 @@ lines = [
     f"{stat([1e3 * cpu(r) for r in ci])} / {stat([1e3 * cpu(r) for r in cf])} | "
     f"{stat([1e3 * cpu(r) for r in tf])} | int8 {stat(cpu_ratio_int8, '{:.2f}')}x, "
     f"float {stat(cpu_ratio_float, '{:.2f}')}x |",
+] + ([] if not trc else [
     f"| training (tokens/s) | {stat([r['tokens_per_s'] for r in trc])} | "
     f"{stat([r['tokens_per_s'] for r in trt])} | {stat(tr_ratio, '{:.2f}')}x |",
     f"| training, CPU s per step (all threads) | {stat([r['cpu_seconds_per_step'] for r in trc])} | "
@@ -121,6 +125,9 @@ lines = [
     f"{stat([b['cpu_seconds_per_step'] / a['cpu_seconds_per_step'] for a, b in zip(trc, trt)], '{:.2f}')}x |",
     f"| training peak RSS (MiB) | {stat([mib(r) for r in trc], '{:,.0f}')} | "
     f"{stat([mib(r) for r in trt], '{:,.0f}')} | |",
+    f"| training losses, round 1 (warm-up step first) | {trc[0]['losses']} | {trt[0]['losses']} | "
+    f"max difference {max(abs(a - b) for a, b in zip(trc[0]['losses'], trt[0]['losses'])):.2g} |",
+]) + [
     f"| generation peak RSS (MiB) | float {stat([mib(r) for r in cf], '{:,.0f}')}, "
     f"int8 {stat([mib(r) for r in ci], '{:,.0f}')} | {stat([mib(r) for r in tf], '{:,.0f}')} | |",
     "",
