@@ -113,6 +113,7 @@ static void test_transposed_layout(void **state) {
     assert_int_equal(quant_matrix_build(&b, Wt, n_out, n_in, 0, 64, &err), 0);
     assert_memory_equal(a.q, b.q, (size_t)n_out * a.cols_pad);
     assert_memory_equal(a.scale, b.scale, (size_t)n_out * a.n_groups * sizeof(float));
+    quant_matrix_free(&a);
     assert_int_equal(quant_matrix_build(&a, W, n_out, n_in, 1, 32, &err), -1);
     assert_non_null(strstr(err.msg, "multiple of 64"));
     quant_matrix_free(&b);
