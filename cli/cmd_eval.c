@@ -20,7 +20,7 @@
 
 static const char eval_synopsis[] =
     "usage: backpack eval --model DIR (--data FILE.tok | --text FILE) [--edits DB]\n"
-    "                     [--context N] [--batch B] [--threads N]\n"
+    "                     [--layers PLAN] [--context N] [--batch B] [--threads N]\n"
     "Mean cross-entropy (nats per token) and perplexity = exp(mean loss). The text is cut\n"
     "into windows of N tokens (default: the model's n_positions); every token after the\n"
     "first is predicted once, from the tokens before it in its window. A text file is\n"
@@ -28,13 +28,14 @@ static const char eval_synopsis[] =
 
 int cmd_eval(int argc, char **argv) {
     BpError err = {{0}};
-    const char *model_dir = NULL, *data = NULL, *text = NULL, *edits_db = NULL;
+    const char *model_dir = NULL, *data = NULL, *text = NULL, *edits_db = NULL, *layers = NULL;
     int context = 0, batch = 8, threads = 0;
     const ArgOption opts[] = {
         {"--model", ARG_STRING, &model_dir, .meta = "DIR", .help = "the model (a checkpoint directory)"},
         {"--data", ARG_STRING, &data, .meta = "FILE.tok", .help = "a token file (backpack tokenize)"},
         {"--text", ARG_STRING, &text, .meta = "FILE", .help = "a text file, encoded with the model's tokenizer"},
         {"--edits", ARG_STRING, &edits_db, .meta = "DB", .help = "with the sense edits of this sense database"},
+        {"--layers", ARG_STRING, &layers, .meta = "PLAN", .help = "run the blocks as PLAN: 0,2,1,3 or 0,(1+2)*3,3 (docs/layer-plans.md)"},
         {"--context", ARG_INT, &context, 1, 1 << 20, "N", "tokens per window (the model's n_positions)", 0},
         {"--batch", ARG_INT, &batch, 1, 4096, "B", "windows per forward pass (8)", 0},
         {"--threads", ARG_INT, &threads, 0, 1024, "N", "threads (0: OpenMP's default)", 0},
@@ -58,6 +59,11 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage_error(err.msg);
     }
     if (context == 0) context = m.config.n_positions;
+    LayerPlan plan = {0};
+    if ((st = cli_layers(layers, &m, &plan)) != 0) {
+        backpack_free(&m);
+        return st;
+    }
     SenseEdits edits = {0};
     int have_edits = 0, rc = 1;
     int *ids = NULL;
@@ -102,15 +108,17 @@ int cmd_eval(int argc, char **argv) {
             goto done;
         }
     }
-    printf("loss %.4f  perplexity %.2f  (%llu tokens predicted, %llu windows of up to %d tokens%s)\n",
+    printf("loss %.4f  perplexity %.2f  (%llu tokens predicted, %llu windows of up to %d tokens%s%s%s)\n",
            res.mean_loss, res.perplexity, (unsigned long long)res.predictions,
-           (unsigned long long)res.windows, context, have_edits ? ", with edits" : "");
+           (unsigned long long)res.windows, context, have_edits ? ", with edits" : "",
+           layers ? ", layers " : "", layers ? layers : "");
     rc = 0;
 done:
     if (rc) cli_error(err.msg);
     if (tf_open) tokfile_close(&tf);
     free(ids);
     if (have_edits) sense_edits_free(&edits);
+    layer_plan_free(&plan);
     backpack_free(&m);
     return rc;
 }

@@ -23,6 +23,7 @@ static const char generate_synopsis[] =
     "Writes the prompt, then each new token as soon as it is chosen. Temperature 0 is\n"
     "greedy and deterministic. Generation stops after N tokens or when the model's context\n"
     "(n_positions tokens) is full. An empty prompt starts from <|endoftext|>.\n"
+    "--layers PLAN runs the model's blocks as PLAN (docs/layer-plans.md).\n"
     "--next N first prints the N most probable next tokens after the prompt with their\n"
     "probabilities, one per line; with --max-tokens 0 nothing else.\n"
     "--quantize int8 generates with int8 copies of the weight matrices (faster, slightly\n"
@@ -59,7 +60,7 @@ static int print_next_tokens(const Backpack *m, const SenseEdits *edits, const T
 
 int cmd_generate(int argc, char **argv) {
     BpError err = {{0}};
-    const char *model_dir = NULL, *prompt = NULL, *edits_db = NULL, *quantize = NULL;
+    const char *model_dir = NULL, *prompt = NULL, *edits_db = NULL, *layers = NULL, *quantize = NULL;
     GenerateConfig cfg = {.sampler = {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f},
                           .max_tokens = 100};
     int seed_given = 0, threads = 0, next_top = 0;
@@ -72,6 +73,7 @@ int cmd_generate(int argc, char **argv) {
         {"--top-p", ARG_FLOAT, &cfg.sampler.top_p, 1e-6, 1, "P", "nucleus: the smallest set with probability P (0.95)", 0},
         {"--seed", ARG_U64, &cfg.seed, 0, 0, "S", "seed of the sampler (random); the same seed repeats the text", 1},
         {"--edits", ARG_STRING, &edits_db, .meta = "DB", .help = "with the sense edits of this sense database"},
+        {"--layers", ARG_STRING, &layers, .meta = "PLAN", .help = "run the blocks as PLAN: 0,2,1,3 or 0,(1+2)*3,3"},
         {"--threads", ARG_INT, &threads, 0, 1024, "N", "threads (0: OpenMP's default)", 0},
         {"--next", ARG_INT, &next_top, 1, 1000, "N", "first list the N most probable next tokens", 0},
         {"--quantize", ARG_STRING, &quantize, .meta = "int8", .help = "weights in int8 with per-group scales (float by default)"},
@@ -101,6 +103,11 @@ int cmd_generate(int argc, char **argv) {
     int *ids = NULL;
     size_t n = 0, cap = 0;
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
+    LayerPlan plan = {0};
+    if ((st = cli_layers(layers, &m, &plan)) != 0) {
+        backpack_free(&m);
+        return st;
+    }
     if (compat_load_tokenizer(&tok, model_dir, m.config.vocab_size, &err) != 0) goto done;
     if (edits_db) {
         if (sense_edits_load(edits_db, &m, &edits, &err) != 0) goto done;
@@ -156,6 +163,7 @@ done:
     if (have_edits) sense_edits_free(&edits);
     quant_free(quant);
     if (tok) tokenizer_free(tok);
+    layer_plan_free(&plan);
     backpack_free(&m);
     return rc;
 }

@@ -42,21 +42,27 @@ enum {
     GIVEN_DROPOUT = 1 << 12, GIVEN_SEED = 1 << 13, GIVEN_BUDGET = 1 << 14, GIVEN_THREADS = 1 << 15,
     GIVEN_EVAL_EVERY = 1 << 16, GIVEN_EVAL_BATCHES = 1 << 17, GIVEN_SAVE_EVERY = 1 << 18,
     GIVEN_DATA = 1 << 19, GIVEN_OUT = 1 << 20, GIVEN_TOKENIZER = 1 << 21, GIVEN_VOCAB = 1 << 22,
-    GIVEN_ZERO = 1 << 23,
+    GIVEN_ZERO = 1 << 23, GIVEN_ATTENTION = 1 << 24,
 };
 
 /* The rows of the model's shape, shared by init and train. */
-#define MODEL_OPTIONS(arch, m, context)                                                               \
+#define MODEL_OPTIONS(arch, attention, m, context)                                                    \
     {"--arch", ARG_STRING, &(arch), .meta = "backpack|transformer", .help = "the model (backpack)",      \
      .given_bit = GIVEN_ARCH},                                                                         \
     {"--d", ARG_INT, &(m).n_embd, 1, 65536, "N", "model width (256)", GIVEN_D},                       \
     {"--layers", ARG_INT, &(m).n_layer, 1, 1024, "N", "Transformer layers (4)", GIVEN_LAYERS},         \
     {"--heads", ARG_INT, &(m).n_head, 1, 1024, "N", "attention heads (4)", GIVEN_HEADS},               \
     {"--senses", ARG_INT, &(m).num_senses, 1, 1024, "N", "senses per word (16)", GIVEN_SENSES},        \
-    {"--context", ARG_INT, &(context), 1, 1 << 20, "N", "window and n_positions (128)", GIVEN_CONTEXT}
+    {"--context", ARG_INT, &(context), 1, 1 << 20, "N", "window and n_positions (128)", GIVEN_CONTEXT}, \
+    {"--attention", ARG_STRING, &(attention),                                                          \
+     .meta = "dot|dense|random|fixed-random|factorized-dense|factorized-random|mix:A+B",              \
+     .help = "attention of every block (dot; docs/synthesizer.md)", .given_bit = GIVEN_ATTENTION}, \
+    {"--no-last-residual", ARG_FLAG, &(m).no_last_residual, .help = "the last block without the residual around its MLP"}
 
-/* The model flags after parsing: --arch by name, --context into n_positions. */
-static int apply_model_flags(const char *arch, unsigned given, TrainConfig *c, BpError *err) {
+/* The model flags after parsing: --arch and --attention by name, --context into n_positions. */
+static int apply_model_flags(const char *arch, const char *attention, unsigned given, TrainConfig *c,
+                             BpError *err) {
+    if (attention && attention_parse(attention, &c->model.attention, err) != 0) return -1;
     if (arch) {
         if (!strcmp(arch, "backpack")) c->model.arch = ARCH_BACKPACK;
         else if (!strcmp(arch, "transformer")) c->model.arch = ARCH_TRANSFORMER;
@@ -75,7 +81,7 @@ int cmd_init(int argc, char **argv) {
     BpError err = {{0}};
     TrainConfig c;
     train_config_defaults(&c);
-    const char *out = NULL, *tokdir = NULL, *arch = NULL;
+    const char *out = NULL, *tokdir = NULL, *arch = NULL, *attention = NULL;
     uint64_t seed = c.seed;
     int force = 0;
     unsigned given = 0;
@@ -85,12 +91,12 @@ int cmd_init(int argc, char **argv) {
         {"--vocab", ARG_INT, &c.model.vocab_size, 1, 1 << 24, "V", "vocabulary size (at least the tokenizer's)", GIVEN_VOCAB},
         {"--seed", ARG_U64, &seed, 0, 0, "S", "seed of the initialization (1337)", 0},
         {"--force", ARG_FLAG, &force, .help = "replace a model in DIR"},
-        MODEL_OPTIONS(arch, c.model, c.context),
+        MODEL_OPTIONS(arch, attention, c.model, c.context),
         {0}};
     const ArgSpec spec = {"init", init_synopsis, opts, .given = &given};
     int st = cli_parse(&spec, argc, argv);
     if (st >= 0) return st;
-    if (apply_model_flags(arch, given, &c, &err) != 0) return cli_usage_error(err.msg);
+    if (apply_model_flags(arch, attention, given, &c, &err) != 0) return cli_usage_error(err.msg);
     if (!out) return cli_usage_error("init: --out DIR is required");
     if (!tokdir && !(given & GIVEN_VOCAB)) return cli_usage_error("init: give --tokenizer DIR or --vocab V");
     ModelInitOptions init = {.model = c.model, .seed = seed, .out_dir = out, .tokenizer_dir = tokdir,
@@ -140,7 +146,8 @@ int cmd_train(int argc, char **argv) {
     BpError err = {{0}};
     TrainConfig c;
     train_config_defaults(&c);
-    const char *resume = NULL, *data = NULL, *tokdir = NULL, *out = NULL, *arch = NULL;
+    const char *resume = NULL, *data = NULL, *tokdir = NULL, *out = NULL, *arch = NULL,
+               *attention = NULL;
     unsigned given = 0;
     uint64_t steps = 0, tokens = 0;
     double minutes = 0;
@@ -150,7 +157,7 @@ int cmd_train(int argc, char **argv) {
         {"--out", ARG_STRING, &out, .meta = "DIR", .help = "the checkpoint directory", .given_bit = GIVEN_OUT},
         {"--resume", ARG_STRING, &resume, .meta = "DIR", .help = "continue the run saved in DIR"},
         {"model:", ARG_SECTION, .value = NULL},
-        MODEL_OPTIONS(arch, c.model, c.context),
+        MODEL_OPTIONS(arch, attention, c.model, c.context),
         {"batch:", ARG_SECTION, .value = NULL},
         {"--batch", ARG_INT, &c.batch, 1, 65536, "B", "windows per micro-batch (16)", GIVEN_BATCH},
         {"--accum", ARG_INT, &c.accum, 1, 65536, "N", "micro-batches per step (1)", GIVEN_ACCUM},
@@ -175,7 +182,7 @@ int cmd_train(int argc, char **argv) {
     const ArgSpec spec = {"train", train_synopsis, opts, .given = &given};
     int st = cli_parse(&spec, argc, argv);
     if (st >= 0) return st;
-    if (apply_model_flags(arch, given, &c, &err) != 0) return cli_usage_error(err.msg);
+    if (apply_model_flags(arch, attention, given, &c, &err) != 0) return cli_usage_error(err.msg);
     if (copy_path(c.data_prefix, sizeof c.data_prefix, "--data", data, &err) != 0 ||
         copy_path(c.tokenizer_dir, sizeof c.tokenizer_dir, "--tokenizer", tokdir, &err) != 0 ||
         copy_path(c.out_dir, sizeof c.out_dir, "--out", out, &err) != 0)
@@ -191,6 +198,12 @@ int cmd_train(int argc, char **argv) {
         TrainConfig saved;
         if (train_state_read_config(resume, &saved, &err) != 0) return cli_error(err.msg);
         if (check_resume_flags(&saved, &c, given, &err) != 0) return cli_error(err.msg);
+        BackpackConfig model; /* the attention is the checkpoint's (config.json) */
+        if ((given & GIVEN_ATTENTION) &&
+            (checkpoint_read_config(resume, &model, &err) != 0 ||
+             attention_kinds(&model) != attention_kinds(&c.model)))
+            return cli_error(err.msg[0] ? err.msg
+                                        : "--resume: --attention differs from the run being resumed");
         /* What may change on a resume: budget, threads, intervals, data and output paths. */
         if (given & GIVEN_BUDGET) {
             saved.max_steps = c.max_steps;

@@ -7,6 +7,7 @@
 #define BP_COMMANDS_H
 
 #include "../common/args.h"
+#include "../model/backpack.h"
 
 /* cmd_text.c */
 int cmd_tokenizer(int argc, char **argv);     /* tokenizer train|encode|decode ... */
@@ -18,6 +19,12 @@ int cmd_train(int argc, char **argv);
 /* cmd_eval.c, cmd_generate.c */
 int cmd_eval(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
+/* cmd_layers.c */
+int cmd_layers(int argc, char **argv);        /* layers --model DIR --data F.tok: the plan sweep */
+/* The --layers PLAN of eval and generate: parses text (NULL: none) for m into plan and
+ * sets m->plan. Returns 0, or prints the usage error ("--layers: '0,,1': empty step at
+ * character 3") and returns its exit status. */
+int cli_layers(const char *text, Backpack *m, LayerPlan *plan);
 /* cmd_senses.c */
 int cmd_export(int argc, char **argv);
 int cmd_senses(int argc, char **argv);
@@ -25,8 +32,16 @@ int cmd_nearest(int argc, char **argv);
 int cmd_similarity(int argc, char **argv);
 int cmd_edit(int argc, char **argv);
 int cmd_edits(int argc, char **argv);
+/* cmd_induction.c (the work in lab/) */
+int cmd_induction(int argc, char **argv);     /* induction data|train|eval: the induction-head lab */
+/* cmd_steer.c */
+int cmd_steer(int argc, char **argv);         /* steer topic|debias|measure: steering by sense weights */
 /* cmd_browse.c */
 int cmd_browse(int argc, char **argv);
+/* cmd_plot.c (pictures through plot/) */
+int cmd_plot(int argc, char **argv);
+/* cmd_geometry.c (senses/geometry.h) */
+int cmd_geometry(int argc, char **argv);
 
 /* Prints "backpack: <msg>" on stderr and returns 1: `return cli_error(err.msg);`. */
 int cli_error(const char *msg);

@@ -20,32 +20,19 @@ static const Command commands[] = {
     {"train", cmd_train, "train a Backpack (or Transformer) model; --resume continues"},
     {"eval", cmd_eval, "mean loss and perplexity of a model on a token file or text"},
     {"generate", cmd_generate, "generate text from a prompt (streams tokens)"},
+    {"layers", cmd_layers, "a model's blocks skipped, reordered, in parallel: loss per plan"},
     {"export", cmd_export, "write every word's sense vectors to an SQLite database"},
     {"senses", cmd_senses, "show the senses of a word: top and bottom words of each"},
     {"nearest", cmd_nearest, "nearest words by the cosine of a sense"},
     {"similarity", cmd_similarity, "Spearman correlation with human word-similarity scores"},
     {"edit", cmd_edit, "edit a sense (scale, weight, replace, copy, reset, undo)"},
     {"edits", cmd_edits, "list the edits stored in a sense database"},
+    {"steer", cmd_steer, "topic control and gender debiasing by sense weights (steer topic|debias|measure)"},
     {"browse", cmd_browse, "the sense browser (ncurses)"},
+    {"plot", cmd_plot, "pictures of training runs (loss, lr, gradient norm) and of senses"},
+    {"geometry", cmd_geometry, "angles in high dimensions: random directions, senses, memory"},
+    {"induction", cmd_induction, "the induction-head lab: synthetic data, simplified model, eval"},
 };
-
-int cli_error(const char *msg) {
-    fprintf(stderr, "backpack: %s\n", msg);
-    return 1;
-}
-
-int cli_usage_error(const char *msg) {
-    fprintf(stderr, "backpack: %s\n", msg);
-    return 2;
-}
-
-int cli_parse(const ArgSpec *spec, int argc, char **argv) {
-    BpError err = {{0}};
-    int rc = args_parse(spec, argc, argv, &err);
-    if (rc == ARGS_HELP) return 0;
-    if (rc != 0) return cli_usage_error(err.msg);
-    return -1;
-}
 
 static void usage(FILE *out) {
     fprintf(out, "usage: backpack <command> [options]   (backpack <command> --help)\n\ncommands:\n");

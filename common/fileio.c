@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +64,39 @@ static int fsync_parent_dir(const char *path) {
     return rc;
 }
 
+int path_resolve_links(const char *path, char *out, size_t out_size, BpError *err) {
+    char cur[4096], next[4096], target[4096];
+    if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur)
+        return bp_fail(err, "%s: path too long", path);
+    size_t n = strlen(cur);
+    while (n > 1 && cur[n - 1] == '/') cur[--n] = '\0';
+    /* A link to a link: follow the chain (dangling ones included) as the kernel does,
+     * with its limit of 40. */
+    for (int depth = 0;; depth++) {
+        struct stat st;
+        if (lstat(cur, &st) != 0 || !S_ISLNK(st.st_mode)) break;
+        if (depth == 40) return bp_fail(err, "%s: too many levels of symbolic links", path);
+        if (realpath(cur, next)) {  /* the whole chain resolves */
+            snprintf(cur, sizeof cur, "%s", next);
+            break;
+        }
+        ssize_t len = readlink(cur, target, sizeof target - 1);
+        if (len < 0) return bp_fail_errno(err, "%s: cannot resolve link", path);
+        target[len] = '\0';
+        const char *slash = strrchr(cur, '/');
+        int fits = (target[0] == '/' || !slash)
+                       ? snprintf(next, sizeof next, "%s", target)
+                       : snprintf(next, sizeof next, "%.*s/%s", (int)(slash - cur), cur, target);
+        if (fits < 0 || fits >= (int)sizeof next) return bp_fail(err, "%s: path too long", path);
+        snprintf(cur, sizeof cur, "%s", next);
+        n = strlen(cur);
+        while (n > 1 && cur[n - 1] == '/') cur[--n] = '\0';
+    }
+    if (snprintf(out, out_size, "%s", cur) >= (int)out_size)
+        return bp_fail(err, "%s: path too long", path);
+    return 0;
+}
+
 int atomic_open(AtomicFile *af, const char *path, BpError *err) {
     memset(af, 0, sizeof *af);
     if (snprintf(af->path, sizeof af->path, "%s", path) >= (int)sizeof af->path)
@@ -70,24 +104,8 @@ int atomic_open(AtomicFile *af, const char *path, BpError *err) {
     /* Renaming over a symbolic link would replace the link, and over a device or FIFO
      * (/dev/null, /dev/stderr) the device itself: write through a link to its target, and
      * into anything that is not a regular file directly. */
+    if (path_resolve_links(path, af->path, sizeof af->path, err) != 0) return -1;
     struct stat st;
-    if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
-        char resolved[PATH_MAX];
-        if (realpath(path, resolved)) {
-            snprintf(af->path, sizeof af->path, "%s", resolved);
-        } else {
-            /* A dangling link: create its target. */
-            ssize_t n = readlink(path, resolved, sizeof resolved - 1);
-            if (n < 0) return bp_fail_errno(err, "%s: cannot resolve link", path);
-            resolved[n] = '\0';
-            const char *slash = strrchr(path, '/');
-            int fits = (resolved[0] == '/' || !slash)
-                           ? snprintf(af->path, sizeof af->path, "%s", resolved)
-                           : snprintf(af->path, sizeof af->path, "%.*s/%s", (int)(slash - path), path,
-                                      resolved);
-            if (fits < 0 || fits >= (int)sizeof af->path) return bp_fail(err, "%s: path too long", path);
-        }
-    }
     if (stat(af->path, &st) == 0 && !S_ISREG(st.st_mode)) {
         af->direct = 1;
         af->fp = fopen(af->path, "wb");
@@ -198,8 +216,12 @@ int make_dirs(const char *path, BpError *err) {
 }
 
 int remove_tree(const char *path) {
+    /* A link (or a file) is removed itself, never what it points to. */
+    struct stat top;
+    if (lstat(path, &top) != 0) return -1;
+    if (!S_ISDIR(top.st_mode)) return unlink(path);
     DIR *d = opendir(path);
-    if (!d) return unlink(path);
+    if (!d) return -1;
     struct dirent *ent;
     char child[4096];
     while ((ent = readdir(d)) != NULL) {
@@ -213,28 +235,60 @@ int remove_tree(const char *path) {
     return rmdir(path);
 }
 
-static void strip_trailing_slashes(char *p) {
-    size_t n = strlen(p);
-    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
+#define STAGING_INFIX ".staging-"
+
+/* Removes "<base>.staging-<pid>" directories beside `dir` whose process is gone (a save
+ * killed before its swap): each is a whole checkpoint's size. Only that exact name, only
+ * real directories, and only when kill(pid, 0) says no such process. */
+static void remove_stale_staging(const char *dir) {
+    char parent[4096];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    const char *base = slash ? dir + (slash - parent) + 1 : dir;
+    if (slash == parent) parent[1] = '\0';
+    else if (slash) *slash = '\0';
+    else snprintf(parent, sizeof parent, ".");
+    char prefix[4096];
+    if (snprintf(prefix, sizeof prefix, "%s" STAGING_INFIX, base) >= (int)sizeof prefix) return;
+    size_t np = strlen(prefix);
+    DIR *d = opendir(parent);
+    if (!d) return;
+    struct dirent *ent;
+    while ((ent = readdir(d)) != NULL) {
+        if (strncmp(ent->d_name, prefix, np) != 0) continue;
+        const char *digits = ent->d_name + np;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || errno || pid <= 0 || !(*digits >= '1' && *digits <= '9')) continue;
+        if (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;
+        char child[8200];
+        snprintf(child, sizeof child, "%s/%s", parent, ent->d_name);
+        struct stat st;
+        if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(child);
+    }
+    closedir(d);
 }
 
 int dir_stage(const char *dir, char *staging, size_t staging_size, BpError *err) {
-    char clean[4096];
-    if (snprintf(clean, sizeof clean, "%s", dir) >= (int)sizeof clean)
-        return bp_fail(err, "%s: path too long", dir);
-    strip_trailing_slashes(clean);
-    if (snprintf(staging, staging_size, "%s.staging-%ld", clean, (long)getpid()) >=
+    char target[4096];
+    if (path_resolve_links(dir, target, sizeof target, err) != 0) return -1;
+    if (snprintf(staging, staging_size, "%s" STAGING_INFIX "%ld", target, (long)getpid()) >=
         (int)staging_size)
         return bp_fail(err, "%s: path too long", dir);
-    if (dir_exists(staging)) remove_tree(staging);
+    struct stat st;
+    if (lstat(target, &st) == 0 && !S_ISDIR(st.st_mode))
+        return bp_fail(err, "%s: exists and is not a directory", dir);
     /* The parent must exist for the sibling to be created. */
     char parent[4096];
-    snprintf(parent, sizeof parent, "%s", clean);
+    snprintf(parent, sizeof parent, "%s", target);
     char *slash = strrchr(parent, '/');
     if (slash && slash != parent) {
         *slash = '\0';
         if (make_dirs(parent, err) != 0) return -1;
     }
+    remove_stale_staging(target);
+    if (lstat(staging, &st) == 0) remove_tree(staging);
     if (mkdir(staging, 0755) != 0) return bp_fail_errno(err, "%s: cannot create directory", staging);
     return 0;
 }
@@ -267,9 +321,13 @@ static int fsync_dir_files(const char *path) {
 #endif
 
 int dir_commit(const char *staging, const char *dir, BpError *err) {
+    /* The swap happens at the link's target (as dir_stage staged beside it): renaming
+     * over the link itself would replace the link and leave its target behind. */
     char clean[4096];
-    snprintf(clean, sizeof clean, "%s", dir);
-    strip_trailing_slashes(clean);
+    if (path_resolve_links(dir, clean, sizeof clean, err) != 0) {
+        dir_abort(staging);
+        return -1;
+    }
     if (fsync_dir_files(staging) != 0) {
         int rc = bp_fail_errno(err, "%s: fsync failed", staging);
         dir_abort(staging);

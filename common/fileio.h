@@ -47,18 +47,31 @@ int copy_file_atomic(const char *src, const char *dst, BpError *err);
 /* mkdir -p. */
 int make_dirs(const char *path, BpError *err);
 
-/* Removes a directory tree (used on staging directories only). */
+/* Removes a directory tree (used on staging directories only). A symbolic link is
+ * removed itself: nothing outside the tree is touched. */
 int remove_tree(const char *path);
 
 /* Staged directory writes: dir_stage creates an empty sibling directory
- * "<dir>.staging-<pid>" and returns its path in `staging`; the caller writes every file
+ * "<dir>.staging-<pid>" and returns its path in `staging` (first removing the staging
+ * directories of earlier saves of dir whose process is gone: a save killed before its
+ * swap); the caller writes every file
  * into it (plain writes are fine: nothing reads a staging directory); dir_commit
  * fsyncs the files and swaps the staging directory in place of `dir` atomically
  * (renameat2 RENAME_EXCHANGE, falling back to two renames with "<dir>.old" kept until
- * the new directory is in place) and removes the old one. dir_abort removes staging. */
+ * the new directory is in place) and removes the old one. dir_abort removes staging.
+ * When dir is a symbolic link, the staging directory is made beside its target and the
+ * target is swapped: the link is kept and points at the new checkpoint. The old
+ * directory is removed whole, so a caller that must keep other files in dir carries
+ * them into staging first (train/run_dir.h). */
 int dir_stage(const char *dir, char *staging, size_t staging_size, BpError *err);
 int dir_commit(const char *staging, const char *dir, BpError *err);
 void dir_abort(const char *staging);
+
+/* `path` with symbolic links in its last component followed, also dangling ones (the
+ * path a write through the link creates), and trailing slashes dropped; `path` itself
+ * when it is not a link. Writers use it so that a link is written through, never
+ * replaced. */
+int path_resolve_links(const char *path, char *out, size_t out_size, BpError *err);
 
 /* Joins a directory and a file name into out ("dir/name"); fails if it does not fit. */
 int path_join(char *out, size_t out_size, const char *dir, const char *name, BpError *err);

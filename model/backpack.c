@@ -73,6 +73,7 @@ void backpack_init_weights(Backpack *m, uint64_t seed) {
         case PARAM_RESIDUAL: fill_normal(p, sizes[i], std_res, &r); break;
         case PARAM_GAIN: fill_value(p, sizes[i], 1.0f); break;
         case PARAM_BIAS: fill_value(p, sizes[i], 0.0f); break;
+        case PARAM_FIXED: fill_normal(p, sizes[i], 1.0f, &r); break;
         }
     }
 }
@@ -108,6 +109,10 @@ int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, 
         seed = rng_next(opts->rng);
     }
     net->edits = m->edits;
+    if (m->plan && m->plan->n_layer != m->config.n_layer)
+        return bp_fail(err, "the layer plan is for %d blocks, the model has %d",
+                       m->plan->n_layer, m->config.n_layer);
+    net->plan = m->plan;
     net->first_row = opts ? opts->first_row : 0;
     if (net_forward(net, inputs, targets, B, T, dropout, seed, err) != 0) return -1;
     m->batch_size = B;
@@ -117,6 +122,11 @@ int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, 
 }
 
 const float *backpack_logits(const Backpack *m) { return m->acts->net.logits; }
+
+const float *backpack_block_outputs(const Backpack *m) {
+    const Net *net = &m->acts->net;
+    return net->fwd_plan || !net->acts_memory ? NULL : net->acts.residual3;
+}
 
 void backpack_zero_grad(Backpack *m) {
     if (ensure_grads(m, NULL) == 0)

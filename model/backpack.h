@@ -20,6 +20,7 @@
 #include "../common/rng.h"
 #include "config.h"
 #include "params.h"
+#include "plan.h"
 
 /* Dropout and other training-time switches.
  * Dropout sites are those of the Hugging Face code: the transformer's embeddings,
@@ -50,6 +51,9 @@ typedef struct {
     int batch_size, seq_len;  /* of the last forward */
     float mean_loss;          /* of the last forward with targets, else -1 */
     const SenseEdits *edits;  /* NULL in training; eval --edits sets it */
+    const LayerPlan *plan;    /* NULL: blocks 0..L-1; else the forward passes and infer.h
+                               * run the contextualization blocks as it says (plan.h;
+                               * no backward under a plan) */
 } Backpack;
 
 /* Allocates the parameters (zeroed) for a validated config. */
@@ -79,6 +83,10 @@ int backpack_forward(Backpack *m, const int *inputs, const int *targets, int B, 
  * logits' gradient (it would otherwise double the largest activation), so read the
  * logits before calling backward. */
 const float *backpack_logits(const Backpack *m);
+
+/* The residual stream after each block, (L, B, T, d), of the last forward if it ran
+ * without a plan; else NULL. For the layer-similarity matrix (docs/layer-plans.md). */
+const float *backpack_block_outputs(const Backpack *m);
 
 /* Zeroes m->grads (allocating them on first use). */
 void backpack_zero_grad(Backpack *m);

@@ -26,6 +26,11 @@ static json_t *config_to_json(const BackpackConfig *c) {
     json_t *arch = json_array();
     json_array_append_new(arch, json_string(bp ? "BackpackGPT2LMHeadModel" : "GPT2LMHeadModel"));
     json_object_set_new(o, "architectures", arch);
+    if (attention_kinds(c) != ATTN_DOT) { /* a dot model keeps the published keys */
+        char name[160];
+        attention_name(c->attention, name, sizeof name);
+        json_object_set_new(o, "attention", json_string(name));
+    }
     json_object_set_new(o, "activation_function", json_string("gelu_new"));
     json_object_set_new(o, "layer_norm_epsilon", json_real(1e-5));
     json_object_set_new(o, "model_type", json_string(bp ? "backpack-gpt2" : "gpt2"));
@@ -33,6 +38,7 @@ static json_t *config_to_json(const BackpackConfig *c) {
     json_object_set_new(o, "n_head", json_integer(c->n_head));
     json_object_set_new(o, "n_layer", json_integer(c->n_layer));
     json_object_set_new(o, "n_positions", json_integer(c->n_positions));
+    if (c->no_last_residual) json_object_set_new(o, "no_last_residual", json_true());
     if (bp) {
         json_object_set_new(o, "num_senses", json_integer(c->num_senses));
         json_object_set_new(o, "sense_intermediate_scale",
@@ -128,6 +134,18 @@ int checkpoint_read_config(const char *dir, BackpackConfig *c, BpError *err) {
         c->num_senses = 0;
         c->sense_intermediate_scale = 4;
     }
+    /* Synthesizer attention (docs/synthesizer.md); absent: dot-product */
+    v = json_object_get(root, "attention");
+    if (v) {
+        if (!json_is_string(v)) {
+            bp_fail(err, "%s: key 'attention' is not a string", path);
+            goto done;
+        }
+        if (attention_parse(json_string_value(v), &c->attention, err) != 0) {
+            bp_error_prefix(err, "%s", path);
+            goto done;
+        }
+    }
     /* The computation is fixed (spec): keys that would change it must say so. */
     v = json_object_get(root, "layer_norm_epsilon");
     if (!v) {
@@ -163,6 +181,13 @@ int checkpoint_read_config(const char *dir, BackpackConfig *c, BpError *err) {
         bp_fail(err, "%s: key 'activation_function' must be \"gelu_new\" (the tanh GELU)", path);
         goto done;
     }
+    /* Ours: the last block without its MLP residual (written only when true). */
+    v = json_object_get(root, "no_last_residual");
+    if (v && !json_is_boolean(v)) {
+        bp_fail(err, "%s: key 'no_last_residual' is not true or false", path);
+        goto done;
+    }
+    c->no_last_residual = v && json_is_true(v);
     /* Optional keys Hugging Face may write, accepted only with the values we compute. */
     v = json_object_get(root, "tie_word_embeddings");
     if (v && !json_is_true(v)) {
@@ -266,6 +291,21 @@ static const SafeTensorInfo *find_param(const SafeTensorsFile *f, const char *na
     return t;
 }
 
+/* A NaN or infinity in the weights would flow silently into every loss and logit (eval
+ * printing "loss nan", generate emitting one token forever). Checked on the bits, so
+ * that no floating-point mode can optimize the test away. */
+static int check_finite(const char *path, const SafeTensorInfo *t, const float *x, BpError *err) {
+    for (uint64_t i = 0; i < t->numel; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        if ((bits & 0x7f800000u) != 0x7f800000u) continue;
+        const char *what = (bits & 0x007fffffu) ? "NaN" : (bits >> 31) ? "-Inf" : "Inf";
+        return bp_fail(err, "%s: tensor '%s' holds %s at element %llu (the weights are corrupt)",
+                       path, t->name, what, (unsigned long long)i);
+    }
+    return 0;
+}
+
 int checkpoint_load(Backpack *m, const char *dir, BpError *err) {
     memset(m, 0, sizeof *m);
     BackpackConfig c;
@@ -324,8 +364,10 @@ int checkpoint_load(Backpack *m, const char *dir, BpError *err) {
                     f.tensors[i].name, c.arch == ARCH_BACKPACK ? "backpack-gpt2" : "gpt2");
             goto done;
         }
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
         if (safetensors_read_f32(&f, found[i], entries[i].data, err) != 0) goto done;
+        if (check_finite(path, found[i], entries[i].data, err) != 0) goto done;
+    }
     rc = 0;
 done:
     free(used);

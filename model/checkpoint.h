@@ -4,7 +4,8 @@
  *   DIR/config.json          n_embd, n_layer, n_head, n_positions, num_senses,
  *                            sense_intermediate_scale, vocab_size, layer_norm_epsilon,
  *                            scale_attn_by_inverse_layer_idx, activation_function,
- *                            model_type ("backpack-gpt2", or "gpt2" for the baseline)
+ *                            model_type ("backpack-gpt2", or "gpt2" for the baseline),
+ *                            and attention (docs/synthesizer.md) unless it is "dot"
  *   DIR/model.safetensors    float32, the tensor names and layouts of the spec
  *   DIR/vocab.json, DIR/merges.txt   the tokenizer (copied from the tokenizer directory)
  *   DIR/<anything else>      written by the caller through CheckpointExtraWriter (the
@@ -32,6 +33,8 @@
  *                 and GPT-2's attention-mask buffers (*.attn.bias, *.attn.masked_bias),
  *                 which are ignored. For "gpt2", names without the "transformer."
  *                 prefix (files saved from GPT2Model) are accepted too.
+ *                 Every value must be finite: a NaN or an infinity is an error naming
+ *                 the tensor and the element.
  * The whole tensor table is checked before any data is read, and the data is read
  * straight into the parameter allocation (no second copy of the weights).
  */

@@ -61,10 +61,8 @@ void greedy_screen_free(GreedyScreen *g) {
 
 static float round_up(double x) { return (float)(x * (1.0 + 1e-6)); }
 
-/* q[i] = round(x[i] / s) clamped to [-127, 127] (all 0 when s is 0 or not finite), the
- * one rounding of both E's rows and each token's o; returns max_i |x[i] - s q[i]|
- * (s q[i] is exact in double). */
-static double quantize_int8(int8_t *q, const float *x, size_t n, float s) {
+/* The one int8 rounding of both E's rows and each token's o (infer.h). */
+double quantize_int8(int8_t *q, const float *x, size_t n, float s) {
     const int usable = s > 0.0f && isfinite(s);
     double residual = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -130,10 +128,8 @@ GreedyScreen *greedy_screen_build(const Backpack *m, BpError *err) {
     return g;
 }
 
-/* y[r] = sum_i o_q[i] row[r][i] over d_pad bytes, for 4 rows (exact in int32: 255 127
- * d_pad < 2^31 for any d below 66,000). */
-static void dot_rows4_int8(int32_t y[4], const int8_t *const row[4], const uint8_t *o_q,
-                           int d_pad) {
+/* The greedy screen's 4-row int8 dot product (infer.h). */
+void dot_rows4_int8(int32_t y[4], const int8_t *const row[4], const uint8_t *o_q, int d_pad) {
 #if defined(__AVX512VNNI__)
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
     for (int c = 0; c < d_pad; c += 64) {

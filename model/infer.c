@@ -14,6 +14,11 @@
  * Mixing sums the alphas of repeated words first, so it reads each distinct word's
  * k sense rows once.
  *
+ * With Synthesizer attention (docs/synthesizer.md) the key cache exists only when
+ * dot-product scores are among the kinds: the new position's synthesized scores come
+ * from its own activations (dense, factorized dense) or rows of the score tables
+ * (random, factorized random), still O(context) per layer.
+ *
  * All buffers are allocated by infer_build: infer_step does not allocate (only the
  * first infer_step_greedy builds its int8 table, greedy.h). One token is one OpenMP
  * parallel region (run_step): the calling thread runs the step and hands each large
@@ -46,14 +51,29 @@ typedef struct {
     float *mix;        /* (max_len k) summed alphas of each distinct word's senses */
     float *r1, *r2;    /* (d) sense-network residuals */
     float *edit_scale; /* (max_len, k) product of edit weights for (x_j, l); 1 = none */
+    /* Synthesizer attention (absent for dot alone) */
+    float *syn_act;    /* (d) relu(xn W_1 + b_1) of a dense synthesizer */
+    float *syn_a;      /* (H fa) B_1 of every head (factorized dense) */
+    float *syn_b;      /* (H fb) B_2 */
+    float *syn_tmp;    /* (max_len) one kind's scores of one head */
+    float *syn_mix;    /* (H count) softmax(v) of the layer */
 } Scratch;
+
+/* Floats of the Synthesizer's part of the scratch. */
+static size_t synth_scratch_floats(const BackpackConfig *c, int max_len) {
+    unsigned kinds = attention_kinds(c);
+    if (kinds == ATTN_DOT) return 0;
+    size_t H = (size_t)c->n_head, fa = (size_t)synth_factor_a(c->n_positions);
+    return (size_t)c->n_embd + H * fa + H * ((size_t)c->n_positions / fa) + (size_t)max_len +
+           H * (size_t)attention_count(kinds);
+}
 
 static size_t scratch_floats(const BackpackConfig *c, int max_len) {
     size_t d = (size_t)c->n_embd, k = (size_t)c->num_senses, n = (size_t)max_len;
     size_t S = (size_t)c->sense_intermediate_scale * d;
     size_t hidden = 4 * d > S ? 4 * d : S;
     return d + d + 3 * d + (size_t)c->n_head * n + d + hidden + d + 2 * d + d + n * k + d + d +
-           n * k;
+           n * k + synth_scratch_floats(c, max_len);
 }
 
 static Scratch scratch_views(const InferState *s) {
@@ -75,7 +95,16 @@ static Scratch scratch_views(const InferState *s) {
     v.mix = p;        p += n * k;
     v.r1 = p;         p += d;
     v.r2 = p;         p += d;
-    v.edit_scale = p;
+    v.edit_scale = p; p += n * k;
+    v.syn_act = v.syn_a = v.syn_b = v.syn_tmp = v.syn_mix = NULL;
+    if (synth_scratch_floats(c, s->max_len)) {
+        size_t H = (size_t)c->n_head, fa = (size_t)synth_factor_a(c->n_positions);
+        v.syn_act = p;    p += d;
+        v.syn_a = p;      p += H * fa;
+        v.syn_b = p;      p += H * ((size_t)c->n_positions / fa);
+        v.syn_tmp = p;    p += n;
+        v.syn_mix = p;
+    }
     return v;
 }
 
@@ -85,19 +114,27 @@ int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err) {
     if (max_len < 1 || max_len > c->n_positions)
         return bp_fail(err, "context length %d out of range [1, %d] (n_positions)", max_len,
                        c->n_positions);
-    size_t d = (size_t)c->n_embd, L = (size_t)c->n_layer, n = (size_t)max_len;
+    if (m->plan && m->plan->n_layer != c->n_layer)
+        return bp_fail(err, "the layer plan is for %d blocks, the model has %d",
+                       m->plan->n_layer, c->n_layer);
+    /* one key/value cache per block run: per block, or per run of the plan */
+    size_t d = (size_t)c->n_embd, n = (size_t)max_len;
+    size_t L = m->plan ? (size_t)m->plan->num_runs : (size_t)c->n_layer;
     int backpack = c->arch == ARCH_BACKPACK;
     size_t k = backpack ? (size_t)c->num_senses : 0;
     s->model = m;
     s->max_len = max_len;
     s->edits = m->edits;
     s->tokens = malloc(n * sizeof(int));
-    s->key_cache = malloc(L * n * d * sizeof(float));
+    const int keys = (attention_kinds(c) & ATTN_DOT) != 0; /* synthesized scores need none */
+    if (keys) s->key_cache = malloc(L * n * d * sizeof(float));
     s->value_cache = malloc(L * n * d * sizeof(float));
     s->logits = malloc((size_t)c->vocab_size * sizeof(float));
     s->scratch = malloc(scratch_floats(c, max_len) * sizeof(float));
     s->team = aligned_alloc(64, (sizeof(Team) + 63) / 64 * 64); /* its own cache lines */
-    int ok = s->tokens && s->key_cache && s->value_cache && s->logits && s->scratch && s->team;
+    if (m->plan) s->plan_buffers = malloc((size_t)m->plan->num_buffers * d * sizeof(float));
+    int ok = s->tokens && (s->key_cache || !keys) && s->value_cache && s->logits && s->scratch &&
+             s->team && (!m->plan || s->plan_buffers);
     if (backpack) {
         s->sense_keys = malloc(n * d * sizeof(float));
         s->sense_vectors = malloc(n * k * d * sizeof(float));
@@ -125,6 +162,7 @@ void infer_free(InferState *s) {
     free(s->scratch);
     free(s->first_position);
     free(s->mix_rows);
+    free(s->plan_buffers);
     greedy_screen_free(s->screen);
     free(s->team);
     memset(s, 0, sizeof *s);
@@ -148,8 +186,113 @@ static void layernorm(float *out, const float *x, const float *w, const float *b
 
 static void gelu(float *x, int n) { gelu_forward(x, x, (size_t)n); }
 
-/* The transformer for position pos = s->len: fills the caches of every layer and
- * leaves h = LN_f(X[pos]) in v->h. */
+/* Head h's scores of one attention kind for position pos = s->len against every
+ * j <= pos, into dst (pos + 1): layer l's Synthesizer (docs/synthesizer.md), from the
+ * position's query (dot), dense activations act (d) or factors B_1 (H fa), B_2 (H fb). */
+static void synth_kind_scores(const InferState *s, const Scratch *v, unsigned kind, int l,
+                              int slot, int h, const float *act, float *dst) {
+    const BackpackConfig *c = &s->model->config;
+    const ParameterTensors *p = &s->model->params;
+    const int d = c->n_embd, H = c->n_head, dh = d / H, P = c->n_positions;
+    const int pos = s->len, n = pos + 1;
+    const size_t Hn = (size_t)H * P;
+    switch (kind) {
+    case ATTN_DOT: {
+        const float *kc = s->key_cache + (size_t)slot * s->max_len * d + h * dh;
+        const float *q = v->qkv + h * dh;
+        const float scale = 1.0f / (sqrtf((float)dh) * (float)(l + 1));
+        for (int j = 0; j < n; j++) {
+            float dot = 0.0f;
+            for (int i = 0; i < dh; i++) dot += q[i] * kc[(size_t)j * d + i];
+            dst[j] = dot * scale;
+        }
+        break;
+    }
+    case ATTN_DENSE: {
+        const float *w2 = p->syn_dense_w2 + (size_t)l * d * P + (size_t)h * dh * P;
+        memcpy(dst, p->syn_dense_b2 + (size_t)l * Hn + (size_t)h * P, (size_t)n * sizeof(float));
+        for (int r = 0; r < dh; r++) {
+            const float a = act[h * dh + r], *row = w2 + (size_t)r * P;
+            for (int j = 0; j < n; j++) dst[j] += a * row[j];
+        }
+        break;
+    }
+    case ATTN_RANDOM:
+    case ATTN_FIXED_RANDOM: {
+        const float *R = kind == ATTN_RANDOM ? p->syn_random : p->syn_fixed_random;
+        memcpy(dst, R + (size_t)l * Hn * P + ((size_t)h * P + pos) * P, (size_t)n * sizeof(float));
+        break;
+    }
+    case ATTN_FACTORIZED_RANDOM: {
+        const int r = synth_rank(P);
+        const float *r1 = p->syn_frandom_r1 + (size_t)l * Hn * r + (size_t)h * P * r;
+        const float *r2 = p->syn_frandom_r2 + (size_t)l * Hn * r + (size_t)h * P * r;
+        for (int j = 0; j < n; j++) {
+            float dot = 0.0f;
+            for (int i = 0; i < r; i++) dot += r1[(size_t)pos * r + i] * r2[(size_t)j * r + i];
+            dst[j] = dot;
+        }
+        break;
+    }
+    case ATTN_FACTORIZED_DENSE: {
+        const int fa = synth_factor_a(P), fb = P / fa;
+        const float *x = v->syn_a + h * fa, *y = v->syn_b + h * fb;
+        for (int j = 0; j < n; j++) dst[j] = x[j / fb] * y[j % fb];
+        break;
+    }
+    }
+}
+
+/* Layer l's Synthesizer scores of position pos = s->len, every head, into v->att (H, n)
+ * before the softmax: one kind, or sum_c w_c B_c with w = softmax(v) per head. A dot
+ * part reads the key cache of run `slot` of the layer plan (slot = l without one). */
+static void synth_step_scores(InferState *s, const Scratch *v, int l, int slot) {
+    const BackpackConfig *c = &s->model->config;
+    const ParameterTensors *p = &s->model->params;
+    const int d = c->n_embd, H = c->n_head, P = c->n_positions, n = s->len + 1;
+    const unsigned kinds = attention_kinds(c);
+    const int count = attention_count(kinds);
+    float *fd_act = v->hidden; /* free until the MLP */
+    if (kinds & ATTN_DENSE) {
+        conv1d(s->team, v->syn_act, v->xn, p->syn_dense_w1 + (size_t)l * d * d,
+               p->syn_dense_b1 + (size_t)l * d, d, d, 0);
+        relu_forward(v->syn_act, v->syn_act, (size_t)d);
+    }
+    if (kinds & ATTN_FACTORIZED_DENSE) {
+        const int fa = synth_factor_a(P), fb = P / fa, dh = d / H;
+        conv1d(s->team, fd_act, v->xn, p->syn_fdense_w1 + (size_t)l * d * d,
+               p->syn_fdense_b1 + (size_t)l * d, d, d, 0);
+        relu_forward(fd_act, fd_act, (size_t)d);
+        headwise_forward(v->syn_a, fd_act, p->syn_fdense_wa + (size_t)l * d * fa,
+                         p->syn_fdense_ba + (size_t)l * H * fa, 1, H, dh, fa);
+        headwise_forward(v->syn_b, fd_act, p->syn_fdense_wb + (size_t)l * d * fb,
+                         p->syn_fdense_bb + (size_t)l * H * fb, 1, H, dh, fb);
+    }
+    if (count > 1)
+        synth_mixture_weights(v->syn_mix, p->syn_mix + (size_t)l * H * count, H, count);
+    for (int h = 0; h < H; h++) {
+        float *att = v->att + (size_t)h * n;
+        int ci = 0;
+        for (unsigned kind = 1; kind <= kinds; kind <<= 1) {
+            if (!(kinds & kind)) continue;
+            float *dst = count > 1 ? v->syn_tmp : att;
+            synth_kind_scores(s, v, kind, l, slot, h, v->syn_act, dst);
+            if (count > 1) {
+                const float w = v->syn_mix[(size_t)h * count + ci];
+                for (int j = 0; j < n; j++) att[j] = ci ? att[j] + w * dst[j] : w * dst[j];
+            }
+            ci++;
+        }
+    }
+}
+
+/* dst (d) = src / divisor, or += (a layer plan's step, plan.h) */
+static void plan_store(float *dst, const float *src, int d, int add, float divisor) {
+    for (int i = 0; i < d; i++) dst[i] = add ? dst[i] + src[i] / divisor : src[i] / divisor;
+}
+
+/* The transformer for position pos = s->len: fills the caches of every layer (of
+ * every run of a block under the model's plan) and leaves h = LN_f(X[pos]) in v->h. */
 static void transformer_step(InferState *s, const Scratch *v, int token) {
     const Backpack *m = s->model;
     Team *team = s->team;
@@ -157,29 +300,46 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
     const int d = m->config.n_embd, L = m->config.n_layer, H = m->config.n_head;
     const int dh = d / H, pos = s->len, n = pos + 1;
     const size_t layer_cache = (size_t)s->max_len * d;
+    const unsigned kinds = attention_kinds(&m->config);
+    const int Q = kinds & ATTN_DOT ? 3 : 1; /* Q K V, or V alone */
 
     const float *e = p->wte + (size_t)token * d, *pe = p->wpe + (size_t)pos * d;
-    for (int i = 0; i < d; i++) v->x[i] = e[i] + pe[i];
+    const LayerPlan *plan = m->plan;
+    float *h0 = plan ? s->plan_buffers : v->x;
+    for (int i = 0; i < d; i++) h0[i] = e[i] + pe[i];
 
-    for (int l = 0; l < L; l++) {
-        float *kc = s->key_cache + l * layer_cache, *vc = s->value_cache + l * layer_cache;
+    for (int r = 0; r < (plan ? plan->num_ops : L); r++) {
+        const PlanOp *op = plan ? &plan->ops[r] : NULL;
+        if (op && op->kind == PLAN_COMBINE) {
+            plan_store(s->plan_buffers + (size_t)op->dst * d,
+                       s->plan_buffers + (size_t)op->src * d, d, op->add, (float)op->divisor);
+            continue;
+        }
+        const int l = op ? op->block : r, slot = op ? op->slot : r;
+        if (op) memcpy(v->x, s->plan_buffers + (size_t)op->src * d, (size_t)d * sizeof(float));
+        float *vc = s->value_cache + slot * layer_cache;
         layernorm(v->xn, v->x, p->ln1w + (size_t)l * d, p->ln1b + (size_t)l * d, d);
-        conv1d(team, v->qkv, v->xn, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + (size_t)l * 3 * d, d,
-               3 * d, 0);
-        memcpy(kc + (size_t)pos * d, v->qkv + d, (size_t)d * sizeof(float));
-        memcpy(vc + (size_t)pos * d, v->qkv + 2 * d, (size_t)d * sizeof(float));
-        /* the spec's scaling: 1/sqrt(d_h) and the extra 1/(l+1) */
-        const float scale = 1.0f / (sqrtf((float)dh) * (float)(l + 1));
-        /* Scores of every head, then values of every head: each sweep reads the
-         * cached rows (d floats per position) in order, once. att is (H, n). */
-        for (int j = 0; j < n; j++) {
-            const float *kj = kc + (size_t)j * d;
-            for (int hd = 0; hd < H; hd++) {
-                const float *q = v->qkv + hd * dh, *kh = kj + hd * dh;
-                float dot = 0.0f;
+        conv1d(team, v->qkv, v->xn, p->qkvw + (size_t)l * d * Q * d, p->qkvb + (size_t)l * Q * d,
+               d, Q * d, 0);
+        memcpy(vc + (size_t)pos * d, v->qkv + (Q - 1) * d, (size_t)d * sizeof(float));
+        float *kc = kinds & ATTN_DOT ? s->key_cache + slot * layer_cache : NULL;
+        if (kc) memcpy(kc + (size_t)pos * d, v->qkv + d, (size_t)d * sizeof(float));
+        if (kinds != ATTN_DOT) {
+            synth_step_scores(s, v, l, slot);
+        } else {
+            /* the spec's scaling: 1/sqrt(d_h) and the extra 1/(l+1) */
+            const float scale = 1.0f / (sqrtf((float)dh) * (float)(l + 1));
+            /* Scores of every head, then values of every head: each sweep reads the
+             * cached rows (d floats per position) in order, once. att is (H, n). */
+            for (int j = 0; j < n; j++) {
+                const float *kj = kc + (size_t)j * d;
+                for (int hd = 0; hd < H; hd++) {
+                    const float *q = v->qkv + hd * dh, *kh = kj + hd * dh;
+                    float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-                for (int i = 0; i < dh; i++) dot += q[i] * kh[i];
-                v->att[(size_t)hd * n + j] = dot * scale;
+                    for (int i = 0; i < dh; i++) dot += q[i] * kh[i];
+                    v->att[(size_t)hd * n + j] = dot * scale;
+                }
             }
         }
         for (int hd = 0; hd < H; hd++) softmax_forward(v->att + (size_t)hd * n, n);
@@ -201,8 +361,10 @@ static void transformer_step(InferState *s, const Scratch *v, int token) {
                4 * d, 0);
         gelu(v->hidden, 4 * d);
         conv1d(team, v->x, v->hidden, p->fcprojw + (size_t)l * 4 * d * d, p->fcprojb + (size_t)l * d,
-               4 * d, d, 1);
+               4 * d, d, !(m->config.no_last_residual && l == L - 1));
+        if (op) plan_store(s->plan_buffers + (size_t)op->dst * d, v->x, d, op->add, 1.0f);
     }
+    if (plan) memcpy(v->x, s->plan_buffers, (size_t)d * sizeof(float));
     layernorm(v->h, v->x, p->lnfw, p->lnfb, d);
 }
 

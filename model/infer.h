@@ -4,7 +4,7 @@
  * An InferState keeps key/value caches of the transformer, the sense-weight keys and
  * the sense vectors of every token in the context, so each new token costs O(context)
  * work instead of a full forward. Its logits equal the full forward's to float
- * rounding (tests/test_model_infer.c checks 1e-5).
+ * rounding (tests/test_model_incremental.c checks 1e-5).
  *
  * Lifetime follows llama2.c: infer_build / infer_free; infer_reset starts a new text.
  * An InferState reads its model without changing it (several states may share one)
@@ -31,13 +31,14 @@ typedef struct {
     int *tokens;          /* (max_len) the context */
     const SenseEdits *edits;
     /* caches and scratch: private to infer.c (shapes documented there) */
-    float *key_cache;     /* (L, max_len, d) */
+    float *key_cache;     /* (L, max_len, d); NULL without dot-product attention */
     float *value_cache;   /* (L, max_len, d) */
     float *sense_keys;    /* (max_len, d) keys of the sense weights */
     float *sense_vectors; /* (max_len, k, d) C(x_j) of the context (edits applied) */
     float *alpha;         /* (k, max_len) alpha_l[last, j], with edit weights applied */
     float *logits;        /* (V) */
     float *scratch;       /* private */
+    float *plan_buffers;  /* (plan buffers, d) the residual stream under m->plan */
     int *first_position;  /* (max_len) the first position j' <= j with x_j' == x_j */
     int *mix_rows;        /* (max_len k) rows of sense_vectors the mixing reads */
     GreedyScreen *screen; /* infer_step_greedy's int8 copy of E, built on its first call */
@@ -45,6 +46,8 @@ typedef struct {
     const struct QuantModel *quant; /* int8 weights (infer_set_quant), or NULL: float */
 } InferState;
 
+/* Under m->plan (backpack.h) the blocks run as the plan says, each run of a block with
+ * caches of its own; the plan must outlive the state. */
 int infer_build(InferState *s, const Backpack *m, int max_len, BpError *err);
 void infer_free(InferState *s);
 void infer_reset(InferState *s);
@@ -78,6 +81,15 @@ int infer_feed(InferState *s, int token, BpError *err);
  * for lack of memory); s->logits is left unspecified.
  * Alpha and the sense vectors are updated as by infer_step. */
 int infer_step_greedy(InferState *s, int token, BpError *err);
+
+/* q[i] = round(x[i] / s) clamped to [-127, 127] (all 0 when s is 0 or not finite): the
+ * int8 rounding of the greedy screen, shared with the sense export's screen
+ * (senses/export_screen.c). Returns max_i |x[i] - s q[i]| (s q[i] is exact in double). */
+double quantize_int8(int8_t *q, const float *x, size_t n, float s);
+/* y[r] = sum_i o_q[i] row[r][i] over d_pad bytes (a multiple of 64; o_q and the rows
+ * 64-byte aligned), for 4 rows: exact in int32 (255 127 d_pad < 2^31 for any d below
+ * 66,000). AVX-512 VNNI when built for it. Shared with the nearest-neighbour screen. */
+void dot_rows4_int8(int32_t y[4], const int8_t *const row[4], const uint8_t *o_q, int d_pad);
 
 /* After infer_step: alpha_l[last, j] for l < k, j < len, laid out (k, max_len), and
  * the context's sense vectors (len, k, d). For ARCH_TRANSFORMER both are NULL.

@@ -411,6 +411,26 @@ void attention_forward(real *out, real *att, const real *qkv, int B, int T, int 
         }
 }
 
+/* One (b,h) block of attention's backward: dv (T,hs) = P^T dout_h and dp (T,T) = the
+ * gradient of the scores (times scale), through the dropout and the softmax. s: the
+ * thread's scratch (T T) for the dropped-out P. */
+static void attention_block_backward(real *dp, real *dv, int ldv, const real *d, int ldd,
+                                     const real *v, const real *a, int T, int hs,
+                                     size_t block, real scale, real p, uint64_t seed,
+                                     uint64_t site, real *s) {
+    const real *pa = a;
+    if (p > 0) {
+        dropout_block(s, a, T, block, p, seed, site);
+        pa = s;
+    }
+    // dP (T,T) = dout_h V_h^T (on and below the diagonal blocks)
+    causal_scores(dp, T, hs, R(1), d, ldd, v, ldv);
+    // dV_h (T,hs) = P^T dout_h
+    causal_cols(dv, ldv, T, hs, pa, d, ldd);
+    if (p > 0) dropout_block(dp, dp, T, block, p, seed, site);
+    causal_softmax_backward(dp, a, T, scale);
+}
+
 void attention_backward(real *dqkv, const real *dout, const real *qkv, const real *att,
                         int B, int T, int C, int NH, real scale, real p, uint64_t seed,
                         uint64_t site, real *scratch) {
@@ -425,17 +445,8 @@ void attention_backward(real *dqkv, const real *dout, const real *qkv, const rea
             const real *d = dout + (size_t)b * T * C + h * hs;  // (T,hs) stride C
             real *s = scratch + (size_t)omp_get_thread_num() * 2 * T * T;
             real *dp = s + (size_t)T * T;                        // (T,T)
-            const real *pa = a;
-            if (p > 0) {
-                dropout_block(s, a, T, (size_t)b * NH + h, p, seed, site);
-                pa = s;
-            }
-            // dP (T,T) = dout_h V_h^T (on and below the diagonal blocks)
-            causal_scores(dp, T, hs, R(1), d, C, v, C3);
-            // dV_h (T,hs) = P^T dout_h
-            causal_cols(dv, C3, T, hs, pa, d, C);
-            if (p > 0) dropout_block(dp, dp, T, (size_t)b * NH + h, p, seed, site);
-            causal_softmax_backward(dp, a, T, scale);
+            attention_block_backward(dp, dv, C3, d, C, v, a, T, hs, (size_t)b * NH + h, scale,
+                                     p, seed, site, s);
             // dQ = dS K, dK = dS^T Q
             causal_rows(dq, C3, T, hs, dp, k, C3, R(0));
             causal_cols(dk, C3, T, hs, dp, q, C3);
@@ -505,6 +516,281 @@ void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alp
             // dsenses_bl (T,C) = alpha_bl^T dout_b
             causal_cols(dsenses + (size_t)b * T * KC + l * C, (int)KC, T, C, alpha + blk, d, C);
         }
+}
+
+/* ------------------------------------------------------------------------------------ */
+/* Synthesizer attention */
+
+void synth_mixture_weights(real *w, const real *v, int NH, int count) {
+    for (int h = 0; h < NH; h++) {
+        memcpy(w + (size_t)h * count, v + (size_t)h * count, (size_t)count * sizeof(real));
+        softmax_forward(w + (size_t)h * count, count);
+    }
+}
+
+void synth_scores(real *S, const SynthScores *s, unsigned kind, int b, int h, int T, int C,
+                  int NH) {
+    const int hs = C / NH, n = s->n;
+    switch (kind) {
+    case ATTN_DOT: {
+        const real *q = s->qkv + (size_t)b * T * s->qkv_width + h * hs;
+        causal_scores(S, T, hs, s->dot_scale, q, s->qkv_width, q + C, s->qkv_width);
+        break;
+    }
+    case ATTN_DENSE: {
+        // S (T,T) = act_h (T,hs) W_2[h rows, :T] (hs,T) + b_2[h, :T]
+        const real *b2 = s->dense_b2 + (size_t)h * n;
+        for (int i = 0; i < T; i++) memcpy(S + (size_t)i * T, b2, (size_t)T * sizeof(real));
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, T, hs, R(1),
+                s->dense_act + (size_t)b * T * C + h * hs, C, s->dense_w2 + (size_t)h * hs * n,
+                n, R(1), S, T);
+        break;
+    }
+    case ATTN_RANDOM:
+    case ATTN_FIXED_RANDOM: {
+        const real *R = (kind == ATTN_RANDOM ? s->random : s->fixed_random) + (size_t)h * n * n;
+        for (int i = 0; i < T; i++)
+            memcpy(S + (size_t)i * T, R + (size_t)i * n, (size_t)T * sizeof(real));
+        break;
+    }
+    case ATTN_FACTORIZED_RANDOM: {
+        // S (T,T) = R_1[h, :T] (T,r) R_2[h, :T]^T
+        const real *r1 = s->fr1 + (size_t)h * n * s->rank, *r2 = s->fr2 + (size_t)h * n * s->rank;
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, s->rank, R(1), r1, s->rank, r2,
+                s->rank, R(0), S, T);
+        break;
+    }
+    case ATTN_FACTORIZED_DENSE: {
+        // S[i, j] = B_1[i, j / b] B_2[i, j % b]: every (p, q) pair once per row
+        const int fa = s->fa, fb = s->fb;
+        for (int i = 0; i < T; i++) {
+            const real *x = s->fd_a + ((size_t)b * T + i) * NH * fa + (size_t)h * fa;
+            const real *y = s->fd_b + ((size_t)b * T + i) * NH * fb + (size_t)h * fb;
+            for (int j = 0; j < T; j++) S[(size_t)i * T + j] = x[j / fb] * y[j % fb];
+        }
+        break;
+    }
+    }
+}
+
+/* a (T,T) = the scores of block (b,h): one kind, or the mixture sum_c w_c B_c (tmp:
+ * (T,T) scratch). */
+static void synth_block_scores(real *a, real *tmp, const SynthScores *s, int b, int h, int T,
+                               int C, int NH) {
+    if (!s->mix) {
+        synth_scores(a, s, s->kinds, b, h, T, C, NH);
+        return;
+    }
+    const int count = __builtin_popcount(s->kinds);
+    const real *w = s->mix + (size_t)h * count;
+    int c = 0;
+    for (unsigned kind = 1; kind <= s->kinds; kind <<= 1) {
+        if (!(s->kinds & kind)) continue;
+        synth_scores(tmp, s, kind, b, h, T, C, NH);
+        for (int i = 0; i < T; i++)
+            for (int j = 0; j <= i; j++) {
+                size_t q = (size_t)i * T + j;
+                a[q] = c ? a[q] + w[c] * tmp[q] : w[c] * tmp[q];
+            }
+        c++;
+    }
+}
+
+void synth_attention_forward(real *out, real *att, const SynthScores *s, int B, int T, int C,
+                             int NH, real p, uint64_t seed, uint64_t site, real *scratch) {
+    const int hs = C / NH, lv = s->qkv_width, voff = s->kinds & ATTN_DOT ? 2 * C : 0;
+#pragma omp parallel for collapse(2) if ((size_t)B * NH * T * T * hs >= BP_PAR_MIN)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            real *a = att + ((size_t)b * NH + h) * T * T;
+            real *sc = scratch + (size_t)omp_get_thread_num() * 2 * T * T;
+            synth_block_scores(a, sc, s, b, h, T, C, NH);
+            for (int i = 0; i < T; i++) causal_softmax_row(a + (size_t)i * T, i, T);
+            const real *pa = a;
+            if (p > 0) {
+                dropout_block(sc, a, T, (size_t)b * NH + h, p, seed, site);
+                pa = sc;
+            }
+            causal_rows(out + (size_t)b * T * C + h * hs, C, T, hs, pa,
+                        s->qkv + (size_t)b * T * lv + voff + h * hs, lv, R(0));
+        }
+}
+
+void synth_attention_backward(real *dscores, real *dqkv, const real *dout, const SynthScores *s,
+                              const real *att, int B, int T, int C, int NH, real p,
+                              uint64_t seed, uint64_t site, real *scratch) {
+    const int hs = C / NH, lv = s->qkv_width, voff = s->kinds & ATTN_DOT ? 2 * C : 0;
+#pragma omp parallel for collapse(2) if ((size_t)B * NH * T * T * hs >= BP_PAR_MIN)
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < NH; h++) {
+            size_t block = (size_t)b * NH + h, at = (size_t)b * T * lv + voff + h * hs;
+            attention_block_backward(dscores + block * T * T, dqkv + at, lv,
+                                     dout + (size_t)b * T * C + h * hs, C, s->qkv + at,
+                                     att + block * T * T, T, hs, block, R(1), p, seed, site,
+                                     scratch + (size_t)omp_get_thread_num() * 2 * T * T);
+        }
+}
+
+/* G (T,T) = w times the sum over the batch of head h's dscores. */
+static void batch_sum(real *G, const real *dscores, real w, int h, int B, int T, int NH) {
+    size_t TT = (size_t)T * T;
+    for (size_t q = 0; q < TT; q++) G[q] = 0;
+    for (int b = 0; b < B; b++) {
+        const real *d = dscores + ((size_t)b * NH + h) * TT;
+        for (size_t q = 0; q < TT; q++) G[q] += d[q];
+    }
+    for (size_t q = 0; q < TT; q++) G[q] *= w;
+}
+
+void synth_scores_backward(const SynthGrads *g, const real *dscores, const SynthScores *s,
+                           int B, int T, int C, int NH, real *scratch) {
+    const int hs = C / NH, n = s->n, count = __builtin_popcount(s->kinds);
+    const size_t TT = (size_t)T * T;
+    const int big = (size_t)B * NH * TT * hs >= BP_PAR_MIN;
+    int c = 0;
+    for (unsigned kind = 1; kind <= s->kinds; kind <<= 1) {
+        if (!(s->kinds & kind)) continue;
+        const int ci = c++;
+#define WEIGHT(h) (s->mix ? s->mix[(size_t)(h) * count + ci] : R(1))
+        if (kind == ATTN_DOT) {
+            const int lq = s->qkv_width;
+#pragma omp parallel for collapse(2) if (big)
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < NH; h++) {
+                    real *G = scratch + (size_t)omp_get_thread_num() * 2 * TT;
+                    const real *d = dscores + ((size_t)b * NH + h) * TT;
+                    real w = WEIGHT(h) * s->dot_scale;
+                    for (size_t q = 0; q < TT; q++) G[q] = w * d[q];
+                    const real *q = s->qkv + (size_t)b * T * lq + h * hs, *k = q + C;
+                    real *dq = g->dqkv + (size_t)b * T * lq + h * hs, *dk = dq + C;
+                    causal_rows(dq, lq, T, hs, G, k, lq, R(0));  // dQ = G K
+                    causal_cols(dk, lq, T, hs, G, q, lq);        // dK = G^T Q
+                }
+        } else if (kind == ATTN_DENSE) {
+#pragma omp parallel for if (big)
+            for (int h = 0; h < NH; h++) {
+                real w = WEIGHT(h);
+                real *dw2 = g->ddense_w2 + (size_t)h * hs * n, *db2 = g->ddense_b2 + (size_t)h * n;
+                const real *w2 = s->dense_w2 + (size_t)h * hs * n;
+                for (int b = 0; b < B; b++) {
+                    const real *d = dscores + ((size_t)b * NH + h) * TT;
+                    const real *act = s->dense_act + (size_t)b * T * C + h * hs;
+                    // dW_2[h rows, :T] += w act_h^T dS; dact_h = w dS W_2[h rows, :T]^T
+                    BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, hs, T, T, w, act, C, d, T,
+                            R(1), dw2, n);
+                    BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, T, hs, T, w, d, T, w2, n,
+                            R(0), g->ddense_act + (size_t)b * T * C + h * hs, C);
+                    for (int i = 0; i < T; i++)
+                        for (int j = 0; j <= i; j++) db2[j] += w * d[(size_t)i * T + j];
+                }
+            }
+        } else if (kind == ATTN_RANDOM) {
+#pragma omp parallel for if (big)
+            for (int h = 0; h < NH; h++) {
+                real *G = scratch + (size_t)omp_get_thread_num() * 2 * TT;
+                batch_sum(G, dscores, WEIGHT(h), h, B, T, NH);
+                real *dR = g->drandom + (size_t)h * n * n;
+                for (int i = 0; i < T; i++)
+                    for (int j = 0; j <= i; j++) dR[(size_t)i * n + j] += G[(size_t)i * T + j];
+            }
+        } else if (kind == ATTN_FACTORIZED_RANDOM) {
+            const int r = s->rank;
+#pragma omp parallel for if (big)
+            for (int h = 0; h < NH; h++) {
+                real *G = scratch + (size_t)omp_get_thread_num() * 2 * TT;
+                batch_sum(G, dscores, WEIGHT(h), h, B, T, NH);
+                size_t off = (size_t)h * n * r;
+                // dR_1[:T] += G R_2[:T]; dR_2[:T] += G^T R_1[:T]
+                BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, r, T, R(1), G, T,
+                        s->fr2 + off, r, R(1), g->dfr1 + off, r);
+                BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, T, r, T, R(1), G, T,
+                        s->fr1 + off, r, R(1), g->dfr2 + off, r);
+            }
+        } else if (kind == ATTN_FACTORIZED_DENSE) {
+            const int fa = s->fa, fb = s->fb;
+#pragma omp parallel for collapse(2) if (big)
+            for (int b = 0; b < B; b++)
+                for (int h = 0; h < NH; h++) {
+                    real w = WEIGHT(h);
+                    const real *d = dscores + ((size_t)b * NH + h) * TT;
+                    for (int i = 0; i < T; i++) {
+                        size_t row = (size_t)b * T + i;
+                        const real *x = s->fd_a + row * NH * fa + (size_t)h * fa;
+                        const real *y = s->fd_b + row * NH * fb + (size_t)h * fb;
+                        real *dx = g->dfd_a + row * NH * fa + (size_t)h * fa;
+                        real *dy = g->dfd_b + row * NH * fb + (size_t)h * fb;
+                        for (int q = 0; q < fa; q++) dx[q] = 0;
+                        for (int q = 0; q < fb; q++) dy[q] = 0;
+                        for (int j = 0; j <= i; j++) {
+                            real dj = w * d[(size_t)i * T + j];
+                            dx[j / fb] += dj * y[j % fb];
+                            dy[j % fb] += dj * x[j / fb];
+                        }
+                    }
+                }
+        }
+#undef WEIGHT
+    }
+    if (!s->mix) return;
+    /* d loss / d w_c = sum dS B_c; through the softmax: dv_c = w_c (dw_c - sum w dw) */
+#pragma omp parallel for if (big)
+    for (int h = 0; h < NH; h++) {
+        real *tmp = scratch + (size_t)omp_get_thread_num() * 2 * TT;
+        real dw[ATTN_NUM_KINDS] = {0};
+        const real *w = s->mix + (size_t)h * count;
+        int ci = 0;
+        for (unsigned kind = 1; kind <= s->kinds; kind <<= 1) {
+            if (!(s->kinds & kind)) continue;
+            for (int b = 0; b < B; b++) {
+                synth_scores(tmp, s, kind, b, h, T, C, NH);
+                const real *d = dscores + ((size_t)b * NH + h) * TT;
+                for (int i = 0; i < T; i++)
+                    for (int j = 0; j <= i; j++) {
+                        size_t q = (size_t)i * T + j;
+                        dw[ci] += d[q] * tmp[q];
+                    }
+            }
+            ci++;
+        }
+        real dot = 0;
+        for (int k = 0; k < count; k++) dot += w[k] * dw[k];
+        for (int k = 0; k < count; k++) g->dmix[(size_t)h * count + k] += w[k] * (dw[k] - dot);
+    }
+}
+
+void headwise_forward(real *out, const real *inp, const real *weight, const real *bias, int N,
+                      int NH, int IC, int OC) {
+    for (int h = 0; h < NH; h++) {
+        real *o = out + (size_t)h * OC;
+        const real *b = bias + (size_t)h * OC;
+        for (int r = 0; r < N; r++) memcpy(o + (size_t)r * NH * OC, b, (size_t)OC * sizeof(real));
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, OC, IC, R(1), inp + (size_t)h * IC,
+                NH * IC, weight + (size_t)h * IC * OC, OC, R(1), o, NH * OC);
+    }
+}
+
+void headwise_backward(real *dinp, real *dweight, real *dbias, const real *dout,
+                       const real *inp, const real *weight, int N, int NH, int IC, int OC) {
+    for (int h = 0; h < NH; h++) {
+        const real *d = dout + (size_t)h * OC;
+        BP_GEMM(CblasRowMajor, CblasNoTrans, CblasTrans, N, IC, OC, R(1), d, NH * OC,
+                weight + (size_t)h * IC * OC, OC, R(1), dinp + (size_t)h * IC, NH * IC);
+        BP_GEMM(CblasRowMajor, CblasTrans, CblasNoTrans, IC, OC, N, R(1), inp + (size_t)h * IC,
+                NH * IC, d, NH * OC, R(1), dweight + (size_t)h * IC * OC, OC);
+        real *db = dbias + (size_t)h * OC;
+        for (int r = 0; r < N; r++)
+            for (int c = 0; c < OC; c++) db[c] += d[(size_t)r * NH * OC + c];
+    }
+}
+
+void relu_forward(real *out, const real *inp, size_t n) {
+#pragma omp parallel for simd if (n >= BP_PAR_MIN)
+    for (size_t i = 0; i < n; i++) out[i] = inp[i] > 0 ? inp[i] : R(0);
+}
+
+void relu_backward(real *dinp, const real *inp, const real *dout, size_t n) {
+#pragma omp parallel for simd if (n >= BP_PAR_MIN)
+    for (size_t i = 0; i < n; i++) dinp[i] = inp[i] > 0 ? dout[i] : R(0);
 }
 
 /* ------------------------------------------------------------------------------------ */

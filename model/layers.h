@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "real.h"
 
 #ifdef BP_REAL_DOUBLE
@@ -41,6 +42,15 @@
 #define mix_backward mix_backward_f64
 #define crossentropy_forward crossentropy_forward_f64
 #define crossentropy_backward crossentropy_backward_f64
+#define synth_mixture_weights synth_mixture_weights_f64
+#define synth_scores synth_scores_f64
+#define synth_attention_forward synth_attention_forward_f64
+#define synth_attention_backward synth_attention_backward_f64
+#define synth_scores_backward synth_scores_backward_f64
+#define headwise_forward headwise_forward_f64
+#define headwise_backward headwise_backward_f64
+#define relu_forward relu_forward_f64
+#define relu_backward relu_backward_f64
 #endif
 
 /* Positions of each distinct word of a batch, grouped (CSR): word u = words[u] occurs
@@ -135,6 +145,75 @@ void mix_forward(real *out, const real *alpha, const real *senses, int B, int T,
  * which sense_weights_backward ignores). */
 void mix_backward(real *dalpha, real *dsenses, const real *dout, const real *alpha,
                   const real *senses, int B, int T, int C, int K);
+
+/* ------------------------------------------------------------------------------------ */
+/* Synthesizer attention (docs/synthesizer.md): per head, scores B (T,T) from one or more
+ * kinds (AttentionKind); with several, B = sum_c w_c B_c, w = softmax(v) per head.
+ * Then P = dropout(causal softmax(B)) and out = P V, as for dot-product attention
+ * (the pure dot model keeps attention_forward above). A sequence of T < n positions
+ * uses the top-left (T,T) block of the (n,n) score tables. */
+
+/* Everything one layer's scores read (B sequences of T positions, C channels, NH
+ * heads of hs = C/NH). Pointers of kinds not in `kinds` are not read. */
+typedef struct {
+    unsigned kinds;               /* AttentionKind set */
+    int n;                        /* n_positions: row length of R and W_2 */
+    int fa, fb, rank;             /* factorized dense a, b (a b = n); factorized random r */
+    real dot_scale;               /* 1 / (sqrt(hs) (l+1)) */
+    const real *qkv;              /* (B,T,qkv_width): Q | K | V with ATTN_DOT, else V */
+    int qkv_width;                /* 3C or C */
+    const real *dense_act;        /* (B,T,C) relu(X W_1 + b_1); head h: columns h hs.. */
+    const real *dense_w2;         /* (C,n) W_2; head h: rows h hs.. */
+    const real *dense_b2;         /* (NH,n) */
+    const real *random;           /* (NH n, n) R */
+    const real *fixed_random;     /* (NH n, n) */
+    const real *fd_a, *fd_b;      /* (B,T,NH fa), (B,T,NH fb): B_1, B_2 of every head */
+    const real *fr1, *fr2;        /* (NH n, rank) R_1, R_2 */
+    const real *mix;              /* (NH, count) w = softmax(v), NULL for one kind */
+} SynthScores;
+
+/* Their gradients: "+=" accumulate (parameters), "=" overwrite (activations). */
+typedef struct {
+    real *dqkv;                   /* = Q and K parts (ATTN_DOT); V is attention's */
+    real *ddense_act;             /* = (B,T,C) */
+    real *ddense_w2, *ddense_b2;  /* += */
+    real *drandom;                /* += (the fixed random table gets none) */
+    real *dfd_a, *dfd_b;          /* = */
+    real *dfr1, *dfr2;            /* += */
+    real *dmix;                   /* += (NH, count) d loss / d v */
+} SynthGrads;
+
+/* w (NH, count) = softmax of each row of v (NH, count). */
+void synth_mixture_weights(real *w, const real *v, int NH, int count);
+
+/* S (T,T) = B_kind of sequence b, head h (entries above the diagonal unspecified). */
+void synth_scores(real *S, const SynthScores *s, unsigned kind, int b, int h, int T, int C,
+                  int NH);
+
+/* att (B,NH,T,T) = P (zeros above the diagonal), out (B,T,C) = P V, V read from s->qkv.
+ * scratch: (threads, 2 T T). */
+void synth_attention_forward(real *out, real *att, const SynthScores *s, int B, int T, int C,
+                             int NH, real p, uint64_t seed, uint64_t site, real *scratch);
+/* dscores (B,NH,T,T) = d loss / d B (zeros above the diagonal) and the V part of
+ * dqkv (B,T,qkv_width), both overwritten. */
+void synth_attention_backward(real *dscores, real *dqkv, const real *dout, const SynthScores *s,
+                              const real *att, int B, int T, int C, int NH, real p,
+                              uint64_t seed, uint64_t site, real *scratch);
+/* From dscores, every kind's gradients into g. scratch: (threads, 2 T T). */
+void synth_scores_backward(const SynthGrads *g, const real *dscores, const SynthScores *s,
+                           int B, int T, int C, int NH, real *scratch);
+
+/* Per head linear maps: out (N, NH OC) = head h of inp (N, NH IC) times weight rows
+ * [h IC, (h+1) IC) of (NH IC, OC), plus bias (NH, OC). */
+void headwise_forward(real *out, const real *inp, const real *weight, const real *bias, int N,
+                      int NH, int IC, int OC);
+/* dinp (N, NH IC) += ..., dweight += ..., dbias += ... */
+void headwise_backward(real *dinp, real *dweight, real *dbias, const real *dout,
+                       const real *inp, const real *weight, int N, int NH, int IC, int OC);
+
+/* out = max(inp, 0); backward: dinp = dout where inp > 0, else 0 (n elements). */
+void relu_forward(real *out, const real *inp, size_t n);
+void relu_backward(real *dinp, const real *inp, const real *dout, size_t n);
 
 /* Mean cross-entropy of logits (N,V) against targets (N); keeps lse (N), the log-sum-exp
  * of each row, for the fused backward. */

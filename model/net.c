@@ -46,6 +46,9 @@ void net_free(Net *n) {
     free(n->word_off);
     free(n->word_pos);
     free(n->pos_word);
+    free(n->plan_memory);
+    n->plan_memory = NULL;
+    n->plan_cap = 0;
     n->acts_memory = n->grads_acts_memory = n->logits = NULL;
     n->inputs = n->targets = n->word_slot = n->words = n->word_off = NULL;
     n->word_pos = n->pos_word = NULL;
@@ -117,6 +120,19 @@ static size_t acts_layout(const BackpackConfig *c, size_t B, size_t T, size_t th
     a->lnf_rstd = take(&ar, N);
     a->lse = take(&ar, N);
     a->scratch = take(&ar, threads * 2 * T * T);
+    unsigned kinds = attention_kinds(c);
+    if (kinds != ATTN_DOT) {
+        size_t fa = synth_factor_a(c->n_positions), fb = c->n_positions / fa;
+        size_t dense = kinds & ATTN_DENSE ? L * N * d : 0;
+        size_t fd = kinds & ATTN_FACTORIZED_DENSE ? L * N : 0;
+        a->syn_dense_pre = take(&ar, dense);
+        a->syn_dense_act = take(&ar, dense);
+        a->syn_fd_pre = take(&ar, fd * d);
+        a->syn_fd_act = take(&ar, fd * d);
+        a->syn_fd_a = take(&ar, fd * H * fa);
+        a->syn_fd_b = take(&ar, fd * H * fb);
+        a->syn_mix = take(&ar, L * H * attention_count(kinds));
+    }
     if (c->arch == ARCH_BACKPACK) {
         size_t k = c->num_senses, S = (size_t)c->sense_intermediate_scale * d;
         a->qk = take(&ar, N * 2 * d);
@@ -140,6 +156,17 @@ static size_t grads_layout(const BackpackConfig *c, size_t B, size_t T, real *ba
     g->dqkv = take(&ar, N * 3 * d);
     g->dfch = take(&ar, N * 4 * d);
     g->dfch_gelu = take(&ar, N * 4 * d);
+    unsigned kinds = attention_kinds(c);
+    if (kinds != ATTN_DOT) {
+        size_t H = c->n_head, fa = synth_factor_a(c->n_positions), fb = c->n_positions / fa;
+        size_t fd = kinds & ATTN_FACTORIZED_DENSE ? N : 0;
+        g->dscores = take(&ar, B * H * T * T);
+        g->dsyn_act = take(&ar, kinds & ATTN_DENSE ? N * d : 0);
+        g->dsyn_fd_act = take(&ar, fd * d);
+        g->dsyn_in = take(&ar, N * d);
+        g->dsyn_fd_a = take(&ar, fd * H * fa);
+        g->dsyn_fd_b = take(&ar, fd * H * fb);
+    }
     if (c->arch == ARCH_BACKPACK) {
         size_t k = c->num_senses, S = (size_t)c->sense_intermediate_scale * d;
         g->dqk = take(&ar, N * 2 * d);
@@ -314,6 +341,162 @@ static void apply_edit_vectors(real *senses, const SenseEdits *edits, const int 
 }
 
 /* ------------------------------------------------------------------------------------ */
+/* Synthesizer attention: one layer's view of its parameters and activations */
+
+static SynthScores synth_layer(const Net *n, int l, const real *qkv) {
+    const BackpackConfig *c = &n->config;
+    const RealTensors *p = &n->params;
+    const NetActs *a = &n->acts;
+    const size_t d = c->n_embd, H = c->n_head, P = c->n_positions, N = (size_t)n->B * n->T;
+    const int fa = synth_factor_a(c->n_positions), fb = c->n_positions / fa;
+    const int r = synth_rank(c->n_positions);
+    const unsigned kinds = attention_kinds(c);
+    const int count = attention_count(kinds);
+    SynthScores s = {.kinds = kinds, .n = (int)P, .fa = fa, .fb = fb, .rank = r,
+                     .dot_scale = R(1) / (sqrt(R(c->n_embd / c->n_head)) * R(l + 1)),
+                     .qkv = qkv, .qkv_width = kinds & ATTN_DOT ? 3 * (int)d : (int)d};
+    if (kinds & ATTN_DENSE) {
+        s.dense_act = a->syn_dense_act + l * N * d;
+        s.dense_w2 = p->syn_dense_w2 + l * d * P;
+        s.dense_b2 = p->syn_dense_b2 + l * H * P;
+    }
+    if (kinds & ATTN_RANDOM) s.random = p->syn_random + l * H * P * P;
+    if (kinds & ATTN_FIXED_RANDOM) s.fixed_random = p->syn_fixed_random + l * H * P * P;
+    if (kinds & ATTN_FACTORIZED_DENSE) {
+        s.fd_a = a->syn_fd_a + l * N * H * fa;
+        s.fd_b = a->syn_fd_b + l * N * H * fb;
+    }
+    if (kinds & ATTN_FACTORIZED_RANDOM) {
+        s.fr1 = p->syn_frandom_r1 + l * H * P * r;
+        s.fr2 = p->syn_frandom_r2 + l * H * P * r;
+    }
+    if (count > 1) s.mix = a->syn_mix + l * H * count;
+    return s;
+}
+
+/* The activations the scores of layer l read, from its attention input ln1 (N,d). */
+static void synth_layer_forward(Net *n, int l, const real *ln1) {
+    const BackpackConfig *c = &n->config;
+    const RealTensors *p = &n->params;
+    NetActs *a = &n->acts;
+    const size_t d = c->n_embd, H = c->n_head, N = (size_t)n->B * n->T;
+    const int fa = synth_factor_a(c->n_positions), fb = c->n_positions / fa;
+    const unsigned kinds = attention_kinds(c);
+    const int count = attention_count(kinds);
+    if (kinds & ATTN_DENSE) {
+        real *pre = a->syn_dense_pre + l * N * d;
+        matmul_forward(pre, ln1, p->syn_dense_w1 + l * d * d, p->syn_dense_b1 + l * d, (int)N,
+                       (int)d, (int)d);
+        relu_forward(a->syn_dense_act + l * N * d, pre, N * d);
+    }
+    if (kinds & ATTN_FACTORIZED_DENSE) {
+        real *pre = a->syn_fd_pre + l * N * d, *act = a->syn_fd_act + l * N * d;
+        matmul_forward(pre, ln1, p->syn_fdense_w1 + l * d * d, p->syn_fdense_b1 + l * d, (int)N,
+                       (int)d, (int)d);
+        relu_forward(act, pre, N * d);
+        int hs = (int)(d / H);
+        headwise_forward(a->syn_fd_a + l * N * H * fa, act, p->syn_fdense_wa + l * d * fa,
+                         p->syn_fdense_ba + l * H * fa, (int)N, (int)H, hs, fa);
+        headwise_forward(a->syn_fd_b + l * N * H * fb, act, p->syn_fdense_wb + l * d * fb,
+                         p->syn_fdense_bb + l * H * fb, (int)N, (int)H, hs, fb);
+    }
+    if (count > 1)
+        synth_mixture_weights(a->syn_mix + l * H * count, p->syn_mix + l * H * count, (int)H,
+                              count);
+}
+
+/* Layer l's Synthesizer gradients from g->dscores: the score tables', the Q and K
+ * parts of g->dqkv, and those of the dense activations. */
+static void synth_scores_grads(Net *n, int l, const SynthScores *s) {
+    const BackpackConfig *c = &n->config;
+    RealTensors *dp = &n->grads;
+    NetGrads *g = &n->gacts;
+    const size_t d = c->n_embd, H = c->n_head, P = c->n_positions;
+    const int r = s->rank;
+    const unsigned kinds = s->kinds;
+    const int count = attention_count(kinds);
+    SynthGrads sg = {g->dqkv, g->dsyn_act, NULL, NULL, NULL, g->dsyn_fd_a, g->dsyn_fd_b,
+                     NULL, NULL, NULL};
+    if (kinds & ATTN_DENSE) {
+        sg.ddense_w2 = dp->syn_dense_w2 + l * d * P;
+        sg.ddense_b2 = dp->syn_dense_b2 + l * H * P;
+    }
+    if (kinds & ATTN_RANDOM) sg.drandom = dp->syn_random + l * H * P * P;
+    if (kinds & ATTN_FACTORIZED_RANDOM) {
+        sg.dfr1 = dp->syn_frandom_r1 + l * H * P * r;
+        sg.dfr2 = dp->syn_frandom_r2 + l * H * P * r;
+    }
+    if (count > 1) sg.dmix = dp->syn_mix + l * H * count;
+    synth_scores_backward(&sg, g->dscores, s, n->B, n->T, (int)d, (int)H, n->acts.scratch);
+}
+
+/* Then the dense synthesizers' first layers: parameters, and the attention input's
+ * gradient added into dln (N,d) (which holds the Q K V path's). */
+static void synth_input_backward(Net *n, int l, const SynthScores *s, const real *ln1,
+                                 real *dln) {
+    const BackpackConfig *c = &n->config;
+    const RealTensors *p = &n->params;
+    RealTensors *dp = &n->grads;
+    NetActs *a = &n->acts;
+    NetGrads *g = &n->gacts;
+    const size_t d = c->n_embd, H = c->n_head, N = (size_t)n->B * n->T;
+    const int fa = s->fa, fb = s->fb, hs = (int)(d / H);
+    const unsigned kinds = s->kinds;
+    if (kinds & ATTN_DENSE) {
+        relu_backward(g->dsyn_act, a->syn_dense_pre + l * N * d, g->dsyn_act, N * d);
+        matmul_backward(g->dsyn_in, dp->syn_dense_w1 + l * d * d, dp->syn_dense_b1 + l * d,
+                        g->dsyn_act, ln1, p->syn_dense_w1 + l * d * d, (int)N, (int)d, (int)d);
+        residual_forward(dln, dln, g->dsyn_in, N * d);
+    }
+    if (kinds & ATTN_FACTORIZED_DENSE) {
+        const real *act = a->syn_fd_act + l * N * d;
+        memset(g->dsyn_fd_act, 0, N * d * sizeof(real));
+        headwise_backward(g->dsyn_fd_act, dp->syn_fdense_wa + l * d * fa,
+                          dp->syn_fdense_ba + l * H * fa, g->dsyn_fd_a, act,
+                          p->syn_fdense_wa + l * d * fa, (int)N, (int)H, hs, fa);
+        headwise_backward(g->dsyn_fd_act, dp->syn_fdense_wb + l * d * fb,
+                          dp->syn_fdense_bb + l * H * fb, g->dsyn_fd_b, act,
+                          p->syn_fdense_wb + l * d * fb, (int)N, (int)H, hs, fb);
+        relu_backward(g->dsyn_fd_act, a->syn_fd_pre + l * N * d, g->dsyn_fd_act, N * d);
+        matmul_backward(g->dsyn_in, dp->syn_fdense_w1 + l * d * d, dp->syn_fdense_b1 + l * d,
+                        g->dsyn_fd_act, ln1, p->syn_fdense_w1 + l * d * d, (int)N, (int)d,
+                        (int)d);
+        residual_forward(dln, dln, g->dsyn_in, N * d);
+    }
+}
+
+/* layer plans (plan.h): the residual stream in buffers of n->plan_memory */
+
+/* Room for the plan's buffers; buffer 0 starts as h. */
+static int plan_begin(Net *n, const real *h, size_t Nd, BpError *err) {
+    size_t need = (size_t)n->plan->num_buffers * Nd;
+    if (need > n->plan_cap) {
+        free(n->plan_memory);
+        n->plan_memory = malloc(need * sizeof(real));
+        n->plan_cap = n->plan_memory ? need : 0;
+        if (!n->plan_memory) return bp_fail(err, "out of memory for a layer plan");
+    }
+    memcpy(n->plan_memory, h, Nd * sizeof(real));
+    return 0;
+}
+
+/* PLAN_COMBINE when block_out is NULL (returns 1: done), else stores the output of a
+ * PLAN_BLOCK (returns 0). */
+static int plan_op(Net *n, const PlanOp *op, const real *block_out, size_t Nd) {
+    if (op->kind != PLAN_COMBINE && !block_out) return 0;
+    real *dst = n->plan_memory + (size_t)op->dst * Nd;
+    const real *src = block_out ? block_out : n->plan_memory + (size_t)op->src * Nd;
+    real div = block_out ? R(1) : (real)op->divisor;
+    if (op->add)
+        for (size_t i = 0; i < Nd; i++) dst[i] += src[i] / div;
+    else if (block_out)
+        memcpy(dst, src, Nd * sizeof(real));
+    else
+        for (size_t i = 0; i < Nd; i++) dst[i] = src[i] / div;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------------------ */
 /* forward */
 
 int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, real dropout,
@@ -349,6 +532,7 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
     n->dropout = dropout;
     n->seed = seed;
     n->fwd_edits = edits;
+    n->fwd_plan = n->plan != NULL;
     memcpy(n->inputs, inputs, N * sizeof(int));
     if (targets) memcpy(n->targets, targets, N * sizeof(int));
     group_words(n, inputs, (int)N);
@@ -356,11 +540,19 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
     const uint64_t seed_rows = dropout_seed_from(seed, n->first_row * T * d);
     const uint64_t seed_att = dropout_seed_from(seed, n->first_row * H * T * T);
 
-    /* 1. the contextualization transformer */
+    /* 1. the contextualization transformer, its blocks in order or as n->plan says */
+    const unsigned kinds = attention_kinds(c);
+    const int Q = kinds & ATTN_DOT ? 3 : 1;  /* Q K V, or V alone */
     encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, d);
     dropout_apply(a->encoded, (int)N, d, NULL, dropout, seed_rows, SITE_EMB);
     real *residual = a->encoded;
-    for (int l = 0; l < L; l++) {
+    const LayerPlan *plan = n->plan;
+    if (plan && plan_begin(n, residual, N * d, err) != 0) return -1;
+    for (int s = 0; s < (plan ? plan->num_ops : L); s++) {
+        const PlanOp *op = plan ? &plan->ops[s] : NULL;
+        if (op && plan_op(n, op, NULL, N * d)) continue;
+        int l = op ? op->block : s;
+        if (op) residual = n->plan_memory + (size_t)op->src * N * d;
         size_t Nd = N * d;
         real *ln1 = a->ln1 + l * Nd, *ln1_mean = a->ln1_mean + l * N, *ln1_rstd = a->ln1_rstd + l * N;
         real *qkv = a->qkv + l * 3 * Nd, *att = a->att + (size_t)l * B * H * T * T;
@@ -373,9 +565,15 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
 
         layernorm_forward(ln1, ln1_mean, ln1_rstd, residual, p->ln1w + l * d, p->ln1b + l * d,
                           (int)N, d);
-        matmul_forward(qkv, ln1, p->qkvw + (size_t)l * d * 3 * d, p->qkvb + (size_t)l * 3 * d,
-                       (int)N, d, 3 * d);
-        attention_forward(atty, att, qkv, B, T, d, H, scale, dropout, seed_att, site, a->scratch);
+        matmul_forward(qkv, ln1, p->qkvw + (size_t)l * d * Q * d, p->qkvb + (size_t)l * Q * d,
+                       (int)N, d, Q * d);
+        if (kinds == ATTN_DOT) {
+            attention_forward(atty, att, qkv, B, T, d, H, scale, dropout, seed_att, site, a->scratch);
+        } else {
+            synth_layer_forward(n, l, ln1);
+            SynthScores ss = synth_layer(n, l, qkv);
+            synth_attention_forward(atty, att, &ss, B, T, d, H, dropout, seed_att, site, a->scratch);
+        }
         /* residual2 = residual + dropout(atty W_o + b_o) */
         matmul_forward(res2, atty, p->attprojw + (size_t)l * d * d, p->attprojb + l * d,
                        (int)N, d, d);
@@ -389,9 +587,11 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
         matmul_forward(res3, fch_gelu, p->fcprojw + (size_t)l * 4 * d * d, p->fcprojb + l * d,
                        (int)N, 4 * d, d);
         dropout_apply(res3, (int)N, d, NULL, dropout, seed_rows, site + 2);
-        residual_forward(res3, res2, res3, Nd);
+        if (!(c->no_last_residual && l == L - 1)) residual_forward(res3, res2, res3, Nd);
         residual = res3;
+        if (op) plan_op(n, op, res3, Nd);
     }
+    if (plan) residual = n->plan_memory;  /* buffer 0 */
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->lnfw, p->lnfb, (int)N, d);
 
     const real *out = a->lnf;  /* what the tied output reads: h, or the Backpack's o */
@@ -438,6 +638,7 @@ int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, rea
 int net_backward(Net *n, BpError *err) {
     if (!n->has_targets) return bp_fail(err, "backward needs a forward with targets");
     if (!n->grads_memory) return bp_fail(err, "backward needs gradient memory");
+    if (n->fwd_plan) return bp_fail(err, "backward of a forward under a layer plan");
     if (ensure_grads_acts(n, err) != 0) return -1;
     n->has_targets = 0;  /* the logits become their gradient: one backward per forward */
     const BackpackConfig *c = &n->config;
@@ -492,6 +693,8 @@ int net_backward(Net *n, BpError *err) {
     } else {
         linear_backward(dlnf, dp->wte, NULL, n->logits, a->lnf, p->wte, (int)N, d, V);
     }
+    const unsigned kinds = attention_kinds(c);
+    const int Q = kinds & ATTN_DOT ? 3 : 1;
     real *dres = g->dres;
     memset(dres, 0, Nd * sizeof(real));
     real *last = L > 0 ? a->residual3 + (size_t)(L - 1) * Nd : a->encoded;
@@ -507,8 +710,10 @@ int net_backward(Net *n, BpError *err) {
         uint64_t site = SITE_LAYER + 4 * (uint64_t)l;
         real scale = R(1) / (sqrt(R(d / H)) * R(l + 1));
 
-        /* res3 = res2 + drop(MLP(LN_2(res2))): dres passes through unchanged */
+        /* res3 = res2 + drop(MLP(LN_2(res2))): dres passes through unchanged (without
+         * the last block's residual, res2 reaches the loss through the MLP alone) */
         memcpy(g->dbranch, dres, Nd * sizeof(real));
+        if (c->no_last_residual && l == L - 1) memset(dres, 0, Nd * sizeof(real));
         dropout_apply(g->dbranch, (int)N, d, NULL, drop, seed_rows, site + 2);
         matmul_backward(g->dfch_gelu, dp->fcprojw + (size_t)l * 4 * d * d, dp->fcprojb + l * d,
                         g->dbranch, fch_gelu, p->fcprojw + (size_t)l * 4 * d * d, (int)N, 4 * d, d);
@@ -522,10 +727,19 @@ int net_backward(Net *n, BpError *err) {
         dropout_apply(g->dbranch, (int)N, d, NULL, drop, seed_rows, site + 1);
         matmul_backward(g->datty, dp->attprojw + (size_t)l * d * d, dp->attprojb + l * d,
                         g->dbranch, atty, p->attprojw + (size_t)l * d * d, (int)N, d, d);
-        attention_backward(g->dqkv, g->datty, qkv, att, B, T, d, H, scale, drop, seed_att, site,
-                           a->scratch);
-        matmul_backward(g->dln, dp->qkvw + (size_t)l * d * 3 * d, dp->qkvb + (size_t)l * 3 * d,
-                        g->dqkv, ln1, p->qkvw + (size_t)l * d * 3 * d, (int)N, d, 3 * d);
+        SynthScores ss;
+        if (kinds == ATTN_DOT) {
+            attention_backward(g->dqkv, g->datty, qkv, att, B, T, d, H, scale, drop, seed_att, site,
+                               a->scratch);
+        } else {
+            ss = synth_layer(n, l, qkv);
+            synth_attention_backward(g->dscores, g->dqkv, g->datty, &ss, att, B, T, d, H, drop,
+                                     seed_att, site, a->scratch);
+            synth_scores_grads(n, l, &ss);
+        }
+        matmul_backward(g->dln, dp->qkvw + (size_t)l * d * Q * d, dp->qkvb + (size_t)l * Q * d,
+                        g->dqkv, ln1, p->qkvw + (size_t)l * d * Q * d, (int)N, d, Q * d);
+        if (kinds != ATTN_DOT) synth_input_backward(n, l, &ss, ln1, g->dln);
         layernorm_backward(dres, dp->ln1w + l * d, dp->ln1b + l * d, g->dln, residual,
                            p->ln1w + l * d, ln1_mean, ln1_rstd, (int)N, d);
     }

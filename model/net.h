@@ -14,6 +14,7 @@
 #include "config.h"
 #include "layers.h"
 #include "params.h"
+#include "plan.h"
 
 #ifdef BP_REAL_DOUBLE
 /* ParameterTensors, in double: the same table, the same fields in the same order. */
@@ -63,6 +64,11 @@ typedef struct {
     real *fch, *fch_gelu;                 /* (L,B,T,4d) */
     real *residual3;                      /* (L,B,T,d) */
     real *lnf, *lnf_mean, *lnf_rstd;      /* (B,T,d), (B,T), (B,T): h */
+    /* Synthesizer attention (absent for ATTN_DOT alone) */
+    real *syn_dense_pre, *syn_dense_act;  /* (L,B,T,d) ln1 W_1 + b_1 and its relu */
+    real *syn_fd_pre, *syn_fd_act;        /* (L,B,T,d) the same for factorized dense */
+    real *syn_fd_a, *syn_fd_b;            /* (L,B,T,H fa), (L,B,T,H fb) B_1, B_2 */
+    real *syn_mix;                        /* (L,H,count) softmax(v) */
     /* backpack */
     real *qk;                             /* (B,T,2d) Z = h W_c^T + b_c */
     real *alpha;                          /* (B,k,T,T) sense weights (before edit weights) */
@@ -84,6 +90,9 @@ typedef struct {
     real *dalpha;                         /* (B,k,T,T) */
     real *dsenses_pos;                    /* (B,T,k,d) */
     real *dmixed;                         /* (B,T,d) */
+    real *dscores;                        /* (B,H,T,T) Synthesizer: d loss / d scores */
+    real *dsyn_act, *dsyn_fd_act, *dsyn_in;  /* (B,T,d) */
+    real *dsyn_fd_a, *dsyn_fd_b;          /* (B,T,H fa), (B,T,H fb) */
     SenseActs dsense;                     /* (U, ...) (no means/rstds) */
 } NetGrads;
 
@@ -93,6 +102,9 @@ typedef struct {
     real *grads_memory;                   /* not owned; NULL until the caller sets it */
     RealTensors params, grads;
     const SenseEdits *edits;              /* read by net_forward */
+    const LayerPlan *plan;                /* read by net_forward; NULL: blocks 0..L-1 */
+    real *plan_memory;                    /* (plan buffers, B, T, d) while a plan runs */
+    size_t plan_cap;
     /* the last forward */
     int B, T, has_targets;
     real dropout;
@@ -100,6 +112,7 @@ typedef struct {
     uint64_t first_row;                   /* of a larger batch (TrainOptions.first_row) */
     real mean_loss;
     const SenseEdits *fwd_edits;
+    int fwd_plan;                         /* the last forward ran a plan */
     /* activations, sized for cap_B x cap_T */
     int cap_B, cap_T, cap_threads;
     real *acts_memory, *grads_acts_memory;
@@ -121,7 +134,9 @@ void net_point_tensors(const BackpackConfig *c, real *memory, RealTensors *t);
 void net_init(Net *n, const BackpackConfig *c, real *params_memory, real *grads_memory);
 void net_point(Net *n);
 void net_free(Net *n);
-/* targets may be NULL (no loss). dropout in [0,1), masks from seed. */
+/* targets may be NULL (no loss). dropout in [0,1), masks from seed. Under n->plan the
+ * blocks run as the plan says (plan.h); such a forward has no backward, and the
+ * per-block activations hold each block's last run. */
 int net_forward(Net *n, const int *inputs, const int *targets, int B, int T, real dropout,
                 uint64_t seed, BpError *err);
 /* Accumulates d(mean loss)/d(params) into n->grads; needs a forward with targets. */

@@ -21,6 +21,12 @@ static void param_shapes(const BackpackConfig *c, ParamShape s[BP_NUM_PARAM_TENS
     const size_t L = (size_t)c->n_layer;
     const size_t S = bp ? (size_t)c->sense_intermediate_scale * d : 0;
     const size_t k = bp ? (size_t)c->num_senses : 0;
+    const unsigned att = attention_kinds(c);
+    const size_t H = (size_t)c->n_head, n = P, Q = att & ATTN_DOT ? 3 : 1;
+    const size_t fa = (size_t)synth_factor_a(c->n_positions), fb = n / fa;
+    const size_t r = (size_t)synth_rank(c->n_positions);
+    const int nmix = attention_count(att);
+#define has(kind) ((att & ATTN_##kind) != 0)
     int i = 0;
 #define PARAM_SHAPE_(f_, g_, w_, n_, r_, c_, k_)                                          \
     s[i] = (ParamShape){(r_), (c_), PARAM_##g_ == PARAM_LAYER ? L : 1, 0};                \
@@ -28,7 +34,8 @@ static void param_shapes(const BackpackConfig *c, ParamShape s[BP_NUM_PARAM_TENS
     i++;
     BP_PARAMETER_TENSORS(PARAM_SHAPE_)
 #undef PARAM_SHAPE_
-    (void)V, (void)P, (void)S, (void)k;
+#undef has
+    (void)V, (void)P, (void)S, (void)k, (void)H, (void)n, (void)Q, (void)fa, (void)fb, (void)r;
 }
 
 size_t backpack_param_sizes(const BackpackConfig *c, size_t sizes[BP_NUM_PARAM_TENSORS]) {

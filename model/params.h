@@ -21,21 +21,25 @@
  *               memory, named "<g>.h.<l>.<name>" (the checkpoint lists them layer by
  *               layer, where the first LAYER tensor stands);
  *          BACKPACK: named "backpack.<name>".
- *   when   the tensor exists (else it has size 0 and a NULL view): 1, or bp (the
- *          Backpack architecture).
+ *   when   the tensor exists (else it has size 0 and a NULL view): 1, bp (the
+ *          Backpack architecture), has(KIND) (the attention uses ATTN_KIND), or
+ *          nmix > 1 (a mixture of nmix attention kinds).
  *   rows, cols  the stored shape (cols 0: a vector of rows), in the dimensions
- *          V, d, P = n_positions, S = sense_intermediate_scale * d, k = num_senses.
- *   kind   EMBED: N(0, 0.02), no weight decay; MATRIX: N(0, 0.02), decayed;
- *          RESIDUAL: a residual projection, N(0, 0.02 / sqrt(2L)), decayed;
- *          BIAS: 0; GAIN: a LayerNorm gain, 1 (neither decayed). */
+ *          V, d, P = n = n_positions, S = sense_intermediate_scale * d,
+ *          k = num_senses, H = n_head, Q = 3 with dot-product attention (query, key,
+ *          value) else 1 (values only), fa fb = n and r (synth_factor_a, synth_rank).
+ *   kind   EMBED: N(0, 0.02), no weight decay (embeddings, learned score tables);
+ *          MATRIX: N(0, 0.02), decayed; RESIDUAL: a residual projection,
+ *          N(0, 0.02 / sqrt(2L)), decayed; BIAS: 0; GAIN: a LayerNorm gain, 1;
+ *          FIXED: N(0, 1), never trained (its gradient stays 0, not decayed). */
 #define BP_PARAMETER_TENSORS(X)                                                          \
     /* the contextualization transformer (GPT-2) */                                      \
     X(wte,               GPT,      1,  "wte.weight",                      V,     d,     EMBED)    /* E */ \
     X(wpe,               GPT,      1,  "wpe.weight",                      P,     d,     EMBED)    \
     X(ln1w,              LAYER,    1,  "ln_1.weight",                     d,     0,     GAIN)     \
     X(ln1b,              LAYER,    1,  "ln_1.bias",                       d,     0,     BIAS)     \
-    X(qkvw,              LAYER,    1,  "attn.c_attn.weight",              d,     3 * d, MATRIX)   \
-    X(qkvb,              LAYER,    1,  "attn.c_attn.bias",                3 * d, 0,     BIAS)     \
+    X(qkvw,              LAYER,    1,  "attn.c_attn.weight",              d,     Q * d, MATRIX)   \
+    X(qkvb,              LAYER,    1,  "attn.c_attn.bias",                Q * d, 0,     BIAS)     \
     X(attprojw,          LAYER,    1,  "attn.c_proj.weight",              d,     d,     RESIDUAL) \
     X(attprojb,          LAYER,    1,  "attn.c_proj.bias",                d,     0,     BIAS)     \
     X(ln2w,              LAYER,    1,  "ln_2.weight",                     d,     0,     GAIN)     \
@@ -63,7 +67,24 @@
     X(sense_final_projb, BACKPACK, bp, "sense_network.final_mlp.c_proj.bias",   k * d, 0, BIAS)   /* f_2 */ \
     /* the sense weights: nn.Linear, stored [out, in] */                                 \
     X(sense_qkw,         BACKPACK, bp, "sense_weight_net.c_attn.weight",  2 * d, d,     MATRIX)   /* W_c */ \
-    X(sense_qkb,         BACKPACK, bp, "sense_weight_net.c_attn.bias",    2 * d, 0,     BIAS)     /* b_c */
+    X(sense_qkb,         BACKPACK, bp, "sense_weight_net.c_attn.bias",    2 * d, 0,     BIAS)     /* b_c */ \
+    /* Synthesizer attention (docs/synthesizer.md): head h owns rows [h d_h, (h+1) d_h)    \
+     * of the d-row matrices and rows [h n, (h+1) n) of the H n-row tables */            \
+    X(syn_dense_w1,      LAYER, has(DENSE), "attn.dense_synthesizer.c_fc.weight",   d, d,  MATRIX) /* W_1 */ \
+    X(syn_dense_b1,      LAYER, has(DENSE), "attn.dense_synthesizer.c_fc.bias",     d, 0,  BIAS)   /* b_1 */ \
+    X(syn_dense_w2,      LAYER, has(DENSE), "attn.dense_synthesizer.c_proj.weight", d, n,  MATRIX) /* W_2 */ \
+    X(syn_dense_b2,      LAYER, has(DENSE), "attn.dense_synthesizer.c_proj.bias",   H, n,  BIAS)   /* b_2 */ \
+    X(syn_random,        LAYER, has(RANDOM), "attn.random_synthesizer.weight",      H * n, n, EMBED) /* R */ \
+    X(syn_fixed_random,  LAYER, has(FIXED_RANDOM), "attn.fixed_random_synthesizer.weight", H * n, n, FIXED) \
+    X(syn_fdense_w1,     LAYER, has(FACTORIZED_DENSE), "attn.factorized_dense_synthesizer.c_fc.weight", d, d, MATRIX) \
+    X(syn_fdense_b1,     LAYER, has(FACTORIZED_DENSE), "attn.factorized_dense_synthesizer.c_fc.bias",   d, 0, BIAS) \
+    X(syn_fdense_wa,     LAYER, has(FACTORIZED_DENSE), "attn.factorized_dense_synthesizer.c_proj_a.weight", d, fa, MATRIX) \
+    X(syn_fdense_ba,     LAYER, has(FACTORIZED_DENSE), "attn.factorized_dense_synthesizer.c_proj_a.bias",   H, fa, BIAS) \
+    X(syn_fdense_wb,     LAYER, has(FACTORIZED_DENSE), "attn.factorized_dense_synthesizer.c_proj_b.weight", d, fb, MATRIX) \
+    X(syn_fdense_bb,     LAYER, has(FACTORIZED_DENSE), "attn.factorized_dense_synthesizer.c_proj_b.bias",   H, fb, BIAS) \
+    X(syn_frandom_r1,    LAYER, has(FACTORIZED_RANDOM), "attn.factorized_random_synthesizer.r_1", H * n, r, EMBED) \
+    X(syn_frandom_r2,    LAYER, has(FACTORIZED_RANDOM), "attn.factorized_random_synthesizer.r_2", H * n, r, EMBED) \
+    X(syn_mix,           LAYER, nmix > 1, "attn.mixture.weight", H, nmix, BIAS) /* v: w = softmax(v) per head */
 
 /* BP_PARAM_<field>: the index of each tensor in the table; BP_NUM_PARAM_TENSORS. */
 #define BP_PARAM_INDEX_(field, ...) BP_PARAM_##field,
@@ -80,7 +101,9 @@ typedef struct {
 #undef BP_PARAM_FIELD_
 
 typedef enum { PARAM_GPT, PARAM_LAYER, PARAM_BACKPACK } ParamGroup;
-typedef enum { PARAM_EMBED, PARAM_MATRIX, PARAM_RESIDUAL, PARAM_BIAS, PARAM_GAIN } ParamKind;
+typedef enum {
+    PARAM_EMBED, PARAM_MATRIX, PARAM_RESIDUAL, PARAM_BIAS, PARAM_GAIN, PARAM_FIXED
+} ParamKind;
 
 /* The table's constant columns, by index. */
 typedef struct {

@@ -230,6 +230,9 @@ QuantModel *quant_build(const Backpack *m, int group, BpError *err) {
     const ParameterTensors *p = &m->params;
     const int d = c->n_embd, L = c->n_layer, V = c->vocab_size;
     const int S = c->sense_intermediate_scale * d, k = c->num_senses;
+    /* the qkv projection's width (params.h): Q K V with dot-product attention, else V;
+     * the synthesizers' own matrices stay float */
+    const int Q = attention_kinds(c) & ATTN_DOT ? 3 : 1;
     if (group < 0 || group % 64 != 0) {
         bp_fail(err, "quantization group %d is not a multiple of 64", group);
         return NULL;
@@ -241,7 +244,7 @@ QuantModel *quant_build(const Backpack *m, int group, BpError *err) {
         return NULL;
     }
     for (int l = 0; l < L; l++) {
-        list[n++] = (QuantSource){p->qkvw + (size_t)l * d * 3 * d, 3 * d, d, 1};
+        list[n++] = (QuantSource){p->qkvw + (size_t)l * d * Q * d, Q * d, d, 1};
         list[n++] = (QuantSource){p->attprojw + (size_t)l * d * d, d, d, 1};
         list[n++] = (QuantSource){p->fcw + (size_t)l * d * 4 * d, 4 * d, d, 1};
         list[n++] = (QuantSource){p->fcprojw + (size_t)l * 4 * d * d, d, 4 * d, 1};

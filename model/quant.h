@@ -19,7 +19,8 @@
  * its effect on a trained model is measured (bench/README.md, int8 generation).
  *
  * Quantized: the transformer's four matrices per layer, the sense network's four, the
- * sense-weight projection W_c and the output embedding E (the logits of infer_step);
+ * sense-weight projection W_c and the output embedding E (the logits of infer_step;
+ * the Synthesizer attention variants' own matrices are not quantized);
  * everything else (embeddings read by row, LayerNorms, biases, attention over the
  * caches, mixing) stays float. A QuantModel reads its Backpack only while it is built;
  * the model's weights are not changed, and the float path does not depend on whether

@@ -1,6 +1,6 @@
 /* real.h - the scalar type of the numeric code (layers.c, net.c).
  *
- * The model is float32. The gradient check (tests/test_model_grad.c) compiles the very
+ * The model is float32. The gradient check (tests/test_model_gradcheck.c) compiles the very
  * same layers.c and net.c a second time with BP_REAL_DOUBLE defined: `real` becomes
  * double, cblas_sgemm becomes cblas_dgemm, and every external function name gets the
  * suffix _f64 (layers.h and net.h map the plain names), so both copies can be linked

@@ -1,28 +1,28 @@
 /* export.c - store_export: the sense network over the whole vocabulary, into SQLite.
  *
  * Cost for the small shape (V = 50264, k = 16, d = 768): the sense network is ~4.5e12
- * flops; the top/bottom words are the scores E C(x)_l for every (x, l), a
- * (V k) x d x V product = 6.2e13 flops, done chunk by chunk with sgemm into a
- * (rows, V) buffer that is scanned once per row for its extremes. The scores dominate.
+ * flops; the top/bottom words rank the scores E C(x)_l of every (x, l), a
+ * (V k) x d x V product (6.2e13 flops in float). It is screened in int8 and only the
+ * candidates are scored exactly (export_screen.c), chunk by chunk.
  *
  * The database is built as "<db>.tmp-<pid>" with no journal (it is thrown away on any
  * failure, so a journal would only double the 2.5 GB of writes), in one transaction,
- * then switched to WAL mode, fsync'ed and renamed over <db>.
+ * left in rollback-journal mode, fsync'ed and renamed over <db> while holding <db>'s
+ * exclusive lock (store_file.c): a database another backpack process has open is never
+ * replaced.
  */
-#include <cblas.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <dirent.h>
-#include <signal.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../common/fileio.h"
+#include "../common/hash.h"
 #include "../text/tokenizer.h"
 #include "store_private.h"
 
@@ -46,7 +46,9 @@ static const char *SCHEMA_SQL =
 
 typedef struct {
     sqlite3 *db;
-    const char *path;  /* for messages: the final name */
+    const char *path;       /* for messages: the final name */
+    char export_id[17];     /* meta export_id: names this export (its nearest-neighbour index) */
+    IndexBuilder *index;    /* the index of the vectors written, or NULL (out of memory) */
 } Out;
 
 static int out_fail(Out *o, BpError *err, const char *what) {
@@ -93,6 +95,7 @@ static int write_meta(Out *o, const Backpack *m, const ExportOptions *opts, int 
     if (!r) r = put_meta(o, st, "weights_hash", hash, err);
     if (!r) r = put_meta(o, st, "created", buf, err);
     if (!r) r = put_meta(o, st, "model_dir", opts->model_dir ? opts->model_dir : "", err);
+    if (!r) r = put_meta(o, st, "export_id", o->export_id, err);
     sqlite3_finalize(st);
     return r;
 }
@@ -168,22 +171,50 @@ static int write_wte(Out *o, const Backpack *m, BpError *err) {
     return r;
 }
 
+/* Top and bottom words of rows vectors (exactly; opts->exact_scan: by scoring every word). */
+static int score_rows(const ScoreScreen *screen, const Backpack *m, const float *senses, int rows, int top_n,
+                      WordScore *top, WordScore *bottom, BpError *err) {
+    const int V = m->config.vocab_size, d = m->config.n_embd;
+    if (screen) return score_screen_extremes(screen, m->params.wte, senses, rows, top_n, top, bottom, err);
+    int failed = 0;
+#pragma omp parallel
+    {
+        float *scores = malloc((size_t)V * sizeof(float));  // (V)
+#pragma omp for schedule(dynamic, 4)
+        for (int row = 0; row < rows; row++)
+            if (scores)
+                score_extremes_exact(m->params.wte, V, d, senses + (size_t)row * d, top_n, top + (size_t)row * top_n,
+                                     bottom + (size_t)row * top_n, scores);
+        if (!scores) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        free(scores);
+    }
+    return failed ? bp_fail(err, "out of memory for the scores of %d words", V) : 0;
+}
+
 static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOptions *opts, BpError *err) {
     const int V = m->config.vocab_size, d = m->config.n_embd, k = m->config.num_senses;
-    int chunk = opts->chunk_words > 0 ? opts->chunk_words : (512 / k > 0 ? 512 / k : 1);
+    int chunk = opts->chunk_words > 0 ? opts->chunk_words : (4096 / k > 0 ? 4096 / k : 1);
     if (chunk > V) chunk = V;
     size_t rows = (size_t)chunk * k;
     float *senses = malloc(rows * d * sizeof(float));            // (chunk, k, d)
-    float *scores = malloc(rows * (size_t)V * sizeof(float));    // (chunk * k, V)
     WordScore *top = malloc(rows * top_n * sizeof(WordScore));    // (chunk * k, top_n)
     WordScore *bottom = malloc(rows * top_n * sizeof(WordScore));
     int32_t *ids = malloc(top_n * sizeof(int32_t));
     float *vals = malloc(top_n * sizeof(float));
     int *tokens = malloc(chunk * sizeof(int));
+    float *scratch = malloc(d * sizeof(float));
     sqlite3_stmt *st = NULL;
+    ScoreScreen *screen = NULL;
     int r = 0;
-    if (!senses || !scores || !top || !bottom || !ids || !vals || !tokens) {
+    if (!senses || !top || !bottom || !ids || !vals || !tokens || !scratch) {
         r = bp_fail(err, "out of memory for export chunks of %d words", chunk);
+        goto done;
+    }
+    if (!opts->exact_scan && !(screen = score_screen_build(m->params.wte, V, d, err))) {
+        r = -1;
         goto done;
     }
     if (sqlite3_prepare_v2(o->db,
@@ -198,13 +229,7 @@ static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOption
         for (int i = 0; i < n; i++) tokens[i] = start + i;
         backpack_compute_senses(m, tokens, n, senses);  // (n, k, d)
         int nrows = n * k;
-        /* scores[r, y] = C_r . E[y]: (nrows, d) x (d, V) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nrows, V, d, 1.0f, senses, d, m->params.wte, d,
-                    0.0f, scores, V);
-#pragma omp parallel for schedule(dynamic, 4)
-        for (int row = 0; row < nrows; row++)
-            select_extremes(scores + (size_t)row * V, V, top_n, top + (size_t)row * top_n,
-                            bottom + (size_t)row * top_n);
+        if ((r = score_rows(screen, m, senses, nrows, top_n, top, bottom, err))) break;
         for (int row = 0; row < nrows && !r; row++) {
             const float *v = senses + (size_t)row * d;
             double nn = 0;
@@ -224,6 +249,7 @@ static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOption
                 sqlite3_bind_blob(st, 6 + 2 * side, vals, top_n * 4, SQLITE_TRANSIENT);
             }
             sqlite3_bind_blob(st, 9, v, d * (int)sizeof(float), SQLITE_STATIC);
+            if (o->index) index_builder_add(o->index, token, sense, v, scratch);
             if (sqlite3_step(st) != SQLITE_DONE) r = out_fail(o, err, "writing senses");
             sqlite3_reset(st);
         }
@@ -231,13 +257,14 @@ static int write_senses(Out *o, const Backpack *m, int top_n, const ExportOption
     }
 done:
     sqlite3_finalize(st);
+    score_screen_free(screen);
     free(senses);
-    free(scores);
     free(top);
     free(bottom);
     free(ids);
     free(vals);
     free(tokens);
+    free(scratch);
     return r;
 }
 
@@ -270,7 +297,12 @@ static int check_existing(const Backpack *m, const char *db_path, int force, BpE
         sqlite3_finalize(st);
     }
     sqlite3_close(db);
-    if (force) return 0;
+    if (force) {  /* fail now rather than after the whole export (checked again at the end) */
+        int fd;
+        if (store_lock_for_replace(db_path, &fd, err)) return -1;
+        store_unlock(fd);
+        return 0;
+    }
     backpack_weights_hash(m, hash);
     if (!strcmp(hash, old_hash))
         return bp_fail(err, "%s: already holds the senses of this model (weights %s, %d edits in force); "
@@ -279,66 +311,29 @@ static int check_existing(const Backpack *m, const char *db_path, int force, BpE
                    db_path, old_hash, hash);
 }
 
-/* Before renaming over an existing database: fold its WAL back and make sure no one has
- * it open, so that no stale -wal file can ever be replayed onto the new database. */
+/* Before renaming over an existing database, with its exclusive lock held (so no
+ * backpack process has it open, store_file.c): make sure no other SQLite program is in
+ * the middle of a transaction on it, and fold back the WAL of a database of an earlier
+ * backpack, so that no stale -wal file can ever be replayed onto the new database. */
 static int retire_existing(const char *db_path, BpError *err) {
-    if (!file_exists(db_path)) return 0;
     sqlite3 *db = NULL;
+    int busy = 0;
     if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
         sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
-        sqlite3_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
+        sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+        busy = sqlite3_exec(db, "BEGIN EXCLUSIVE; COMMIT", NULL, NULL, NULL) != SQLITE_OK;
     }
     sqlite3_close(db);
     char wal[4200], shm[4200];
     snprintf(wal, sizeof wal, "%s-wal", db_path);
     snprintf(shm, sizeof shm, "%s-shm", db_path);
     struct stat sb;
-    if (stat(wal, &sb) == 0 && sb.st_size > 0)
-        return bp_fail(err, "%s: is in use by another process (its write-ahead log is open); not replacing it",
+    if (busy || (stat(wal, &sb) == 0 && sb.st_size > 0))
+        return bp_fail(err, "%s: is in use by another process (it holds a lock or a write-ahead log); not replacing it",
                        db_path);
     unlink(wal);
     unlink(shm);
     return 0;
-}
-
-static void remove_db_files(const char *path) {
-    char p[4200];
-    unlink(path);
-    snprintf(p, sizeof p, "%s-wal", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-shm", path);
-    unlink(p);
-    snprintf(p, sizeof p, "%s-journal", path);
-    unlink(p);
-}
-
-/* Removes "<db>.tmp-<pid>" files (and their -wal/-shm/-journal) of exports that were
- * killed: their process is gone. They are never mistaken for a database (other name,
- * meta.complete unset), but can be gigabytes. */
-static void remove_stale_temporaries(const char *db_path) {
-    char dir[4200], prefix[4200];
-    snprintf(dir, sizeof dir, "%s", db_path);
-    char *slash = strrchr(dir, '/');
-    const char *base = slash ? slash + 1 : db_path;
-    if (slash) *slash = 0;
-    else snprintf(dir, sizeof dir, ".");
-    if (!dir[0]) snprintf(dir, sizeof dir, "/");
-    snprintf(prefix, sizeof prefix, "%s.tmp-", base);
-    size_t np = strlen(prefix);
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, prefix, np)) continue;
-        char *end;
-        long pid = strtol(e->d_name + np, &end, 10);
-        if (end == e->d_name + np || *end || pid <= 0 || pid == getpid()) continue;
-        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;  /* still running */
-        char path[8500];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-        remove_db_files(path);
-    }
-    closedir(d);
 }
 
 static int fsync_path(const char *path, int directory) {
@@ -353,6 +348,10 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
                  BpError *err) {
     ExportOptions opts = {0};
     if (opts_in) opts = *opts_in;
+    /* A link is written through (its target replaced, the link kept), as fileio.h does. */
+    char resolved[4096];
+    if (path_resolve_links(db_path, resolved, sizeof resolved, err)) return -1;
+    db_path = resolved;
     const BackpackConfig *c = &m->config;
     if (c->arch != ARCH_BACKPACK) return bp_fail(err, "%s: a Transformer model has no senses to export", db_path);
     if (m->edits) return bp_fail(err, "%s: export needs the model without edits", db_path);
@@ -372,12 +371,24 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
                            c->vocab_size);
         }
     }
-    remove_stale_temporaries(db_path);
+    store_remove_stale_temporaries(db_path);
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp-%d", db_path, (int)getpid());
-    remove_db_files(tmp);
-    Out o = {NULL, db_path};
-    int r = 0;
+    store_remove_db_files(tmp);
+    Out o = {NULL, db_path, "", index_builder_new(c->vocab_size, c->num_senses, c->n_embd)};
+    {
+        struct {
+            struct timespec t;
+            int64_t pid;
+            const void *where;
+        } seed;
+        memset(&seed, 0, sizeof seed);
+        clock_gettime(CLOCK_REALTIME, &seed.t);
+        seed.pid = getpid();
+        seed.where = &o;
+        snprintf(o.export_id, sizeof o.export_id, "%016llx", (unsigned long long)hash64(&seed, sizeof seed));
+    }
+    int r = 0, lock_fd = -1;
     if (sqlite3_open_v2(tmp, &o.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
         r = bp_fail(err, "%s: cannot create: %s", tmp, o.db ? sqlite3_errmsg(o.db) : "out of memory");
         goto fail;
@@ -393,8 +404,8 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
         (r = write_senses(&o, m, top_n, &opts, err)) ||
         (r = exec(&o, "UPDATE meta SET value = '1' WHERE key = 'complete'", err)) || (r = exec(&o, "COMMIT", err)))
         goto fail;
-    /* WAL from here on: readers (the browser) and one writer (edit) at the same time. */
-    if ((r = exec(&o, "PRAGMA journal_mode=WAL", err))) goto fail;
+    /* rollback-journal mode from here on (docs/sense-database.md) */
+    if ((r = exec(&o, "PRAGMA journal_mode=DELETE", err))) goto fail;
     if (sqlite3_close(o.db) != SQLITE_OK) {
         r = bp_fail(err, "%s: cannot close the new database", tmp);
         o.db = NULL;
@@ -405,11 +416,13 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
         r = bp_fail_errno(err, "%s: fsync", tmp);
         goto fail;
     }
-    if ((r = retire_existing(db_path, err))) goto fail;
+    if ((r = store_lock_for_replace(db_path, &lock_fd, err)) || (r = retire_existing(db_path, err))) goto fail;
     if (rename(tmp, db_path)) {
         r = bp_fail_errno(err, "%s: cannot rename into place", db_path);
         goto fail;
     }
+    store_unlock(lock_fd);
+    lock_fd = -1;
     {
         char dir[4200];
         snprintf(dir, sizeof dir, "%s", db_path);
@@ -417,12 +430,21 @@ int store_export(const Backpack *m, const char *tokenizer_dir, const char *db_pa
         if (slash) *slash = 0;
         fsync_path(slash ? (dir[0] ? dir : "/") : ".", 1);
     }
-    remove_db_files(tmp);  /* a -shm left by the WAL switch */
+    store_remove_db_files(tmp);  /* nothing, unless a journal was left */
+    if (o.index) {  /* a cache: without it the first query rebuilds it */
+        char hash[17];
+        BpError ignore;
+        backpack_weights_hash(m, hash);
+        index_builder_write(o.index, db_path, hash, o.export_id, &ignore);
+        index_builder_free(o.index);
+    }
     if (tok) tokenizer_free(tok);
     return 0;
 fail:
+    index_builder_free(o.index);
+    store_unlock(lock_fd);
     if (o.db) sqlite3_close(o.db);
-    remove_db_files(tmp);
+    store_remove_db_files(tmp);
     if (tok) tokenizer_free(tok);
     return r ? r : -1;
 }

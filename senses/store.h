@@ -47,6 +47,8 @@ typedef struct {
     int top_n;                 /* words per top/bottom list; 0 = STORE_MIN_TOP_N */
     int chunk_words;           /* words per sense-network chunk; 0 = automatic */
     int force;                 /* replace an existing sense database (any model) */
+    int exact_scan;            /* score every word of every sense exactly instead of through
+                                  the int8 screen: the same lists, the reference for tests */
     const char *model_dir;     /* recorded in meta; may be NULL */
     StoreProgress progress;    /* may be NULL */
     void *progress_ctx;
@@ -150,8 +152,10 @@ int store_sense_vector(SenseStore *s, int token, int sense, StoreVersion which, 
 int store_word_senses(SenseStore *s, const StoreWord *w, float *out, BpError *err);
 
 /* The n highest (top, descending) and n lowest (bottom, ascending) words of E C(x)_l
- * for the vector in force. Uses the stored lists when the sense is unedited and
- * n <= top_n, else recomputes from E (a V x d gemv: ~10 ms for the small shape).
+ * for the vector in force, ties to the lower id; each score is the float rounding of
+ * the double sum of the float products, exactly as export ranks them. Uses the stored
+ * lists when the sense is unedited and n <= top_n, else recomputes from E (V dot
+ * products in double: tens of ms for the small shape).
  * top or bottom may be NULL. Returns the number written to each (min(n, V)). */
 int store_sense_words(SenseStore *s, int token, int sense, int n, WordScore *top,
                       WordScore *bottom, BpError *err);
@@ -165,20 +169,23 @@ const float *store_embeddings(SenseStore *s, BpError *err);
 
 /* ---- nearest neighbours ------------------------------------------------------------ */
 
-/* Loads the index used by store_nearest: every exported sense vector normalized, in
- * memory (V * k * d floats: 2.5 GB for the small shape, a few seconds). Called
- * implicitly by store_nearest; call it earlier to show progress. */
+/* Opens the index used by store_nearest: the file "<db>.index" beside the database
+ * (an int8 copy of every exported sense vector, normalized; senses/store_index.c),
+ * written by export. Opening a valid one is an mmap (milliseconds, whatever the shape);
+ * one that is missing, or stale (another export: weights hash and export id are
+ * checked), is rebuilt from the database (seconds at the published shape: progress is
+ * reported) and written for the next process when the directory is writable. Called
+ * implicitly by store_nearest; the browser calls it in a background thread. */
 int store_load_index(SenseStore *s, StoreProgress progress, void *ctx, BpError *err);
 
 /* The n words y (other than exclude, -1 for none) with the highest cosine between
  * query and y's vectors in force: for sense >= 0, cos(query[sense], C(y)_sense);
  * for sense == -1 the minimum over senses, min_l cos(query[l], C(y)_l) (Sim_min).
  * query is (k, d) (e.g. from store_word_senses, or an edit preview); only row `sense`
- * is read when sense >= 0. Ties by lower id. Returns the number written. Single
- * sense: one strided gemv over the index (small shape, random weights: 6-12 ms); the
- * minimum visits words by cos_0 (an upper bound of min_l cos_l) and stops when the
- * bound cannot beat the n-th best exact minimum, so it stays exact (small shape,
- * random weights: 28-38 ms; it reads more of the index when all senses look alike). */
+ * is read when sense >= 0. A cosine is the exact score (store_sense_words) of the two
+ * normalized vectors; ties go to the lower id. Exact: the int8 index screens every
+ * word with a rigorous error bound and only the words that may rank are re-scored
+ * from the database (store_nearest.c). Returns the number written. */
 int store_nearest(SenseStore *s, const float *query, int sense, int exclude, int n,
                   WordScore *out, BpError *err);
 
@@ -227,6 +234,15 @@ void store_edit_preview_free(EditPreview *p);
  * row, its edit_changes rows and edited_senses, or nothing. Needs STORE_READ_WRITE.
  * *edit_id (may be NULL) receives the new edit's id. */
 int store_edit_commit(SenseStore *s, const EditRequest *req, int64_t *edit_id, BpError *err);
+
+/* Applies the n requests in order as ONE edit (one edits row, all their edit_changes
+ * rows, in one transaction: all or nothing), so that one undo takes them all back. Each
+ * request sees the state the ones before it left (a sense may be changed twice). The
+ * row's token / sense are the requests' common ones, or -1 when they differ; its kind
+ * is theirs when they share one; description is stored as given (e.g. "steer topic
+ * ..."). Used by senses/steer.h. */
+int store_edit_commit_group(SenseStore *s, const EditRequest *reqs, int n, const char *description,
+                            int64_t *edit_id, BpError *err);
 
 /* Undoes edit `edit_id` (0 = the latest edit in force) in one transaction: restores
  * every sense it changed to its state before, bit for bit. Fails if the edit is

@@ -223,36 +223,39 @@ static int finish(SenseStore *s, int r, BpError *err) {
     return 0;
 }
 
-int store_edit_commit(SenseStore *s, const EditRequest *req, int64_t *edit_id, BpError *err) {
-    if (begin_write(s, err)) return -1;
-    EditPreview p;
-    if (store_edit_preview(s, req, &p, err)) return finish(s, -1, err);
-    float *exported = malloc(s->d * sizeof(float));
-    sqlite3_stmt *ins_edit = NULL, *ins_change = NULL;
+/* The edits row of a commit: kind, token, sense and description of one request, or of
+ * a group (token and sense -1 when its requests name several). */
+static int insert_edit_row(SenseStore *s, sqlite3_stmt *ins_edit, EditKind kind, int token, int sense,
+                           const char *description, BpError *err) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    sqlite3_bind_double(ins_edit, 1, ts.tv_sec + ts.tv_nsec * 1e-9);
+    sqlite3_bind_text(ins_edit, 2, edit_kind_name(kind), -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins_edit, 3, token);
+    sqlite3_bind_int(ins_edit, 4, sense);
+    sqlite3_bind_text(ins_edit, 5, description, -1, SQLITE_STATIC);
+    return step_done(s, ins_edit, "recording an edit", err);
+}
+
+static int prepare_edit_inserts(SenseStore *s, sqlite3_stmt **ins_edit, sqlite3_stmt **ins_change, BpError *err) {
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO edits(created, kind, token, sense, description, undone) "
+                           "VALUES (?1, ?2, ?3, ?4, ?5, 0)",
+                           -1, ins_edit, NULL) ||
+        sqlite3_prepare_v2(s->db,
+                           "INSERT INTO edit_changes(edit_id, token, sense, weight_before, weight_after, "
+                           "vector_before, vector_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                           -1, ins_change, NULL))
+        return store_sql_fail(s, err, "recording an edit");
+    return 0;
+}
+
+/* One edit_changes row per change of p, and the state in force after each. */
+static int record_changes(SenseStore *s, sqlite3_stmt *ins_change, int64_t id, const EditPreview *p,
+                          float *exported, BpError *err) {
     int r = 0;
-    if (!exported) r = bp_fail(err, "out of memory");
-    if (!r && (sqlite3_prepare_v2(s->db,
-                                  "INSERT INTO edits(created, kind, token, sense, description, undone) "
-                                  "VALUES (?1, ?2, ?3, ?4, ?5, 0)",
-                                  -1, &ins_edit, NULL) ||
-               sqlite3_prepare_v2(s->db,
-                                  "INSERT INTO edit_changes(edit_id, token, sense, weight_before, weight_after, "
-                                  "vector_before, vector_after) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                                  -1, &ins_change, NULL)))
-        r = store_sql_fail(s, err, "recording an edit");
-    if (!r) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        sqlite3_bind_double(ins_edit, 1, ts.tv_sec + ts.tv_nsec * 1e-9);
-        sqlite3_bind_text(ins_edit, 2, edit_kind_name(req->kind), -1, SQLITE_STATIC);
-        sqlite3_bind_int(ins_edit, 3, req->token);
-        sqlite3_bind_int(ins_edit, 4, req->kind == EDIT_REPLACE ? -1 : req->sense);
-        sqlite3_bind_text(ins_edit, 5, p.description, -1, SQLITE_STATIC);
-        r = step_done(s, ins_edit, "recording an edit", err);
-    }
-    int64_t id = sqlite3_last_insert_rowid(s->db);
-    for (int c = 0; c < p.count && !r; c++) {
-        const SenseChange *ch = &p.changes[c];
+    for (int c = 0; c < p->count && !r; c++) {
+        const SenseChange *ch = &p->changes[c];
         sqlite3_bind_int64(ins_change, 1, id);
         sqlite3_bind_int(ins_change, 2, ch->token);
         sqlite3_bind_int(ins_change, 3, ch->sense);
@@ -263,6 +266,52 @@ int store_edit_commit(SenseStore *s, const EditRequest *req, int64_t *edit_id, B
         r = step_done(s, ins_change, "recording an edit", err);
         if (!r) r = set_state(s, ch->token, ch->sense, ch->vector_after, ch->weight_after, exported, err);
     }
+    return r;
+}
+
+int store_edit_commit_group(SenseStore *s, const EditRequest *reqs, int n, const char *description,
+                            int64_t *edit_id, BpError *err) {
+    if (n < 1) return bp_fail(err, "an edit group needs at least one edit");
+    if (begin_write(s, err)) return -1;
+    float *exported = malloc(s->d * sizeof(float));
+    sqlite3_stmt *ins_edit = NULL, *ins_change = NULL;
+    int r = exported ? prepare_edit_inserts(s, &ins_edit, &ins_change, err) : bp_fail(err, "out of memory");
+    int token = reqs[0].token, sense = reqs[0].kind == EDIT_REPLACE ? -1 : reqs[0].sense;
+    EditKind kind = reqs[0].kind;
+    for (int i = 1; i < n; i++) {
+        if (reqs[i].token != token) token = -1;
+        if (reqs[i].kind == EDIT_REPLACE || reqs[i].sense != sense) sense = -1;
+        if (reqs[i].kind != kind) kind = EDIT_SCALE;  /* mixed: the description says what */
+    }
+    if (!r) r = insert_edit_row(s, ins_edit, kind, token, sense, description, err);
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    /* each preview reads the state in force, which the previous changes already set */
+    for (int i = 0; i < n && !r; i++) {
+        EditPreview p;
+        if ((r = store_edit_preview(s, &reqs[i], &p, err))) break;
+        r = record_changes(s, ins_change, id, &p, exported, err);
+        store_edit_preview_free(&p);
+    }
+    sqlite3_finalize(ins_edit);
+    sqlite3_finalize(ins_change);
+    free(exported);
+    if (finish(s, r, err)) return -1;
+    if (edit_id) *edit_id = id;
+    return 0;
+}
+
+int store_edit_commit(SenseStore *s, const EditRequest *req, int64_t *edit_id, BpError *err) {
+    if (begin_write(s, err)) return -1;
+    EditPreview p;
+    if (store_edit_preview(s, req, &p, err)) return finish(s, -1, err);
+    float *exported = malloc(s->d * sizeof(float));
+    sqlite3_stmt *ins_edit = NULL, *ins_change = NULL;
+    int r = exported ? prepare_edit_inserts(s, &ins_edit, &ins_change, err) : bp_fail(err, "out of memory");
+    if (!r)
+        r = insert_edit_row(s, ins_edit, req->kind, req->token, req->kind == EDIT_REPLACE ? -1 : req->sense,
+                            p.description, err);
+    int64_t id = sqlite3_last_insert_rowid(s->db);
+    if (!r) r = record_changes(s, ins_change, id, &p, exported, err);
     sqlite3_finalize(ins_edit);
     sqlite3_finalize(ins_change);
     free(exported);

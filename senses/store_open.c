@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../common/fileio.h"
 #include "store_private.h"
@@ -95,12 +96,22 @@ static int read_meta(SenseStore *s, BpError *err) {
         else if (!strcmp(key, "created")) in->created = strtod(value, NULL);
         else if (!strcmp(key, "weights_hash")) snprintf(in->weights_hash, sizeof in->weights_hash, "%s", value);
         else if (!strcmp(key, "model_dir")) snprintf(in->model_dir, sizeof in->model_dir, "%s", value);
+        else if (!strcmp(key, "export_id")) snprintf(s->export_id, sizeof s->export_id, "%s", value);
     }
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) return store_sql_fail(s, err, "reading meta");
     if (c->vocab_size <= 0 || c->n_embd <= 0 || c->num_senses <= 0 || c->n_embd > 1 << 16 ||
         c->num_senses > 1024 || in->top_n <= 0 || strlen(in->weights_hash) != 16)
         return bp_fail(err, "%s: sense database meta table is damaged (shape or hash missing)", in->path);
+    /* The shape sizes every allocation that follows: it must be the tables' own, not
+     * just what meta claims (a vocab_size of 10^9 asked for 8 GB of vocabulary). */
+    int n_tokens = -1, n_senses = -1;
+    if (pragma_int(s->db, "SELECT count(*) FROM tokens", &n_tokens) != SQLITE_OK ||
+        pragma_int(s->db, "SELECT count(*) FROM senses", &n_senses) != SQLITE_OK)
+        return store_sql_fail(s, err, "counting rows");
+    if (n_tokens != c->vocab_size || (long long)n_senses != (long long)c->vocab_size * c->num_senses)
+        return bp_fail(err, "%s: sense database is damaged: meta says %d words x %d senses, the tables hold %d "
+                       "tokens and %d senses", in->path, c->vocab_size, c->num_senses, n_tokens, n_senses);
     s->V = c->vocab_size;
     s->d = c->n_embd;
     s->k = c->num_senses;
@@ -113,19 +124,85 @@ static int prepare(SenseStore *s, sqlite3_stmt **st, const char *sql, BpError *e
     return 0;
 }
 
+/* Whether we may write path and create files beside it (journals). */
+static int writable_here(const char *path) {
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    const char *d = slash ? (dir[0] ? dir : "/") : ".";
+    return access(path, W_OK) == 0 && access(d, W_OK) == 0;
+}
+
+/* "file:" URI of path with ?immutable=1: for reading a WAL-mode database nobody can
+ * write, without the -shm file SQLite would otherwise need to create. */
+static void immutable_uri(const char *path, char *uri, size_t size) {
+    size_t n = (size_t)snprintf(uri, size, "file:");
+    for (const unsigned char *p = (const unsigned char *)path; *p && n + 4 < size; p++) {
+        if (*p == '%' || *p == '?' || *p == '#' || *p < 0x20)
+            n += (size_t)snprintf(uri + n, size - n, "%%%02X", *p);
+        else
+            uri[n++] = (char)*p;
+    }
+    snprintf(uri + n, size - n, "?immutable=1");
+}
+
+/* The connection. Databases stay in rollback-journal mode (docs/sense-database.md), so
+ * that reading needs no file beside them and leaves none. A database of an earlier
+ * backpack is in WAL mode: it is switched to rollback-journal mode when we can write
+ * it (a moment's exclusive access, skipped while another process has it open), and
+ * read as immutable when no one can write it (a read-only mount). */
+static int open_connection(SenseStore *s, const char *path, StoreMode mode, BpError *err) {
+    int flags = mode == STORE_READ_WRITE ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
+    int wal = store_header_is_wal(path), writable = writable_here(path);
+    if (wal && writable) {
+        sqlite3 *db = NULL;
+        if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+            sqlite3_busy_timeout(db, 100);
+            sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+        }
+        sqlite3_close(db);
+        wal = store_header_is_wal(path);
+    }
+    int rc;
+    if (wal && !writable && mode == STORE_READ_ONLY) {
+        char uri[8500];
+        immutable_uri(path, uri, sizeof uri);
+        rc = sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL);
+    } else {
+        rc = sqlite3_open_v2(path, &s->db, flags, NULL);
+    }
+    if (rc != SQLITE_OK)
+        return bp_fail(err, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
+    return 0;
+}
+
 int store_open(SenseStore **out, const char *path, StoreMode mode, BpError *err) {
     *out = NULL;
     if (!file_exists(path)) return bp_fail(err, "%s: no such sense database", path);
     SenseStore *s = calloc(1, sizeof *s);
     if (!s) return bp_fail(err, "%s: out of memory", path);
+    s->lock_fd = -1;
     s->mode = mode;
     snprintf(s->info.path, sizeof s->info.path, "%s", path);
-    int flags = mode == STORE_READ_WRITE ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY;
-    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
-        bp_fail(err, "%s: cannot open: %s", path, s->db ? sqlite3_errmsg(s->db) : "out of memory");
-        store_close(s);
-        return -1;
+    /* An export may rename a new database over path between our open and our lock:
+     * then the lock is on the old file, and we open again. */
+    for (int attempt = 0;; attempt++) {
+        if (store_lock_open(path, &s->lock_fd, err) || open_connection(s, path, mode, err)) {
+            store_close(s);
+            return -1;
+        }
+        if (store_lock_still_current(s->lock_fd, path)) break;
+        sqlite3_close(s->db);
+        s->db = NULL;
+        store_unlock(s->lock_fd);
+        s->lock_fd = -1;
+        if (attempt == 20) {
+            free(s);
+            return bp_fail(err, "%s: replaced over and over while opening it", path);
+        }
     }
+    if (mode == STORE_READ_WRITE) store_remove_stale_temporaries(path);
     store_set_busy_timeout(s, STORE_BUSY_TIMEOUT_MS);
     sqlite3_extended_result_codes(s->db, 1);
     if (store_validate_db(s->db, path, err) || read_meta(s, err) || store_load_vocab(s, err) ||
@@ -151,6 +228,7 @@ void store_close(SenseStore *s) {
     sqlite3_finalize(s->st_edited);
     sqlite3_finalize(s->st_wte);
     sqlite3_close(s->db);
+    store_unlock(s->lock_fd);
     store_free_vocab(s);
     store_free_index(s);
     free(s->wte);

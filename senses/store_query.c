@@ -1,7 +1,9 @@
 /* store_query.c - the senses of a database: vectors and weights in force, norms, top and
  * bottom words, E. */
-#include <cblas.h>
 #include <math.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,27 @@ float store_cosine(const float *a, const float *b, int d) {
     }
     if (aa == 0 || bb == 0) return 0.0f;
     return (float)(ab / sqrt(aa * bb));
+}
+
+/* Eight partial sums (lane j takes i = j mod 8), each product and sum rounded on its
+ * own (no fused multiply-add), added pairwise: the AVX-512 path and the portable one
+ * give the same bits. */
+float store_exact_score(const float *e, const float *c, int d) {
+    double acc[8] = {0}, tail = 0;
+    int i = 0;
+#if defined(__AVX512F__)
+    __m512d v = _mm512_setzero_pd();
+    for (; i + 8 <= d; i += 8) {
+        const __m512d x = _mm512_cvtps_pd(_mm256_loadu_ps(e + i)), y = _mm512_cvtps_pd(_mm256_loadu_ps(c + i));
+        v = _mm512_add_pd(v, _mm512_mul_pd(x, y));
+    }
+    _mm512_storeu_pd(acc, v);
+#else
+    for (; i + 8 <= d; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)e[i + j] * c[i + j];
+#endif
+    for (; i < d; i++) tail += (double)e[i] * c[i];
+    return (float)((((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))) + tail);
 }
 
 /* Ties go to the lower id: an element is better when its score is higher (top). */
@@ -38,6 +61,29 @@ static void insert_bottom(WordScore *list, int *count, int n, int id, float scor
     }
     list[i].id = id;
     list[i].score = score;
+}
+
+void float_heap_push(float *heap, int *size, int n, float x) {
+    if (*size < n) {
+        int i = (*size)++;
+        while (i > 0 && heap[(i - 1) / 2] > x) {
+            heap[i] = heap[(i - 1) / 2];
+            i = (i - 1) / 2;
+        }
+        heap[i] = x;
+        return;
+    }
+    if (!(x > heap[0])) return;
+    int i = 0;
+    for (;;) {  /* replace the root and sift down */
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && heap[c + 1] < heap[c]) c++;
+        if (!(heap[c] < x)) break;
+        heap[i] = heap[c];
+        i = c;
+    }
+    heap[i] = x;
 }
 
 void select_extremes(const float *scores, int V, int n, WordScore *top, WordScore *bottom) {
@@ -299,9 +345,11 @@ int store_score_vector(SenseStore *s, const float *vector, int n, WordScore *top
     if (!E) return -1;
     float *scores = malloc(s->V * sizeof(float));
     if (!scores) return bp_fail(err, "out of memory");
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, s->V, s->d, 1.0f, E, s->d, vector, 1, 0.0f, scores, 1);  // (V)
-    if (n > s->V) n = s->V;
-    select_extremes(scores, s->V, n, top, bottom);
+    const int V = s->V, d = s->d;
+#pragma omp parallel for schedule(static)
+    for (int y = 0; y < V; y++) scores[y] = store_exact_score(E + (size_t)y * d, vector, d);  // (V)
+    if (n > V) n = V;
+    select_extremes(scores, V, n, top, bottom);
     free(scores);
     return n;
 }

@@ -1,5 +1,5 @@
 /* gradcheck.h - central finite differences in double precision, shared by
- * test_model_layers.c and test_model_grad.c (header-only, test code).
+ * test_model_layer_gradcheck.c and test_model_gradcheck.c (header-only, test code).
  *
  * A check perturbs entries of a tensor x by +-h, re-evaluates the scalar loss through
  * a callback, and compares (f(x+h) - f(x-h)) / 2h with the analytic gradient. The

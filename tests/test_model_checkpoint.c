@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/fileio.h"
@@ -594,6 +595,73 @@ static void test_offsets_out_of_range_or_overlapping(void **state) {
     backpack_free(&a);
 }
 
+/* --- non-finite weights and symbolic links ----------------------------------------------------- */
+
+/* The parameter entry holding element `index` of params_memory. */
+static ParamEntry entry_of(const Backpack *m, size_t index) {
+    int n = backpack_num_param_entries(&m->config);
+    ParamEntry *e = malloc(sizeof *e * (size_t)n);
+    assert_non_null(e);
+    backpack_param_entries(m, &m->params, e);
+    const float *p = m->params_memory + index;
+    ParamEntry found = {0};
+    for (int i = 0; i < n; i++) {
+        size_t numel = 1;
+        for (int j = 0; j < e[i].ndim; j++) numel *= (size_t)e[i].shape[j];
+        if (p >= e[i].data && p < e[i].data + numel) found = e[i];
+    }
+    free(e);
+    assert_non_null(found.data);
+    return found;
+}
+
+static void test_non_finite_weights(void **state) {
+    (void)state;
+    const float bad[] = {NAN, INFINITY, -INFINITY};
+    const char *names[] = {"NaN", "Inf", "-Inf"};
+    for (int k = 0; k < 3; k++) {
+        Backpack a;
+        build_random(&a, k == 1 ? ARCH_TRANSFORMER : ARCH_BACKPACK, 15);
+        size_t index = (size_t)(k + 1) * a.num_parameters / 4;
+        a.params_memory[index] = bad[k];
+        ParamEntry e = entry_of(&a, index);
+        save_ok(&a);
+        char elem[32];
+        snprintf(elem, sizeof elem, "element %zu", (size_t)(a.params_memory + index - e.data));
+        char quoted[160];
+        snprintf(quoted, sizeof quoted, "'%s'", e.name);
+        expect_load_fails(weights, quoted, names[k], elem, NULL);
+        backpack_free(&a);
+    }
+}
+
+/* A checkpoint directory that is a symbolic link: saves keep the link and replace what it
+ * points at, and leave nothing behind (they used to replace the link by a directory,
+ * empty its target, leave "LINK.staging-PID" and fail the next time with "File exists"). */
+static void test_save_through_link(void **state) {
+    (void)state;
+    char link[600];
+    snprintf(link, sizeof link, "%s/link", tmpdir);
+    BpError err = {0};
+    assert_int_equal(make_dirs(ckpt, &err), 0);
+    assert_int_equal(symlink("ckpt", link), 0);
+    for (int round = 0; round < 2; round++) {
+        Backpack a, b;
+        build_random(&a, ARCH_BACKPACK, 20 + (uint64_t)round);
+        if (checkpoint_save(&a, link, tokdir, NULL, NULL, &err) != 0) fail_msg("%s", err.msg);
+        struct stat st;
+        assert_int_equal(lstat(link, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+        assert_int_equal(staging_leftovers(), 0);
+        if (checkpoint_load(&b, ckpt, &err) != 0) fail_msg("%s", err.msg);
+        assert_memory_equal(a.params_memory, b.params_memory, a.num_parameters * sizeof(float));
+        backpack_free(&b);
+        if (checkpoint_load(&b, link, &err) != 0) fail_msg("%s", err.msg);
+        backpack_free(&b);
+        backpack_free(&a);
+    }
+}
+
 /* --- config.json ---------------------------------------------------------------------------- */
 
 static void edit_config(const char *key, json_t *value /* stolen; NULL deletes */) {
@@ -794,6 +862,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_header_length_beyond_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_json_header, setup, teardown),
         cmocka_unit_test_setup_teardown(test_offsets_out_of_range_or_overlapping, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_non_finite_weights, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_save_through_link, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_missing_keys, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_bad_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_config_bad_json_or_absent, setup, teardown),

@@ -1,10 +1,10 @@
 /* The fast paths of model/layers.c equal the plain computation.
  *
  * 1. Causal blocking: attention, sense weights and mixing skip the 64 x 64 blocks that
- *    lie wholly above the diagonal. test_model_layers checks gradients on T <= 16 (one
+ *    lie wholly above the diagonal. test_model_layer_gradcheck checks gradients on T <= 16 (one
  *    block); here T = 150 (three blocks, the last one partial) and every output and
  *    gradient is compared with plain loops over the full T x T square, in double
- *    (layers.c compiled a second time with BP_REAL_DOUBLE, as in test_model_layers).
+ *    (layers.c compiled a second time with BP_REAL_DOUBLE, as in test_model_layer_gradcheck).
  * 2. Row-chunked products: tall matrix products run as row chunks over the threads;
  *    matmul and linear, forward and backward, against plain loops (N = 1030 rows).
  * 3. The vectorizable exp of the float build: GELU and its derivative, the causal

@@ -17,7 +17,7 @@
 #include "../model/backpack.h"
 
 static BackpackConfig small_config(ModelArch arch) {
-    BackpackConfig c = {arch, 40, 32, 2, 2, 4, 16, 4};
+    BackpackConfig c = {arch, 40, 32, 2, 2, 4, 16, 4, ATTN_DOT, 0};
     return c;
 }
 
@@ -152,7 +152,7 @@ static void test_config_validate(void **state) {
 
 static void test_init_and_hash(void **state) {
     (void)state;
-    BackpackConfig c = {ARCH_BACKPACK, 500, 64, 4, 4, 4, 32, 4};
+    BackpackConfig c = {ARCH_BACKPACK, 500, 64, 4, 4, 4, 32, 4, ATTN_DOT, 0};
     Backpack m, m2;
     BpError err;
     assert_int_equal(backpack_build(&m, &c, &err), 0);
@@ -288,7 +288,7 @@ static void test_threads_agree(void **state) {
     (void)state;
     int saved = omp_get_max_threads();
     for (int arch = 0; arch < 2; arch++) {
-        BackpackConfig c = {arch, 300, 128, 2, 4, 4, 64, 4};
+        BackpackConfig c = {arch, 300, 128, 2, 4, 4, 64, 4, ATTN_DOT, 0};
         Backpack m;
         BpError err;
         assert_int_equal(backpack_build(&m, &c, &err), 0);

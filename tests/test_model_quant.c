@@ -123,9 +123,10 @@ static void test_transposed_layout(void **state) {
 
 enum { QV = 300, QD = 128, QL = 2, QH = 2, QK = 4, QN = 24 };
 
-static void build_model(Backpack *m, ModelArch arch) {
+static void build_model(Backpack *m, ModelArch arch, unsigned attention) {
     BackpackConfig c = {.arch = arch, .vocab_size = QV, .n_embd = QD, .n_layer = QL, .n_head = QH,
-                        .num_senses = QK, .n_positions = QN, .sense_intermediate_scale = 4};
+                        .num_senses = QK, .n_positions = QN, .sense_intermediate_scale = 4,
+                        .attention = attention};
     BpError err = {0};
     assert_int_equal(backpack_build(m, &c, &err), 0);
     Rng rng;
@@ -167,9 +168,9 @@ static int argmax(const float *x, int n) {
  * can move a later activation across a rounding boundary of its int8 copy (one unit,
  * 1/127 of its group's largest value). The tolerance, 1e-3 of the logits' scale, covers
  * a few such flips; the measured difference is printed. Greedy steps must agree. */
-static void check_against_reference(ModelArch arch) {
+static void check_against_reference(ModelArch arch, unsigned attention) {
     Backpack m;
-    build_model(&m, arch);
+    build_model(&m, arch, attention);
     BpError err = {0};
     QuantModel *q = quant_build(&m, 64, &err);
     assert_non_null(q);
@@ -214,12 +215,19 @@ static void check_against_reference(ModelArch arch) {
 
 static void test_generation_matches_reference_backpack(void **state) {
     (void)state;
-    check_against_reference(ARCH_BACKPACK);
+    check_against_reference(ARCH_BACKPACK, 0);
 }
 
 static void test_generation_matches_reference_transformer(void **state) {
     (void)state;
-    check_against_reference(ARCH_TRANSFORMER);
+    check_against_reference(ARCH_TRANSFORMER, 0);
+}
+
+/* A Synthesizer variant without dot-product attention: its qkv projection is V alone
+ * (d x d), its own matrices stay float. */
+static void test_generation_matches_reference_synthesizer(void **state) {
+    (void)state;
+    check_against_reference(ARCH_BACKPACK, ATTN_RANDOM);
 }
 
 /* Building and using an int8 copy changes neither the model nor the float path: the
@@ -228,7 +236,7 @@ static void test_generation_matches_reference_transformer(void **state) {
 static void test_float_path_unchanged(void **state) {
     (void)state;
     Backpack m;
-    build_model(&m, ARCH_BACKPACK);
+    build_model(&m, ARCH_BACKPACK, 0);
     float *before = malloc(m.num_parameters * sizeof(float));
     memcpy(before, m.params_memory, m.num_parameters * sizeof(float));
     float *plain = run_text(&m, NULL);
@@ -259,6 +267,7 @@ int main(void) {
         cmocka_unit_test(test_transposed_layout),
         cmocka_unit_test(test_generation_matches_reference_backpack),
         cmocka_unit_test(test_generation_matches_reference_transformer),
+        cmocka_unit_test(test_generation_matches_reference_synthesizer),
         cmocka_unit_test(test_float_path_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

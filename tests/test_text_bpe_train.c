@@ -16,25 +16,15 @@
 #include "../common/fileio.h"
 #include "../common/rng.h"
 #include "../text/tokenizer.h"
-
-static char tmpdir[256];
+#include "fixture.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-bpe-train-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
-    return 0;
+    return temp_dir_create(&tmp, "bpe-train");
 }
 
 static void write_text(const char *name, const char *text, char *path, size_t path_size) {
-    snprintf(path, path_size, "%s/%s", tmpdir, name);
-    BpError err = {0};
-    assert_int_equal(write_file_atomic(path, text, strlen(text), &err), 0);
+    temp_dir_write(&tmp, name, text, strlen(text), path, path_size);
 }
 
 static char *read_text(const char *dir, const char *name) {
@@ -57,7 +47,7 @@ static void test_known_merges(void **state) {
      * 4. "Ġab ab". No pair is left: 4 merges, vocab 256 + 4 + 1 instead of 300. */
     char corpus[512], out[512];
     write_text("tiny.txt", "abab abab ab", corpus, sizeof corpus);
-    snprintf(out, sizeof out, "%s/tiny-tok", tmpdir);
+    temp_dir_path(&tmp, "tiny-tok", out, sizeof out);
     const char *files[] = {corpus};
     BpError err = {0};
     if (tokenizer_train(files, 1, 300, out, 0, &err) != 0) fail_msg("%s", err.msg);
@@ -94,7 +84,7 @@ static void test_counts_across_files_and_documents(void **state) {
     char f1[512], f2[512], out[512];
     write_text("f1.txt", "ab<|endoftext|>ab", f1, sizeof f1);
     write_text("f2.txt", "xy\n<|endoftext|>\nxy<|endoftext|>xy", f2, sizeof f2);
-    snprintf(out, sizeof out, "%s/two-files", tmpdir);
+    temp_dir_path(&tmp, "two-files", out, sizeof out);
     const char *files[] = {f1, f2};
     BpError err = {0};
     if (tokenizer_train(files, 2, 259, out, 0, &err) != 0) fail_msg("%s", err.msg);
@@ -135,8 +125,8 @@ static void test_deterministic_and_exact_size(void **state) {
     (void)state;
     char corpus[512], out1[512], out2[512];
     write_random_corpus("random.txt", corpus, sizeof corpus);
-    snprintf(out1, sizeof out1, "%s/run1", tmpdir);
-    snprintf(out2, sizeof out2, "%s/run2", tmpdir);
+    temp_dir_path(&tmp, "run1", out1, sizeof out1);
+    temp_dir_path(&tmp, "run2", out2, sizeof out2);
     const char *files[] = {corpus};
     BpError err = {0};
     if (tokenizer_train(files, 1, 300, out1, 0, &err) != 0) fail_msg("%s", err.msg);
@@ -180,8 +170,8 @@ static void test_bad_inputs(void **state) {
     char corpus[512], empty[512], out[512], missing[512];
     write_text("small.txt", "some text", corpus, sizeof corpus);
     write_text("empty.txt", "\n<|endoftext|>\n", empty, sizeof empty);
-    snprintf(out, sizeof out, "%s/bad-out", tmpdir);
-    snprintf(missing, sizeof missing, "%s/missing.txt", tmpdir);
+    temp_dir_path(&tmp, "bad-out", out, sizeof out);
+    temp_dir_path(&tmp, "missing.txt", missing, sizeof missing);
     BpError err = {0};
     const char *files[] = {corpus};
     assert_int_equal(tokenizer_train(files, 1, 256, out, 0, &err), -1);
@@ -203,5 +193,5 @@ int main(void) {
         cmocka_unit_test(test_deterministic_and_exact_size),
         cmocka_unit_test(test_bad_inputs),
     };
-    return cmocka_run_group_tests_name("text/bpe_train", tests, setup, teardown);
+    return cmocka_run_group_tests_name("text/bpe_train", tests, setup, temp_dir_teardown);
 }

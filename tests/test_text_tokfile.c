@@ -14,19 +14,11 @@
 #include "../common/fileio.h"
 #include "../text/tokenizer.h"
 #include "../text/tokfile.h"
-
-static char tmpdir[256];
+#include "fixture.h"
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-tokfile-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
-    return 0;
+    return temp_dir_create(&tmp, "tokfile");
 }
 
 static void write_ids(const char *path, uint32_t vocab, const int *ids, size_t n) {
@@ -42,7 +34,7 @@ static void write_ids(const char *path, uint32_t vocab, const int *ids, size_t n
 static void test_round_trip_uint16(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/a.tok", tmpdir);
+    temp_dir_path(&tmp, "a.tok", path, sizeof path);
     size_t n = 200000;   /* more than the writer's buffer */
     int *ids = malloc(n * sizeof *ids);
     for (size_t i = 0; i < n; i++) ids[i] = (int)((i * 7919) % 50257);
@@ -68,7 +60,7 @@ static void test_round_trip_uint16(void **state) {
 static void test_round_trip_uint32_and_empty(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/b.tok", tmpdir);
+    temp_dir_path(&tmp, "b.tok", path, sizeof path);
     int ids[] = {0, 65535, 65536, 99999};
     write_ids(path, 100000, ids, 4);
     TokFile tf;
@@ -79,7 +71,7 @@ static void test_round_trip_uint32_and_empty(void **state) {
     for (int i = 0; i < 4; i++) assert_int_equal(tokfile_get(&tf, (uint64_t)i), (uint32_t)ids[i]);
     tokfile_close(&tf);
     /* vocab 65536 still fits uint16; an empty file is valid. */
-    snprintf(path, sizeof path, "%s/c.tok", tmpdir);
+    temp_dir_path(&tmp, "c.tok", path, sizeof path);
     write_ids(path, 65536, ids, 0);
     if (tokfile_open(&tf, path, &err) != 0) fail_msg("%s", err.msg);
     assert_int_equal(tf.id_width, 2);
@@ -90,7 +82,7 @@ static void test_round_trip_uint32_and_empty(void **state) {
 static void test_writer_rejects_bad_id_and_abort_leaves_nothing(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/d.tok", tmpdir);
+    temp_dir_path(&tmp, "d.tok", path, sizeof path);
     TokFileWriter *w;
     BpError err = {0};
     assert_int_equal(tokfile_writer_open(&w, path, 100, &err), 0);
@@ -99,7 +91,7 @@ static void test_writer_rejects_bad_id_and_abort_leaves_nothing(void **state) {
     assert_non_null(strstr(err.msg, "d.tok: id 100 out of range for vocab size 100"));
     tokfile_writer_abort(w);
     assert_false(file_exists(path));
-    assert_int_equal(access(tmpdir, F_OK), 0);
+    assert_int_equal(access(tmp.path, F_OK), 0);
 }
 
 /* Writes a token file with a given header and payload size. */
@@ -119,7 +111,7 @@ static void write_raw(const char *path, uint32_t magic, uint32_t version, uint32
 
 static void expect_open_error(const char *name, const char *needle) {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s", tmpdir, name);
+    temp_dir_path(&tmp, name, path, sizeof path);
     TokFile tf;
     BpError err = {0};
     assert_int_equal(tokfile_open(&tf, path, &err), -1);
@@ -131,32 +123,32 @@ static void expect_open_error(const char *name, const char *needle) {
 static void test_bad_files(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/short.tok", tmpdir);
+    temp_dir_path(&tmp, "short.tok", path, sizeof path);
     BpError err = {0};
     write_file_atomic(path, "BKPK", 4, &err);
     expect_open_error("short.tok", "too short");
-    snprintf(path, sizeof path, "%s/magic.tok", tmpdir);
+    temp_dir_path(&tmp, "magic.tok", path, sizeof path);
     write_raw(path, 0x12345678, 1, 100, 2, 4, 8, 1);
     expect_open_error("magic.tok", "not a token file");
-    snprintf(path, sizeof path, "%s/version.tok", tmpdir);
+    temp_dir_path(&tmp, "version.tok", path, sizeof path);
     write_raw(path, TOKFILE_MAGIC, 7, 100, 2, 4, 8, 1);
     expect_open_error("version.tok", "version 7");
-    snprintf(path, sizeof path, "%s/width.tok", tmpdir);
+    temp_dir_path(&tmp, "width.tok", path, sizeof path);
     write_raw(path, TOKFILE_MAGIC, 1, 100, 3, 4, 12, 1);
     expect_open_error("width.tok", "id width 3");
-    snprintf(path, sizeof path, "%s/vocab.tok", tmpdir);
+    temp_dir_path(&tmp, "vocab.tok", path, sizeof path);
     write_raw(path, TOKFILE_MAGIC, 1, 70000, 2, 4, 8, 1);
     expect_open_error("vocab.tok", "vocab size 70000");
-    snprintf(path, sizeof path, "%s/truncated.tok", tmpdir);
+    temp_dir_path(&tmp, "truncated.tok", path, sizeof path);
     write_raw(path, TOKFILE_MAGIC, 1, 100, 2, 5, 8, 1);
     expect_open_error("truncated.tok", "file size 72 does not match the header");
-    snprintf(path, sizeof path, "%s/long.tok", tmpdir);
+    temp_dir_path(&tmp, "long.tok", path, sizeof path);
     write_raw(path, TOKFILE_MAGIC, 1, 100, 2, 3, 8, 1);
     expect_open_error("long.tok", "does not match the header");
-    snprintf(path, sizeof path, "%s/overflow.tok", tmpdir);
+    temp_dir_path(&tmp, "overflow.tok", path, sizeof path);
     write_raw(path, TOKFILE_MAGIC, 1, 100, 4, UINT64_MAX / 2, 8, 1);
     expect_open_error("overflow.tok", "does not match the header");
-    snprintf(path, sizeof path, "%s/range.tok", tmpdir);
+    temp_dir_path(&tmp, "range.tok", path, sizeof path);
     write_raw(path, TOKFILE_MAGIC, 1, 100, 2, 4, 8, 100);
     expect_open_error("range.tok", "id 100 at position 0 is out of range");
     expect_open_error("missing.tok", "No such file");
@@ -173,7 +165,7 @@ static void test_tokenizer_check(void **state) {
     assert_true(hash != 0);
     assert_true(hash == tokfile_tokenizer_hash(gpt2));
     char path[512];
-    snprintf(path, sizeof path, "%s/named.tok", tmpdir);
+    temp_dir_path(&tmp, "named.tok", path, sizeof path);
     int ids[] = {1, 2, 50256};
     const struct { uint32_t vocab; uint64_t hash; int ok; const char *msg; } cases[] = {
         {50257, 0, 0, NULL},                     /* an older file: size only */
@@ -206,5 +198,5 @@ int main(void) {
         cmocka_unit_test(test_writer_rejects_bad_id_and_abort_leaves_nothing),
         cmocka_unit_test(test_bad_files),
     };
-    return cmocka_run_group_tests_name("text/tokfile", tests, setup, teardown);
+    return cmocka_run_group_tests_name("text/tokfile", tests, setup, temp_dir_teardown);
 }

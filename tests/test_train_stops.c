@@ -243,7 +243,7 @@ static void test_dropout_in_training_only(void **state) {
     load_params(on.out_dir, &m);
     TokFile val;
     char path[4200];
-    snprintf(path, sizeof path, "%s/data.val.tok", tmpdir);
+    temp_dir_path(&tmp, "data.val.tok", path, sizeof path);
     ASSERT_OK(tokfile_open(&val, path, &err));
     EvalResult r1, r2;
     uint64_t windows = (uint64_t)on.eval_batches * (uint64_t)on.batch;
@@ -283,5 +283,5 @@ int main(void) {
         cmocka_unit_test(test_accum_equals_larger_batch),
         cmocka_unit_test(test_dropout_in_training_only),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, setup, temp_dir_teardown);
 }

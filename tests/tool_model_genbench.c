@@ -5,10 +5,10 @@
  *                       [--heads H] [--senses K] [--ctx N] [--new T] [--runs R]
  *                       [--seed S] [--exact] [--print-tokens] [--int8] [--group G]
  *
- * Defaults are configuration A of issue 6 (V 8192, d 256, L 4, H 4, k 16, context 256,
- * 256 new tokens). Each run feeds the one-token prompt 0 and then generates T tokens
- * greedily (T steps, so the context holds 1 + T - 1 = T positions); the first run is a
- * warm-up. Prints each run's tokens/s, the median, and a hash of the greedy tokens.
+ * Defaults are the benchmark's configuration A (bench/run.sh: V 8192, d 256, L 4, H 4,
+ * k 16, context 256, 256 new tokens). Each run feeds the one-token prompt 0 and then
+ * generates T tokens greedily (T steps, so the context holds 1 + T - 1 = T positions);
+ * the first run is a warm-up. Prints each run's tokens/s, the median, and a hash of the greedy tokens.
  * By default tokens come from infer_step_greedy; --exact uses infer_step (all V
  * logits) and sample_token at temperature 0: the tokens must be the same.
  * --int8 generates with the int8 copies of model/quant.h (groups of G inputs per scale,
@@ -31,7 +31,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-    BackpackConfig c = {ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4};
+    BackpackConfig c = {ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4, ATTN_DOT, 0};
     int new_tokens = 256, runs = 4, print_tokens = 0, exact = 0, int8 = 0, group = QUANT_DEFAULT_GROUP;
     uint64_t seed = 1;
     for (int i = 1; i < argc; i++) {

@@ -1,11 +1,12 @@
 /* tool_model_refdump - runs the C model on a checkpoint and one batch, and dumps what
  * tests/reference.py compares with its PyTorch implementation:
  *
- *     tool_model_refdump MODEL_DIR BATCH.txt OUT.safetensors
+ *     tool_model_refdump MODEL_DIR BATCH.txt OUT.safetensors [PLAN]
  *
  * BATCH.txt: "B T", then B*T input ids, then B*T target ids (whitespace separated).
  * OUT.safetensors (F32): "logits" [B, T, V], "loss" [1], and "grad.<name>" for every
- * checkpoint tensor <name> in its stored shape: d(mean loss)/d(tensor).
+ * checkpoint tensor <name> in its stored shape: d(mean loss)/d(tensor). With a layer
+ * PLAN (model/plan.h) the blocks run as it says and there are no gradients.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,14 +52,19 @@ done:
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: %s MODEL_DIR BATCH.txt OUT.safetensors\n", argv[0]);
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s MODEL_DIR BATCH.txt OUT.safetensors [PLAN]\n", argv[0]);
         return 2;
     }
     BpError err = {{0}};
     Backpack m;
     int B = 0, T = 0, *inputs = NULL, *targets = NULL;
+    LayerPlan plan = {0};
     if (checkpoint_load(&m, argv[1], &err) != 0) goto fail;
+    if (argc == 5) {
+        if (layer_plan_parse(&plan, argv[4], m.config.n_layer, &err) != 0) goto fail_model;
+        m.plan = &plan;
+    }
     if (read_batch(argv[2], &B, &T, &inputs, &targets, &err) != 0) goto fail_model;
     if (backpack_forward(&m, inputs, targets, B, T, NULL, &err) != 0) goto fail_batch;
     int V = m.config.vocab_size;
@@ -71,17 +77,17 @@ int main(int argc, char **argv) {
     memcpy(logits, backpack_logits(&m), nlogits * sizeof(float));
     float loss = m.mean_loss;
     backpack_zero_grad(&m);
-    if (backpack_backward(&m, &err) != 0) goto fail_logits;
+    if (!m.plan && backpack_backward(&m, &err) != 0) goto fail_logits;
 
-    int ne = backpack_num_param_entries(&m.config);
-    ParamEntry *e = calloc((size_t)ne, sizeof *e);
+    int ne = m.plan ? 0 : backpack_num_param_entries(&m.config);
+    ParamEntry *e = calloc((size_t)ne + 1, sizeof *e);  /* + 1: none under a plan */
     SafeTensorOut *out = calloc((size_t)ne + 2, sizeof *out);
-    char (*names)[PARAM_NAME_MAX + 8] = calloc((size_t)ne, sizeof *names);
+    char (*names)[PARAM_NAME_MAX + 8] = calloc((size_t)ne + 1, sizeof *names);
     if (!e || !out || !names) {
         bp_fail(&err, "out of memory");
         goto fail_logits;
     }
-    backpack_param_entries(&m, &m.grads, e);
+    if (ne) backpack_param_entries(&m, &m.grads, e);
     out[0] = (SafeTensorOut){"logits", ST_F32, 3, {B, T, V}, logits};
     out[1] = (SafeTensorOut){"loss", ST_F32, 1, {1}, &loss};
     for (int i = 0; i < ne; i++) {
@@ -96,6 +102,7 @@ int main(int argc, char **argv) {
     free(logits);
     free(inputs);
     free(targets);
+    layer_plan_free(&plan);
     backpack_free(&m);
     if (rc != 0) {
         fprintf(stderr, "tool_model_refdump: %s\n", err.msg);
@@ -108,6 +115,7 @@ fail_batch:
     free(inputs);
     free(targets);
 fail_model:
+    layer_plan_free(&plan);
     backpack_free(&m);
 fail:
     fprintf(stderr, "tool_model_refdump: %s\n", err.msg);

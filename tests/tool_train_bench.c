@@ -75,7 +75,7 @@ static long peak_rss_kib(void) {
 static int parse(int argc, char **argv, Options *o) {
     *o = (Options){.data = "zipf", .batch = 8, .batches = 8, .warmup = 2, .steps = 5,
                    .threads = 2, .new_tokens = 256, .runs = 3, .seed = 1, .int8_group = -1};
-    o->model = (BackpackConfig){ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4};
+    o->model = (BackpackConfig){ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4, ATTN_DOT, 0};
     if (argc < 2) return -1;
     o->mode = argv[1];
     for (int i = 2; i < argc; i++) {

@@ -4,7 +4,8 @@
 # disk is whole. `make torture`; takes a minute or two.
 #
 #   training: train --save-every 1 is killed at a random time; the checkpoint must still
-#             load (generate) and resume (train --resume) to its step budget.
+#             load (generate) and resume (train --resume) to its step budget, and that
+#             resume's save must remove the killed save's staging directory.
 #   export:   export --force over an existing database is killed; the database at the
 #             target name must pass PRAGMA integrity_check and still answer `senses`.
 #   edit:     edit --scale is killed; the database must pass integrity_check, hold one
@@ -59,6 +60,9 @@ for i in $(seq "$ROUNDS"); do
         fail "training round $i: the checkpoint does not resume after kill -9"
     step=$(tail -n 1 "$m/metrics.jsonl" | sed -n 's/.*"step": *\([0-9]*\).*/\1/p')
     [ "$step" = $((12 * i + 2)) ] || fail "training round $i: resumed to step ${step:-?}, not $((12 * i + 2))"
+    # the resume's save removed what the killed save was staging
+    stale=$(find "$work" -maxdepth 1 -name 'train.staging-*' | wc -l)
+    [ "$stale" = 0 ] || fail "training round $i: $stale staging directories left after the next save"
 done
 "$BACKPACK" eval --model "$m" --data "$work/corpus.val.tok" --threads 1 >/dev/null ||
     fail "the checkpoint does not evaluate after $ROUNDS kills"

@@ -1,7 +1,7 @@
 /* train_fixture.h - what the train suites share: a temporary directory with a learnable
  * token corpus (DIR/data.train.tok, DIR/data.val.tok), a tiny model and run
- * configuration, and a hook that records every step. Header-only; each suite defines
- * its own tmpdir through setup_train_fixture. */
+ * configuration, and a hook that records every step. Header-only; the directory is
+ * fixture.h's tmp, made by setup_train_fixture and removed by temp_dir_teardown. */
 #ifndef BP_TRAIN_FIXTURE_H
 #define BP_TRAIN_FIXTURE_H
 
@@ -12,6 +12,7 @@
 #include "../common/rng.h"
 #include "../model/checkpoint.h"
 #include "../train/trainer.h"
+#include "fixture.h"
 #include "tokfile_fixture.h"
 
 #define V 64
@@ -22,7 +23,6 @@
         if (rc_ != 0) print_error("error: %s\n", err.msg); \
         assert_int_equal(rc_, 0);                          \
     } while (0)
-static char tmpdir[256];
 
 static void write_tokens(const char *path, uint64_t count, uint64_t seed) {
     uint16_t *ids = malloc(count * sizeof *ids);
@@ -38,21 +38,14 @@ static void write_tokens(const char *path, uint64_t count, uint64_t seed) {
     free(ids);
 }
 
-/* tmpdir named after the suite, holding the corpus. */
+/* The suite's directory (named after it), holding the corpus. */
 static int setup_train_fixture(const char *suite) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-%s-XXXXXX", suite);
-    if (!mkdtemp(tmpdir)) return -1;
+    if (temp_dir_create(&tmp, suite) != 0) return -1;
     char path[512];
-    snprintf(path, sizeof path, "%s/data.train.tok", tmpdir);
+    temp_dir_path(&tmp, "data.train.tok", path, sizeof path);
     write_tokens(path, 3000, 1);
-    snprintf(path, sizeof path, "%s/data.val.tok", tmpdir);
+    temp_dir_path(&tmp, "data.val.tok", path, sizeof path);
     write_tokens(path, 400, 2);
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove_tree(tmpdir);
     return 0;
 }
 
@@ -64,12 +57,12 @@ static BackpackConfig tiny_model(void) {
 }
 
 /* 8 steps of 2 micro-batches of 4 x 16, dropout 0.1, evaluating every 4 steps, one thread,
- * writing into tmpdir/out. */
+ * writing into DIR/out. */
 static inline void tiny_config(TrainConfig *c, const char *out) {
     train_config_defaults(c);
     c->model = tiny_model();
-    snprintf(c->data_prefix, sizeof c->data_prefix, "%s/data", tmpdir);
-    snprintf(c->out_dir, sizeof c->out_dir, "%s/%s", tmpdir, out);
+    temp_dir_path(&tmp, "data", c->data_prefix, sizeof c->data_prefix);
+    temp_dir_path(&tmp, out, c->out_dir, sizeof c->out_dir);
     c->batch = 4;
     c->context = 16;
     c->accum = 2;

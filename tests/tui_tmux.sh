@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The real `backpack browse` on a real (tmux) terminal: send keys, read the pane.
 #   tests/tui_tmux.sh BACKPACK DB MODEL_DIR WORKDIR
-# Run by tests/test_tui_browse.c (which builds DB and MODEL_DIR). Exit 0 when every
+# Run by tests/test_tui_screens.c (which builds DB and MODEL_DIR). Exit 0 when every
 # check passed; otherwise one line on stderr naming the failed check, with the pane.
 set -u
 bin=$1 db=$2 model=$3 work=$4

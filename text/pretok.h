@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "../common/error.h"
+#include "../common/utf8.h"
 
 #define PRETOK_EOT_TEXT "<|endoftext|>"
 #define PRETOK_EOT_LEN 13
@@ -55,8 +56,6 @@ typedef struct {
 void byte_alphabet_init(ByteAlphabet *a);
 /* Appends the UTF-8 of code point cp to out; returns the number of bytes (1..4). */
 int utf8_put(char *out, uint32_t cp);
-/* Decodes one well-formed UTF-8 character at s[0..n): its length (1..4) and *cp, or 0
- * when ill-formed (overlong, surrogate, above U+10FFFF, truncated). */
-int utf8_get(const unsigned char *s, size_t n, uint32_t *cp);
+/* utf8_get: common/utf8.h */
 
 #endif

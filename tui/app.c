@@ -12,6 +12,7 @@
 #include "screen_edits.h"
 #include "screen_help.h"
 #include "screen_prompt.h"
+#include "screen_run.h"
 #include "screen_search.h"
 #include "screen_sense.h"
 #include "screen_word.h"
@@ -19,7 +20,7 @@
 const ScreenClass *const app_screens[SCREEN_COUNT] = {
     [SCREEN_SEARCH] = &search_screen, [SCREEN_WORD] = &word_screen,   [SCREEN_SENSE] = &sense_screen,
     [SCREEN_PROMPT] = &prompt_screen, [SCREEN_EDIT] = &edit_screen,   [SCREEN_EDITS] = &edits_screen,
-    [SCREEN_HELP] = &help_screen,
+    [SCREEN_RUN] = &run_screen,       [SCREEN_HELP] = &help_screen,
 };
 
 /* ---- opening and closing ----------------------------------------------------------- */
@@ -46,6 +47,7 @@ int app_open(App *app, const char *db_path, const char *model_dir, BpError *err)
         app->model_dir = model_dir;
         if (runs_open(&app->runs, model_dir, ui->store, err) != 0) goto fail;
         ui->model = &app->runs;
+        ui->run_dir = model_dir;
         /* E now rather than on the first edit preview (154 MB for the small shape) */
         if (!store_embeddings(ui->store, err)) goto fail;
     }
@@ -114,6 +116,10 @@ static void act_edits(void *self, Ui *ui) {
     (void)self;
     ui_open(ui, SCREEN_EDITS, -1, -1);
 }
+static void act_run(void *self, Ui *ui) {
+    (void)self;
+    ui_open(ui, SCREEN_RUN, -1, -1);
+}
 static void act_word(void *self, Ui *ui) {
     (void)self;
     if (ui->token >= 0) ui_open(ui, SCREEN_WORD, ui->token, -1);
@@ -131,6 +137,7 @@ const KeyBinding app_global_keys[] = {
     {{'p', 0}, "p", "the prompt screen; with no prompt yet, type one at once (needs --model)",
      act_prompt},
     {{'E', 0}, "E", "the list of edits in the database", act_edits},
+    {{'R', 0}, "R", "the training run's loss curves (--model DIR with metrics.jsonl)", act_run},
     {{0}, NULL, NULL, NULL},
 };
 

@@ -51,7 +51,22 @@ void runs_close(ModelRuns *r) {
     if (r->tokenizer) tokenizer_free(r->tokenizer);
     sense_edits_free(&r->edits_in_force);
     free(r->tokens);
+    layer_plan_free(&r->plan);
     memset(r, 0, sizeof *r);
+}
+
+int runs_set_layers(ModelRuns *r, const char *plan_text, BpError *err) {
+    LayerPlan plan;
+    if (layer_plan_parse(&plan, plan_text, r->model.config.n_layer, err) != 0) return -1;
+    int max_len = r->infer.max_len;
+    const SenseEdits *edits = r->infer.edits;
+    infer_free(&r->infer);  /* its caches are per block run: rebuilt for the plan */
+    layer_plan_free(&r->plan);
+    r->plan = plan;
+    r->model.plan = &r->plan;
+    if (infer_build(&r->infer, &r->model, max_len, err) != 0) return -1;
+    infer_set_edits(&r->infer, edits);
+    return 0;
 }
 
 int runs_reload_edits(ModelRuns *r, SenseStore *store, BpError *err) {

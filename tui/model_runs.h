@@ -91,6 +91,7 @@ typedef struct {
     Prediction after;       /* with the edits in force plus the pending edit */
 
     ModelJob job;
+    LayerPlan plan;         /* with --layers (model.plan points here) */
 } ModelRuns;
 
 /* Loads the model in model_dir, checks it against the store (the model the database
@@ -98,6 +99,9 @@ typedef struct {
  * opens (the senses browse); only prompts need them. */
 int runs_open(ModelRuns *r, const char *model_dir, SenseStore *store, BpError *err);
 void runs_close(ModelRuns *r);
+/* Runs the model's blocks as plan_text (model/plan.h) from now on; before any prompt.
+ * On error the message quotes the plan and points at the bad character. */
+int runs_set_layers(ModelRuns *r, const char *plan_text, BpError *err);
 /* Rereads the edits in force from the store (after a save or an undo). */
 int runs_reload_edits(ModelRuns *r, SenseStore *store, BpError *err);
 

@@ -42,6 +42,7 @@ typedef enum {
     SCREEN_PROMPT,
     SCREEN_EDIT,
     SCREEN_EDITS,
+    SCREEN_RUN,
     SCREEN_HELP,
     SCREEN_COUNT
 } ScreenId;
@@ -115,6 +116,8 @@ struct Ui {
     int V, k, d;
     long generation;        /* bumped whenever the edits in force change: caches recompute */
     ModelRuns *model;       /* with --model, else NULL */
+    const char *run_dir;    /* the --model directory, where a training run keeps its
+                             * metrics.jsonl (the run screen reads it), else NULL */
     ScreenId screen;        /* the screen on show */
     int token, sense;       /* the current word and sense (-1: none yet): a screen's enter
                              * sets them to what it shows */

@@ -64,7 +64,10 @@ static void edits_draw(void *self, Ui *ui, Canvas *c) {
         canvas_printf(c, row, 1, 6, st, "%5lld", (long long)r->id);
         canvas_text(c, row, 7, 18, st, when);
         canvas_text(c, row, 25, 9, st, edit_kind_name(r->kind));
-        canvas_text(c, row, 34, 17, st, ui_word_label(ui, r->token, label, sizeof label));
+        /* a group (steer topic/debias) names several words: its description says which */
+        if (r->token < 0) snprintf(label, sizeof label, "(group)");
+        else ui_word_label(ui, r->token, label, sizeof label);
+        canvas_text(c, row, 34, 17, st, label);
         canvas_text(c, row, 52, 6, st, sense);
         int x = canvas_text(c, row, 59, -1, st, r->description);
         if (r->undone) canvas_text(c, row, 60 + x, -1, st, "(undone)");
@@ -75,7 +78,8 @@ static void act_edits_open(void *self, Ui *ui) {
     EditsScreen *es = self;
     if (es->count == 0) return;
     const EditRecord *r = &es->records[es->list.cursor];
-    if (r->sense >= 0) ui_open(ui, SCREEN_SENSE, r->token, r->sense);
+    if (r->token < 0) ui_message(ui, 0, "edit #%lld changes many words: %s", (long long)r->id, r->description);
+    else if (r->sense >= 0) ui_open(ui, SCREEN_SENSE, r->token, r->sense);
     else ui_open(ui, SCREEN_WORD, r->token, -1);
 }
 

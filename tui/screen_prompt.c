@@ -113,7 +113,12 @@ static void prompt_draw(void *self, Ui *ui, Canvas *c) {
                     "appear with the (context word, sense) pairs that caused them.");
         return;
     }
-    canvas_printf(c, row++, 1, -1, STYLE_TITLE, "prompt (%d tokens):", r->n_tokens);
+    /* steering edits act through the weights: alpha below already includes them */
+    if (r->edits_in_force.count > 0)
+        canvas_printf(c, row++, 1, -1, STYLE_TITLE, "prompt (%d tokens), with %d edited senses in force:",
+                      r->n_tokens, r->edits_in_force.count);
+    else
+        canvas_printf(c, row++, 1, -1, STYLE_TITLE, "prompt (%d tokens):", r->n_tokens);
     draw_tokens(ui, c, row++, 2, c->cols - 3, r->tokens, r->n_tokens);
     if (!runs_prompt_current(r)) {
         ui_draw_progress(ui, c, row + 1, 2, -1, JOB_PROMPT);
@@ -169,6 +174,14 @@ static ListView *prompt_list(void *self) {
     return &ps->lists[ps->column];
 }
 
+/* The word's title, and the layer plan the model runs under (browse --layers). */
+static void prompt_title(void *self, Ui *ui, char *out, size_t out_size) {
+    ui_title_word(self, ui, out, out_size);
+    size_t n = strlen(out);
+    if (ui->model && ui->model->model.plan && n < out_size)
+        snprintf(out + n, out_size - n, " | layers %s", ui->model->plan.text);
+}
+
 const ScreenClass prompt_screen = {
     .name = "prompt",
     .summary = "a prompt's next-token predictions and their causes",
@@ -178,5 +191,5 @@ const ScreenClass prompt_screen = {
     .enter = prompt_enter,
     .draw = prompt_draw,
     .list = prompt_list,
-    .title = ui_title_word,
+    .title = prompt_title,
 };
