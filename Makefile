@@ -218,11 +218,13 @@ demo: data $(BUILD)/backpack
 	BACKPACK=$(BUILD)/backpack DEMO_MINUTES=$(DEMO_MINUTES) ./demo.sh
 
 # bench/run.sh: training and generation against PyTorch (the speed targets in
-# bench/README.md), and the sgemm limit.
+# bench/README.md), and the sgemm limit; bench/bench_int8.sh: int8 generation and
+# training at the published small shape.
 # BENCH_QUICK=1 for a ~2-minute run.
 bench: data deps-torch $(BUILD)/backpack $(BUILD)/tests/tool_train_bench $(BUILD)/bench/sgemm
 	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests SGEMM=$(BUILD)/bench/sgemm PYTHON=$(PYTHON) \
 	    bench/run.sh
+	BACKPACK=$(BUILD)/backpack TOOLS=$(BUILD)/tests PYTHON=$(PYTHON) bench/bench_int8.sh
 $(BUILD)/bench/sgemm: $(BUILD)/bench/sgemm.o
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

@@ -283,14 +283,16 @@ def cmd_generate(args):
     cfg, tensors = load_checkpoint(os.path.join(args["dir"], "model"))
     model = Backpack(cfg, tensors)
     n = args["new"]
-    rates, toks = [], None
+    rates, toks, cpu = [], None, 0.0
     for r in range(args["runs"] + 1):  # run 0 warms up
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         toks = model.generate(0, n)
         dt = time.perf_counter() - t0
         if r > 0:
             rates.append(n / dt)
+            cpu += time.process_time() - c0
     print(json.dumps({"tokens_per_s": [round(v, 2) for v in rates],
+                      "cpu_seconds_per_token": round(cpu / (n * args["runs"]), 5),
                       "median_tokens_per_s": round(sorted(rates)[len(rates) // 2], 2),
                       "peak_rss_kib": peak_rss_kib(), "tokens": toks}))
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "../model/checkpoint.h"
+#include "../model/quant.h"
 #include "../senses/edits.h"
 #include "../text/tokenizer.h"
 #include "../common/args.h"
@@ -24,7 +25,9 @@ static const char generate_synopsis[] =
     "(n_positions tokens) is full. An empty prompt starts from <|endoftext|>.\n"
     "--layers PLAN runs the model's blocks as PLAN (docs/layer-plans.md).\n"
     "--next N first prints the N most probable next tokens after the prompt with their\n"
-    "probabilities, one per line; with --max-tokens 0 nothing else.\n";
+    "probabilities, one per line; with --max-tokens 0 nothing else.\n"
+    "--quantize int8 generates with int8 copies of the weight matrices (faster, slightly\n"
+    "different logits: bench/README.md); --next stays float.\n";
 
 typedef struct {
     const Tokenizer *tok;
@@ -57,7 +60,7 @@ static int print_next_tokens(const Backpack *m, const SenseEdits *edits, const T
 
 int cmd_generate(int argc, char **argv) {
     BpError err = {{0}};
-    const char *model_dir = NULL, *prompt = NULL, *edits_db = NULL, *layers = NULL;
+    const char *model_dir = NULL, *prompt = NULL, *edits_db = NULL, *layers = NULL, *quantize = NULL;
     GenerateConfig cfg = {.sampler = {.temperature = 0.8f, .top_k = 0, .top_p = 0.95f},
                           .max_tokens = 100};
     int seed_given = 0, threads = 0, next_top = 0;
@@ -73,6 +76,7 @@ int cmd_generate(int argc, char **argv) {
         {"--layers", ARG_STRING, &layers, .meta = "PLAN", .help = "run the blocks as PLAN: 0,2,1,3 or 0,(1+2)*3,3"},
         {"--threads", ARG_INT, &threads, 0, 1024, "N", "threads (0: OpenMP's default)", 0},
         {"--next", ARG_INT, &next_top, 1, 1000, "N", "first list the N most probable next tokens", 0},
+        {"--quantize", ARG_STRING, &quantize, .meta = "int8", .help = "weights in int8 with per-group scales (float by default)"},
         {0}};
     unsigned given = 0;
     const ArgSpec spec = {"generate", generate_synopsis, opts, .given = &given};
@@ -83,6 +87,8 @@ int cmd_generate(int argc, char **argv) {
     if (!prompt) return cli_usage_error("generate: --prompt TEXT is required");
     if (cfg.max_tokens == 0 && next_top == 0)
         return cli_usage_error("generate: --max-tokens 0 needs --next N");
+    if (quantize && strcmp(quantize, "int8") != 0)
+        return cli_usage_error("generate: --quantize takes int8");
     if (!seed_given) cfg.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
     if (threads > 0) {
         omp_set_num_threads(threads);
@@ -93,6 +99,7 @@ int cmd_generate(int argc, char **argv) {
     Tokenizer *tok = NULL;
     SenseEdits edits = {0};
     int have_edits = 0, rc = 1;
+    QuantModel *quant = NULL;
     int *ids = NULL;
     size_t n = 0, cap = 0;
     if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
@@ -134,6 +141,8 @@ int cmd_generate(int argc, char **argv) {
         rc = 0;
         goto done;
     }
+    if (quantize && !(quant = quant_build(&m, QUANT_DEFAULT_GROUP, &err))) goto done;
+    cfg.quant = quant;
     fputs(prompt, stdout);
     fflush(stdout);
     StreamCtx ctx = {.tok = tok};
@@ -152,6 +161,7 @@ done:
     if (rc) cli_error(err.msg);
     free(ids);
     if (have_edits) sense_edits_free(&edits);
+    quant_free(quant);
     if (tok) tokenizer_free(tok);
     layer_plan_free(&plan);
     backpack_free(&m);

@@ -172,6 +172,8 @@ void infer_reset(InferState *s) { s->len = 0; }
 
 void infer_set_edits(InferState *s, const SenseEdits *edits) { s->edits = edits; }
 
+void infer_set_quant(InferState *s, const struct QuantModel *q) { s->quant = q; }
+
 /* ---------------------------------------------------------------------------------- */
 /* the pieces of one position */
 
@@ -479,6 +481,14 @@ static const float *output_vector(const InferState *s) {
     return s->model->config.arch == ARCH_BACKPACK ? v.o : v.h;
 }
 
+/* The first index of the largest of x (n). */
+static int argmax_lowest(const float *x, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++)
+        if (x[i] > x[best]) best = i;
+    return best;
+}
+
 /* Thread 0's part of run_step. Returns the greedy token for STEP_GREEDY, else 0. */
 static int step_body(InferState *s, int token, StepKind kind) {
     const BackpackConfig *c = &s->model->config;
@@ -489,9 +499,10 @@ static int step_body(InferState *s, int token, StepKind kind) {
         sense_weights_and_mix(s, &v);
     }
     s->tokens[s->len++] = token;
-    if (kind == STEP_LOGITS) /* logits = E out, E (V, d) */
+    if (kind == STEP_LOGITS || (kind == STEP_GREEDY && s->quant)) /* logits = E out, E (V, d) */
         matvec_rows(s->team, s->logits, s->model->params.wte, output_vector(s), c->vocab_size,
                     c->n_embd);
+    if (kind == STEP_GREEDY && s->quant) return argmax_lowest(s->logits, c->vocab_size);
     return kind == STEP_GREEDY
                ? greedy_screen_choose(s->screen, s->model, s->team, s->logits, output_vector(s))
                : 0;
@@ -508,6 +519,7 @@ static int run_step(InferState *s, int token, StepKind kind) {
     Team *team = s->team;
     int result = 0;
     team_begin(team);
+    team->quant = s->quant;
 #pragma omp parallel if (per_token >= PARALLEL_MIN_FLOATS)
     {
         if (omp_get_thread_num() == 0) {
@@ -546,6 +558,6 @@ const float *infer_context_senses(const InferState *s) { return s->sense_vectors
 
 int infer_step_greedy(InferState *s, int token, BpError *err) {
     if (check_step(s, token, err)) return -1;
-    if (!s->screen && !(s->screen = greedy_screen_build(s->model, err))) return -1;
+    if (!s->quant && !s->screen && !(s->screen = greedy_screen_build(s->model, err))) return -1;
     return run_step(s, token, STEP_GREEDY);
 }

@@ -43,6 +43,7 @@ typedef struct {
     int *mix_rows;        /* (max_len k) rows of sense_vectors the mixing reads */
     GreedyScreen *screen; /* infer_step_greedy's int8 copy of E, built on its first call */
     struct Team *team;    /* the threads of a step (model/team.h) */
+    const struct QuantModel *quant; /* int8 weights (infer_set_quant), or NULL: float */
 } InferState;
 
 /* Under m->plan (backpack.h) the blocks run as the plan says, each run of a block with
@@ -56,6 +57,12 @@ void infer_reset(InferState *s);
  * sense out of range are ignored. Several edits of one (word, sense): weights
  * multiply, the last vector wins. */
 void infer_set_edits(InferState *s, const SenseEdits *edits);
+
+/* With q (model/quant.h, built from the same model) the steps' large products use its
+ * int8 copies: logits are then E_q o_q, and infer_step_greedy returns their argmax
+ * (lowest id on ties) instead of the float model's. NULL (the default) restores the
+ * float path, bit for bit. q must outlive its use; changing it requires infer_reset. */
+void infer_set_quant(InferState *s, const struct QuantModel *q);
 
 /* Feeds one token and returns the logits (V) for the next one. Fails when the context
  * is full (s->len == s->max_len) or the token is out of range. */

@@ -1,5 +1,6 @@
 /* infer_kernels.c - the matrix-vector products of one position (infer_kernels.h). */
 #include "infer_kernels.h"
+#include "quant.h"
 
 #include <stddef.h>
 #include <string.h>
@@ -73,8 +74,46 @@ static void rows_chunk(void *ctx, int chunk, int thread) {
     }
 }
 
+typedef struct {
+    const QuantMatrix *qm;
+    float *y;
+    const int8_t *x_q;
+    const float *t;
+    int chunk_rows, reference;
+} QuantJob;
+
+static void quant_chunk(void *ctx, int chunk, int thread) {
+    (void)thread;
+    const QuantJob *j = ctx;
+    const int begin = chunk * j->chunk_rows;
+    const int end = begin + j->chunk_rows < j->qm->rows ? begin + j->chunk_rows : j->qm->rows;
+    (j->reference ? quant_matvec_reference : quant_matvec_rows)(j->qm, j->y, j->x_q, j->t, begin, end);
+}
+
+/* y (qm->rows) = the int8 product of qm and x (quant.h), as a team job. The rounded x
+ * lives on the caller's stack for the job's duration. */
+static void quant_matvec(Team *team, float *y, const QuantMatrix *qm, const float *x) {
+    _Alignas(64) int8_t x_q[qm->cols_pad];
+    float t[qm->n_groups];
+    quant_vector(qm, x, x_q, t);
+    int chunk_rows = CHUNK_FLOATS / qm->cols_pad / 4 * 4;
+    chunk_rows = chunk_rows > 4 ? chunk_rows : 4;
+    QuantJob job = {qm, y, x_q, t, chunk_rows, team->quant->reference};
+    team_run(team, quant_chunk, &job, (qm->rows + chunk_rows - 1) / chunk_rows);
+}
+
+/* The int8 copy of W when the team's step has one. */
+static const QuantMatrix *quant_copy(const Team *team, const float *W) {
+    return team->quant ? quant_find(team->quant, W) : NULL;
+}
+
 /* y (rows) = A x, A (rows, cols) row-major: the layout of wte and of nn.Linear. */
 void matvec_rows(Team *team, float *y, const float *A, const float *x, int rows, int cols) {
+    const QuantMatrix *qm = quant_copy(team, A);
+    if (qm && qm->rows == rows && qm->cols == cols) {
+        quant_matvec(team, y, qm, x);
+        return;
+    }
     RowsJob job = {y, A, x, rows, cols, rows_per_chunk(cols)};
     team_run(team, rows_chunk, &job, (rows + job.chunk_rows - 1) / job.chunk_rows);
 }
@@ -150,6 +189,13 @@ void matvec_cols(Team *team, float *y, const float *x, const float *W, int n_in,
  * product is added to out instead (b still added). */
 void conv1d(Team *team, float *out, const float *x, const float *W, const float *b, int n_in,
             int n_out, int accumulate) {
+    const QuantMatrix *qm = quant_copy(team, W);
+    if (qm && qm->rows == n_out && qm->cols == n_in) {
+        float y[n_out];
+        quant_matvec(team, y, qm, x);
+        for (int i = 0; i < n_out; i++) out[i] = (accumulate ? out[i] + b[i] : b[i]) + y[i];
+        return;
+    }
     if (!accumulate) memcpy(out, b, (size_t)n_out * sizeof(float));
     else
         for (int i = 0; i < n_out; i++) out[i] += b[i];

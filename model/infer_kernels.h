@@ -7,6 +7,12 @@
  * (one atomic each) stay rare next to the reading. These kernels are our own (AVX-512
  * where compiled for it) rather than OpenBLAS's sgemv, which was 1.5-2x slower here
  * and would add a second thread pool. Results do not depend on the number of threads.
+ *
+ * When team->quant holds an int8 copy of a product's matrix (found by its float
+ * pointer, quant.h), matvec_rows and conv1d use it instead: the input vector is rounded
+ * to int8 per group on the calling thread, and the rows are shared as chunks of about
+ * 64K int8 weights. matvec_cols (the mixing over the context's sense vectors) and
+ * dot_rows4 stay float.
  */
 #ifndef BP_INFER_KERNELS_H
 #define BP_INFER_KERNELS_H

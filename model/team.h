@@ -35,6 +35,9 @@ typedef struct Team {
     uint32_t seq;              /* the current job's sequence number (thread 0's) */
     TeamJob fn;                /* the current job, valid while its chunks are claimable */
     void *ctx;
+    /* int8 copies of the weights the products of this region read (quant.h), or NULL:
+     * set by the step before its products (infer_kernels.h) */
+    const struct QuantModel *quant;
 } Team;
 
 void team_begin(Team *t);

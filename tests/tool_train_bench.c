@@ -19,13 +19,16 @@
  *       the M timed steps' wall time), the CPU seconds per timed step (all threads),
  *       every step's seconds and loss, peak RSS (KiB).
  *
- *   tool_train_bench generate --dir DIR [--new T] [--runs R] [--threads T]
+ *   tool_train_bench generate --dir DIR [--new T] [--runs R] [--threads T] [--int8 G]
  *       Greedy generation, batch 1, through model/infer.h as `backpack generate` does it:
  *       feed the prompt token 0, then T times take the argmax (lowest id on ties) and
  *       feed it, with infer_step_greedy (the exact argmax of infer_step's logits, found
  *       without the full-precision V x d product; T calls in all). R timed runs after
  *       one warm-up.
- *       Prints one line of JSON: tokens_per_s of each run, the greedy ids, peak RSS.
+ *       Prints one line of JSON: tokens_per_s of each run, CPU seconds per token (all
+ *       threads, timed runs), the greedy ids, peak RSS.
+ *       --int8 G generates with the int8 copies of model/quant.h, G inputs per scale
+ *       (0: one per row), built before the runs (not timed).
  */
 #include <cblas.h>
 #include <omp.h>
@@ -40,13 +43,14 @@
 #include "../model/backpack.h"
 #include "../model/checkpoint.h"
 #include "../model/infer.h"
+#include "../model/quant.h"
 #include "../train/adamw.h"
 
 typedef struct {
     const char *mode;
     const char *out, *dir, *data;
     BackpackConfig model;
-    int batch, batches, warmup, steps, threads, new_tokens, runs;
+    int batch, batches, warmup, steps, threads, new_tokens, runs, int8_group; /* -1: float */
     uint64_t seed;
 } Options;
 
@@ -70,7 +74,7 @@ static long peak_rss_kib(void) {
 
 static int parse(int argc, char **argv, Options *o) {
     *o = (Options){.data = "zipf", .batch = 8, .batches = 8, .warmup = 2, .steps = 5,
-                   .threads = 2, .new_tokens = 256, .runs = 3, .seed = 1};
+                   .threads = 2, .new_tokens = 256, .runs = 3, .seed = 1, .int8_group = -1};
     o->model = (BackpackConfig){ARCH_BACKPACK, 8192, 256, 4, 4, 16, 256, 4, ATTN_DOT, 0};
     if (argc < 2) return -1;
     o->mode = argv[1];
@@ -99,6 +103,7 @@ static int parse(int argc, char **argv, Options *o) {
         else if (!strcmp(a, "--threads")) o->threads = atoi(v);
         else if (!strcmp(a, "--new")) o->new_tokens = atoi(v);
         else if (!strcmp(a, "--runs")) o->runs = atoi(v);
+        else if (!strcmp(a, "--int8")) o->int8_group = atoi(v);
         else if (!strcmp(a, "--seed")) o->seed = strtoull(v, NULL, 10);
         else {
             fprintf(stderr, "tool_train_bench: unknown option %s\n", a);
@@ -265,12 +270,15 @@ static int cmd_generate(const Options *o) {
     if (n > m.config.n_positions) return fail("--new exceeds the model's context");
     InferState s;
     if (infer_build(&s, &m, n, &err)) return fail(err.msg);
+    QuantModel *quant = NULL;
+    if (o->int8_group >= 0 && !(quant = quant_build(&m, o->int8_group, &err))) return fail(err.msg);
+    infer_set_quant(&s, quant);
     int *out = malloc((size_t)n * sizeof(int));
-    double *rates = malloc((size_t)o->runs * sizeof(double));
+    double *rates = malloc((size_t)o->runs * sizeof(double)), cpu = 0.0;
     for (int r = 0; r <= o->runs; r++) { /* run 0 warms up */
         infer_reset(&s);
         int token = 0;
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         for (int i = 0; i < n; i++) {
             token = infer_step_greedy(&s, token, &err);
             if (token < 0) return fail(err.msg);
@@ -278,15 +286,18 @@ static int cmd_generate(const Options *o) {
         }
         double dt = now_seconds() - t0;
         if (r > 0) rates[r - 1] = n / dt;
+        if (r > 0) cpu += cpu_seconds() - c0;
     }
     printf("{\"tokens_per_s\": [");
     for (int r = 0; r < o->runs; r++) printf("%s%.2f", r ? ", " : "", rates[r]);
     qsort(rates, (size_t)o->runs, sizeof(double), cmp_double);
-    printf("], \"median_tokens_per_s\": %.2f, \"peak_rss_kib\": %ld, \"tokens\": [",
-           rates[o->runs / 2], peak_rss_kib());
+    printf("], \"median_tokens_per_s\": %.2f, \"cpu_seconds_per_token\": %.5f, \"peak_rss_kib\": %ld, "
+           "\"int8_group\": %d, \"tokens\": [",
+           rates[o->runs / 2], cpu / ((double)n * o->runs), peak_rss_kib(), o->int8_group);
     for (int i = 0; i < n; i++) printf("%s%d", i ? ", " : "", out[i]);
     printf("]}\n");
     infer_free(&s);
+    quant_free(quant);
     backpack_free(&m);
     free(tokens);
     free(out);

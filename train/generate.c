@@ -20,6 +20,7 @@ int generate(const Backpack *m, const SenseEdits *edits, const int *prompt, int 
     InferState s;
     if (infer_build(&s, m, max_len, err) != 0) return -1;
     infer_set_edits(&s, edits);
+    infer_set_quant(&s, cfg->quant);
     infer_reset(&s);
     Rng rng;
     rng_seed(&rng, cfg->seed);

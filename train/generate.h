@@ -19,6 +19,7 @@ typedef struct {
     SamplerConfig sampler;   /* temperature, top_k (0 = off), top_p (1 = off) */
     int max_tokens;          /* tokens to generate, > 0 */
     uint64_t seed;
+    const struct QuantModel *quant; /* int8 weights (model/quant.h), or NULL: float */
 } GenerateConfig;
 
 /* Called with each generated token; a non-zero return stops generation. */
