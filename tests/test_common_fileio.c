@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <dirent.h>
 
 #include <stdio.h>
@@ -17,24 +19,22 @@
 #include "../common/fileio.h"
 #include "../common/rng.h"
 
-static char tmpdir[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-fileio-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return temp_dir_create(&tmp, "fileio");
 }
 
 static int teardown(void **state) {
     (void)state;
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 
 static void test_write_then_read(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/a.txt", tmpdir);
+    snprintf(path, sizeof path, "%s/a.txt", tmp.path);
     BpError err = {0};
     assert_int_equal(write_file_atomic(path, "hello", 5, &err), 0);
     char *data;
@@ -48,7 +48,7 @@ static void test_write_then_read(void **state) {
 static void test_abort_keeps_old_content(void **state) {
     (void)state;
     char path[512];
-    snprintf(path, sizeof path, "%s/b.txt", tmpdir);
+    snprintf(path, sizeof path, "%s/b.txt", tmp.path);
     BpError err = {0};
     assert_int_equal(write_file_atomic(path, "old", 3, &err), 0);
     AtomicFile af;
@@ -93,7 +93,7 @@ static void test_dir_commit_swaps_whole_directory(void **state) {
     (void)state;
     char dir[512], staging[600], path[700];
     BpError err = {0};
-    snprintf(dir, sizeof dir, "%s/ckpt", tmpdir);
+    snprintf(dir, sizeof dir, "%s/ckpt", tmp.path);
     for (int round = 0; round < 3; round++) {
         assert_int_equal(dir_stage(dir, staging, sizeof staging, &err), 0);
         char content[32];
@@ -115,7 +115,7 @@ static void test_dir_abort_leaves_old(void **state) {
     (void)state;
     char dir[512], staging[600], path[700];
     BpError err = {0};
-    snprintf(dir, sizeof dir, "%s/keep", tmpdir);
+    snprintf(dir, sizeof dir, "%s/keep", tmp.path);
     assert_int_equal(dir_stage(dir, staging, sizeof staging, &err), 0);
     path_join(path, sizeof path, staging, "f.txt", &err);
     assert_int_equal(write_file_atomic(path, "v1", 2, &err), 0);
@@ -131,8 +131,8 @@ static void test_write_through_link_and_device(void **state) {
     (void)state;
     char target[512], link[512];
     BpError err = {0};
-    snprintf(target, sizeof target, "%s/target.txt", tmpdir);
-    snprintf(link, sizeof link, "%s/link.txt", tmpdir);
+    snprintf(target, sizeof target, "%s/target.txt", tmp.path);
+    snprintf(link, sizeof link, "%s/link.txt", tmp.path);
     assert_int_equal(write_file_atomic(target, "old", 3, &err), 0);
     assert_int_equal(symlink(target, link), 0);
     assert_int_equal(write_file_atomic(link, "new", 3, &err), 0);
@@ -146,8 +146,8 @@ static void test_write_through_link_and_device(void **state) {
     free(data);
     /* A dangling link gets its target created. */
     char dangling[512], missing[512];
-    snprintf(dangling, sizeof dangling, "%s/dangling.txt", tmpdir);
-    snprintf(missing, sizeof missing, "%s/missing.txt", tmpdir);
+    snprintf(dangling, sizeof dangling, "%s/dangling.txt", tmp.path);
+    snprintf(missing, sizeof missing, "%s/missing.txt", tmp.path);
     assert_int_equal(symlink("missing.txt", dangling), 0);
     assert_int_equal(write_file_atomic(dangling, "made", 4, &err), 0);
     assert_int_equal(read_file(missing, &data, &len, &err), 0);
@@ -195,7 +195,7 @@ static void test_dir_commit_through_link(void **state) {
     (void)state;
     char base[512], target[600], link[600], staging[700];
     BpError err = {0};
-    snprintf(base, sizeof base, "%s/linked", tmpdir);
+    snprintf(base, sizeof base, "%s/linked", tmp.path);
     assert_int_equal(make_dirs(base, &err), 0);
     snprintf(target, sizeof target, "%s/real", base);
     snprintf(link, sizeof link, "%s/link", base);
@@ -244,8 +244,8 @@ static void test_remove_tree_keeps_link_target(void **state) {
     (void)state;
     char target[512], link[512];
     BpError err = {0};
-    snprintf(target, sizeof target, "%s/precious", tmpdir);
-    snprintf(link, sizeof link, "%s/precious-link", tmpdir);
+    snprintf(target, sizeof target, "%s/precious", tmp.path);
+    snprintf(link, sizeof link, "%s/precious-link", tmp.path);
     assert_int_equal(make_dirs(target, &err), 0);
     write_text(target, "keep.txt", "keep");
     assert_int_equal(symlink(target, link), 0);
@@ -270,7 +270,7 @@ static void test_stale_staging_removed(void **state) {
     (void)state;
     char base[512], dir[600], name[800], staging[800], outside[600];
     BpError err = {0};
-    snprintf(base, sizeof base, "%s/stale", tmpdir);
+    snprintf(base, sizeof base, "%s/stale", tmp.path);
     assert_int_equal(make_dirs(base, &err), 0);
     snprintf(dir, sizeof dir, "%s/ckpt", base);
     long dead = dead_pid();

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,17 +19,15 @@
 #include "../lab/induction_data.h"
 #include "../text/tokfile.h"
 
-static char tmpdir[256];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-induction-XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return temp_dir_create(&tmp, "induction");
 }
 
 static int teardown(void **state) {
     (void)state;
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 
@@ -187,7 +187,7 @@ static char *slurp(const char *path, size_t *len) {
 
 static void write_prefix(const InductionStats *s, const InductionTask *t, const char *name, uint64_t seed,
                          char *prefix, size_t size) {
-    snprintf(prefix, size, "%s/%s", tmpdir, name);
+    snprintf(prefix, size, "%s/%s", tmp.path, name);
     BpError err = {{0}};
     if (induction_write_data(s, t, prefix, 30, 5, seed, 0, 0, &err) != 0) fail_msg("%s", err.msg);
 }
@@ -256,10 +256,10 @@ static void test_files_deterministic_and_consistent(void **state) {
     tokfile_close(&tf);
     induction_marks_free(&mk);
     /* the validation split does not depend on the number of training sequences */
-    snprintf(pb, sizeof pb, "%s/d", tmpdir);
+    snprintf(pb, sizeof pb, "%s/d", tmp.path);
     assert_int_equal(induction_write_data(&s, &t, pb, 7, 5, 5, 0, 0, &err), 0);
     snprintf(pa, sizeof pa, "%s.val.tok", a);
-    snprintf(pb, sizeof pb, "%s/d.val.tok", tmpdir);
+    snprintf(pb, sizeof pb, "%s/d.val.tok", tmp.path);
     assert_true(same_file(pa, pb));
     induction_stats_free(&s);
 }
@@ -269,7 +269,7 @@ static void test_marks_reader_rejects(void **state) {
     char path[512];
     BpError err = {{0}};
     InductionMarks mk;
-    snprintf(path, sizeof path, "%s/bad.marks", tmpdir);
+    snprintf(path, sizeof path, "%s/bad.marks", tmp.path);
     unsigned char buf[64 + 10] = {0};
     uint32_t magic = INDUCTION_MARKS_MAGIC, version = 1, T = 5, K = 1;
     uint64_t count = 10;
@@ -297,7 +297,7 @@ static void test_marks_reader_rejects(void **state) {
     assert_non_null(strstr(err.msg, "magic"));
     assert_int_equal(write_file_atomic(path, buf, 10, &err), 0);   /* shorter than a header */
     assert_int_equal(induction_marks_read(&mk, path, &err), -1);
-    snprintf(path, sizeof path, "%s/missing.marks", tmpdir);
+    snprintf(path, sizeof path, "%s/missing.marks", tmp.path);
     assert_int_equal(induction_marks_read(&mk, path, &err), -1);
     assert_non_null(strstr(err.msg, path));
 }

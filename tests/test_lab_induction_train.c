@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +23,6 @@
 #include <omp.h>
 
 static InductionStats stats;
-static char tmpdir[256];
 
 static int setup(void **state) {
     (void)state;
@@ -45,14 +46,13 @@ static int setup(void **state) {
     BpError err = {{0}};
     int rc = induction_stats_from_text(&stats, text, LEN, 32, &err);
     free(text);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-induction-train-XXXXXX");
-    return rc == 0 && mkdtemp(tmpdir) ? 0 : -1;
+    return rc == 0 ? temp_dir_create(&tmp, "induction-train") : -1;
 }
 
 static int teardown(void **state) {
     (void)state;
     induction_stats_free(&stats);
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 
@@ -126,7 +126,7 @@ static void test_metrics_file_and_freeze(void **state) {
     InductionRun r = small_run(2, 20);
     r.eval_every = 10;
     char dir[512];
-    snprintf(dir, sizeof dir, "%s/run", tmpdir);
+    snprintf(dir, sizeof dir, "%s/run", tmp.path);
     r.out_dir = dir;
     /* W_K1 frozen the whole run: it keeps its random value, so its recall does not move */
     r.n_freezes = 1;

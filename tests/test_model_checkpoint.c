@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <dirent.h>
 #include <jansson.h>
 #include <math.h>
@@ -24,16 +26,15 @@
 
 enum { V = 50, D = 16, L = 2, H = 2, K = 4, N = 8 };
 
-static char tmpdir[256], ckpt[512], weights[600], config[600], tokdir[512];
+static char ckpt[512], weights[600], config[600], tokdir[512];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-checkpoint-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    snprintf(ckpt, sizeof ckpt, "%s/ckpt", tmpdir);
+    if (temp_dir_create(&tmp, "checkpoint") != 0) return -1;
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt", tmp.path);
     snprintf(weights, sizeof weights, "%s/model.safetensors", ckpt);
     snprintf(config, sizeof config, "%s/config.json", ckpt);
-    snprintf(tokdir, sizeof tokdir, "%s/tok", tmpdir);
+    snprintf(tokdir, sizeof tokdir, "%s/tok", tmp.path);
     BpError err;
     char p[600];
     if (make_dirs(tokdir, &err) != 0) return -1;
@@ -46,7 +47,7 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 
@@ -93,7 +94,7 @@ static void expect_load_fails(const char *file, const char *frag, ...) {
 }
 
 static int staging_leftovers(void) {
-    DIR *d = opendir(tmpdir);
+    DIR *d = opendir(tmp.path);
     assert_non_null(d);
     int found = 0;
     struct dirent *e;
@@ -266,7 +267,7 @@ static void test_aborted_save_keeps_old_checkpoint(void **state) {
     assert_int_equal(staging_leftovers(), 0);
     /* A missing tokenizer file fails the save too, naming it. */
     char bad_tok[600];
-    snprintf(bad_tok, sizeof bad_tok, "%s/nowhere", tmpdir);
+    snprintf(bad_tok, sizeof bad_tok, "%s/nowhere", tmp.path);
     assert_int_equal(checkpoint_save(&b, ckpt, bad_tok, NULL, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "nowhere/vocab.json"));
     /* A process killed while staging: the staging directory is left half written. */
@@ -641,7 +642,7 @@ static void test_non_finite_weights(void **state) {
 static void test_save_through_link(void **state) {
     (void)state;
     char link[600];
-    snprintf(link, sizeof link, "%s/link", tmpdir);
+    snprintf(link, sizeof link, "%s/link", tmp.path);
     BpError err = {0};
     assert_int_equal(make_dirs(ckpt, &err), 0);
     assert_int_equal(symlink("ckpt", link), 0);

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,20 +17,18 @@
 #include "../common/fileio.h"
 #include "../model/safetensors.h"
 
-static char tmpdir[256];
 static char path[512];
 
 static int setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-safetensors-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    snprintf(path, sizeof path, "%s/t.safetensors", tmpdir);
+    if (temp_dir_create(&tmp, "safetensors") != 0) return -1;
+    snprintf(path, sizeof path, "%s/t.safetensors", tmp.path);
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 

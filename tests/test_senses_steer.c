@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "fixture.h"
+
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -26,7 +28,7 @@
 
 enum { D = 16, K = 4, CTX = 64 };
 
-static char tmpdir[256], tokdir[300], dbpath[300];
+static char tokdir[300], dbpath[300];
 static Tokenizer *tok;
 static Backpack model;
 static int V;
@@ -43,13 +45,12 @@ static void write_text(const char *path, const char *text, size_t len) {
     if (write_file_atomic(path, text, len, &err)) fail_msg("%s", err.msg);
 }
 
-static void path_in_tmp(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", tmpdir, name); }
+static void path_in_tmp(char *out, size_t size, const char *name) { snprintf(out, size, "%s/%s", tmp.path, name); }
 
 static int group_setup(void **state) {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/bp-test-steer-XXXXXX");
-    if (!mkdtemp(tmpdir)) return -1;
-    snprintf(tokdir, sizeof tokdir, "%s/tok", tmpdir);
+    if (temp_dir_create(&tmp, "steer") != 0) return -1;
+    snprintf(tokdir, sizeof tokdir, "%s/tok", tmp.path);
     char corpus[300];
     path_in_tmp(corpus, sizeof corpus, "corpus.txt");
     FILE *f = fopen(corpus, "w");
@@ -71,7 +72,7 @@ static int group_setup(void **state) {
     /* O(1) logits, so that the tolerances below mean something */
     for (size_t i = 0; i < (size_t)V * D; i++) model.params.wte[i] *= 50.0f;
     for (size_t i = 0; i < (size_t)4 * D * K * D; i++) model.params.sense_final_projw[i] *= 50.0f;
-    snprintf(dbpath, sizeof dbpath, "%s/senses.db", tmpdir);
+    snprintf(dbpath, sizeof dbpath, "%s/senses.db", tmp.path);
     ExportOptions o = {.top_n = 20};
     if (store_export(&model, tokdir, dbpath, &o, &err)) {
         fprintf(stderr, "export: %s\n", err.msg);
@@ -84,7 +85,7 @@ static int group_teardown(void **state) {
     (void)state;
     backpack_free(&model);
     tokenizer_free(tok);
-    remove_tree(tmpdir);
+    temp_dir_remove(&tmp);
     return 0;
 }
 
