@@ -51,14 +51,7 @@ int cmd_eval(int argc, char **argv) {
     }
 
     Backpack m;
-    if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
-    if (context > m.config.n_positions) {
-        snprintf(err.msg, sizeof err.msg, "eval: --context %d is longer than the model's %d positions",
-                 context, m.config.n_positions);
-        backpack_free(&m);
-        return cli_usage_error(err.msg);
-    }
-    if (context == 0) context = m.config.n_positions;
+    if ((st = cli_load_model("eval", model_dir, &context, &m)) != 0) return st;
     LayerPlan plan = {0};
     if ((st = cli_layers(layers, &m, &plan)) != 0) {
         backpack_free(&m);

@@ -46,6 +46,19 @@ int cli_layers(const char *text, Backpack *m, LayerPlan *plan) {
     return cli_usage_error(err.msg);
 }
 
+int cli_load_model(const char *cmd, const char *dir, int *context, Backpack *m) {
+    BpError err = {{0}};
+    if (checkpoint_load(m, dir, &err) != 0) return cli_error(err.msg);
+    if (*context > m->config.n_positions) {
+        snprintf(err.msg, sizeof err.msg, "%s: --context %d is longer than the model's %d positions",
+                 cmd, *context, m->config.n_positions);
+        backpack_free(m);
+        return cli_usage_error(err.msg);
+    }
+    if (*context == 0) *context = m->config.n_positions;
+    return 0;
+}
+
 static int eval_plan(const Sweep *s, const char *text, EvalResult *res, BpError *err) {
     LayerPlan plan;
     if (layer_plan_parse(&plan, text, s->m->config.n_layer, err) != 0) return -1;
@@ -169,14 +182,7 @@ int cmd_layers(int argc, char **argv) {
         openblas_set_num_threads(threads);
     }
     Backpack m;
-    if (checkpoint_load(&m, model_dir, &err) != 0) return cli_error(err.msg);
-    if (context > m.config.n_positions) {
-        snprintf(err.msg, sizeof err.msg, "layers: --context %d is longer than the model's %d positions",
-                 context, m.config.n_positions);
-        backpack_free(&m);
-        return cli_usage_error(err.msg);
-    }
-    if (context == 0) context = m.config.n_positions;
+    if ((st = cli_load_model("layers", model_dir, &context, &m)) != 0) return st;
     const int L = m.config.n_layer;
     TokFile tf;
     int tf_open = 0, rc = 1;

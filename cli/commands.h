@@ -25,6 +25,10 @@ int cmd_layers(int argc, char **argv);        /* layers --model DIR --data F.tok
  * sets m->plan. Returns 0, or prints the usage error ("--layers: '0,,1': empty step at
  * character 3") and returns its exit status. */
 int cli_layers(const char *text, Backpack *m, LayerPlan *plan);
+/* Loads the model in dir into m for command cmd, with --context N (0: the model's
+ * n_positions) checked against it and set. Returns 0, or prints the error and returns
+ * its exit status (m is then freed). */
+int cli_load_model(const char *cmd, const char *dir, int *context, Backpack *m);
 /* cmd_senses.c */
 int cmd_export(int argc, char **argv);
 int cmd_senses(int argc, char **argv);
