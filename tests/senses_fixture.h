@@ -180,6 +180,21 @@ static inline double cosine_d(const float *a, const float *b) {
     return ab / sqrt(aa * bb);
 }
 
+/* The paper's replace edit of sense l of word x, computed independently in double:
+ * C' = C - (C.E[r] / |E[r]|^2) E[r] + (C.E[r] / |E[a]|^2) E[a], replacing word r by a. */
+static inline void expected_replace(int x, int l, int r, int a, double out[D]) {
+    const float *c = senses + ((size_t)x * K + l) * D;
+    const float *er = model.params.wte + (size_t)r * D, *ea = model.params.wte + (size_t)a * D;
+    double cr = 0, rr = 0, aa = 0;
+    for (int i = 0; i < D; i++) {
+        cr += (double)c[i] * er[i];
+        rr += (double)er[i] * er[i];
+        aa += (double)ea[i] * ea[i];
+    }
+    const double coef = cr / rr;
+    for (int i = 0; i < D; i++) out[i] = c[i] - coef * er[i] + coef * rr / aa * ea[i];
+}
+
 /* Undoes every edit in force so that each test starts from the export. */
 static inline void undo_all(SenseStore *s) {
     BpError err;
